@@ -1,0 +1,13 @@
+//! One module per subcommand; each has `Args` (clap) and `run(args) -> anyhow::Result<()>`.
+pub mod info;
+
+/// 2 when the error chain holds a typed input error from one of the library crates (the user can
+/// fix the input), 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let input = err.chain().any(|e| e.is::<nodal_io::IoError>() || e.is::<nodal_core::CoreError>());
+    if input {
+        2
+    } else {
+        1
+    }
+}

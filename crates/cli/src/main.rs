@@ -1,0 +1,38 @@
+//! `nodal` — finds, segments and measures lymph nodes in head-and-neck CT.
+//!
+//! Exit codes: 0 success; 1 an internal failure; 2 bad input (unreadable or invalid file, wrong
+//! arguments) — the message names the file and the problem.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod commands;
+
+#[derive(Parser)]
+#[command(name = "nodal", version, about = "Finds, segments and measures lymph nodes in head-and-neck CT")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print size, spacing, orientation, HU range and the series found in a CT (NIfTI or DICOM).
+    Info(commands::info::Args),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(args) => commands::info::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(commands::exit_code(&err))
+        }
+    }
+}

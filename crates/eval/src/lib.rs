@@ -1,0 +1,1 @@
+//! Evaluation of lymph-node models with the published protocol and its statistics.

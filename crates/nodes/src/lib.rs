@@ -1,0 +1,1 @@
+//! Node analysis: connected components, RECIST measurements and post-processing of node masks.

@@ -1,0 +1,1 @@
+//! Data engine: simulated contrast-enhanced neck CT with ground-truth lymph nodes.

@@ -1,0 +1,1 @@
+//! Reports for radiologists and researchers: HTML, DICOM SEG and DICOM SR.
