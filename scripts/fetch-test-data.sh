@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Fetches real CT files from the package registries into .cache/testdata (git-ignored, idempotent):
+#   pydicom (PyPI wheel)        CT_small.dcm, the dicomdirtests CT series
+#   pydicom-data (PyPI)         eCT_Supplemental.dcm (enhanced multi-frame CT)
+#   totalsegmentator 2.18.0     sdist tests/reference_files: example_ct.nii.gz, example_ct_dicom/,
+#                               example_seg_dicom.nii.gz, aorta_report/, pulmonary_report/
+#   invesalius-examples (Debian) Cranium.inv3 head CT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=.cache/testdata
+mkdir -p "$dest"
+dl=.cache/downloads
+mkdir -p "$dl"
+
+if [ ! -f "$dest/.done-pydicom" ]; then
+  python3 -m pip download --quiet --no-deps --only-binary :all: -d "$dl" pydicom==3.0.1
+  rm -rf "$dest/pydicom" && mkdir -p "$dest/pydicom"
+  python3 - "$dl" "$dest/pydicom" <<'PY'
+import sys, zipfile, glob, os
+whl = glob.glob(os.path.join(sys.argv[1], "pydicom-3.0.1-*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    for n in z.namelist():
+        if n.startswith("pydicom/data/test_files/"):
+            z.extract(n, sys.argv[2])
+PY
+  touch "$dest/.done-pydicom"
+fi
+
+if [ ! -f "$dest/.done-pydicom-data" ]; then
+  python3 -m pip download --quiet --no-deps -d "$dl" pydicom-data
+  rm -rf "$dest/pydicom-data" && mkdir -p "$dest/pydicom-data"
+  python3 - "$dl" "$dest/pydicom-data" <<'PY'
+import sys, zipfile, tarfile, glob, os
+f = sorted(glob.glob(os.path.join(sys.argv[1], "pydicom_data-*")) + glob.glob(os.path.join(sys.argv[1], "pydicom-data-*")))[0]
+out = sys.argv[2]
+names = ("eCT_Supplemental.dcm",)
+if f.endswith(".whl") or f.endswith(".zip"):
+    with zipfile.ZipFile(f) as z:
+        for n in z.namelist():
+            if os.path.basename(n) in names:
+                open(os.path.join(out, os.path.basename(n)), "wb").write(z.read(n))
+else:
+    with tarfile.open(f) as t:
+        for m in t.getmembers():
+            if os.path.basename(m.name) in names:
+                open(os.path.join(out, os.path.basename(m.name)), "wb").write(t.extractfile(m).read())
+PY
+  test -f "$dest/pydicom-data/eCT_Supplemental.dcm"
+  touch "$dest/.done-pydicom-data"
+fi
+
+if [ ! -f "$dest/.done-totalsegmentator" ]; then
+  venv=.cache/sdist-venv
+  [ -x $venv/bin/pip ] || { python3 -m venv $venv && $venv/bin/pip install --quiet setuptools wheel; }
+  $venv/bin/pip download --quiet --no-deps --no-binary totalsegmentator --no-build-isolation \
+    -d "$dl" totalsegmentator==2.18.0
+  rm -rf "$dest/totalsegmentator" && mkdir -p "$dest/totalsegmentator"
+  tar -xzf "$dl"/totalsegmentator-2.18.0.tar.gz -C "$dest/totalsegmentator" --strip-components=1 \
+    --wildcards '*/tests/reference_files/*'
+  test -f "$dest/totalsegmentator/tests/reference_files/example_ct.nii.gz"
+  touch "$dest/.done-totalsegmentator"
+fi
+
+if [ ! -f "$dest/.done-invesalius" ]; then
+  if ! ls "$dl"/invesalius-examples_*.deb >/dev/null 2>&1; then
+    (cd "$dl" && (apt-get download invesalius-examples 2>/dev/null || \
+      { apt-get update -qq && apt-get download invesalius-examples; }))
+  fi
+  rm -rf "$dest/invesalius" && mkdir -p "$dest/invesalius"
+  dpkg-deb -x "$dl"/invesalius-examples_*.deb "$dest/invesalius"
+  find "$dest/invesalius" -name 'Cranium.inv3' | grep -q .
+  touch "$dest/.done-invesalius"
+fi
+echo "test data in $dest"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test suite: fetches the registry test data (cached), sets up the Python cross-check
+# environment (cached), then runs the Rust tests and the Python cross-checks against the built binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/fetch-test-data.sh
+bash scripts/python-env.sh
+
+cargo build --workspace --bins --examples
+cargo test --workspace --no-fail-fast
+
+export NODAL_BIN="$PWD/target/debug/nodal"
+.cache/venv/bin/python -m pytest -q tests/python
