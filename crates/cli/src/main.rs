@@ -18,11 +18,20 @@ struct Cli {
 enum Command {
     /// Print size, spacing, orientation, HU range and the series found in a CT (NIfTI or DICOM).
     Info(commands::info::Args),
+    /// Generate one simulated neck CT with ground-truth lymph nodes (or insert nodes into a real CT).
+    Phantom(commands::phantom::Args),
+    /// Write an nnU-Net raw dataset of simulated cases.
+    Dataset(commands::dataset::Args),
+    /// Score predictions against ground-truth nodes with the evaluation protocol (JSON, CSV, Table 1, figures).
+    Evaluate(commands::evaluate::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => commands::info::run(args),
+        Command::Phantom(args) => commands::phantom::run(args),
+        Command::Dataset(args) => commands::dataset::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
     }
 }
 

@@ -1,11 +1,108 @@
-//! NIfTI and DICOM I/O.
-use thiserror::Error;
+//! NIfTI-1 and DICOM CT reading and writing that keeps exact patient-space geometry.
+//!
+//! * [`read_nifti`] / [`write_nifti`] / [`read_nifti_header`] — `.nii` and `.nii.gz`; NIfTI's RAS
+//!   affine (sform, else qform) becomes nodal's LPS [`nodal_core::Geometry`]; written files carry both
+//!   sform and qform and open in nibabel with the same affine.
+//! * [`list_series`] / [`read_ct_series`] / [`read_ct_files`] — DICOM CT series (classic single-frame
+//!   files or enhanced multi-frame CT) to a [`CtScan`]: HU as `Volume<i16>` plus the [`DicomRefs`] a
+//!   DICOM SEG/SR needs.
+//! * [`read_ct`] — either of the two, chosen from the path.
+//! * [`describe`] — what `nodal info` prints.
+//! * [`IoError`] — one typed error per failure, each naming the file.
+mod dicom;
+mod error;
+mod nifti;
 
-/// I/O errors; every variant names the file.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum IoError {
-    /// The file could not be opened or read.
-    #[error("{path}: {source}")]
-    Open { path: std::path::PathBuf, source: std::io::Error },
+pub use dicom::{
+    format_series_list, list_series, list_series_files, read_ct_files, read_ct_series, CtScan, DicomRefs,
+    SeriesInfo,
+};
+pub use error::IoError;
+pub use nifti::{read_nifti, read_nifti_header, write_nifti, NiftiDtype, NiftiHeader, NiftiVoxel};
+
+use std::path::Path;
+
+/// True when `path` names a NIfTI file (by extension, or by the header size field of an existing file).
+pub fn is_nifti_path(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    name.ends_with(".nii") || name.ends_with(".nii.gz")
+}
+
+/// Reads a CT in HU from a NIfTI file (values rounded/saturated to i16) or a DICOM folder/file (the
+/// single CT series there; see [`read_ct_series`] to choose among several).
+pub fn read_ct(path: impl AsRef<Path>) -> Result<CtScan, IoError> {
+    let path = path.as_ref();
+    if is_nifti_path(path) {
+        Ok(CtScan { hu: read_nifti::<i16>(path)?, dicom: None, source: path.to_path_buf() })
+    } else {
+        read_ct_series(path, None)
+    }
+}
+
+/// Human-readable description of a CT file or folder: geometry, HU range and (DICOM) the series
+/// found. With several CT series and no `series_uid`, only the list is described.
+pub fn describe(path: impl AsRef<Path>, series_uid: Option<&str>) -> Result<String, IoError> {
+    use std::fmt::Write;
+    let path = path.as_ref();
+    let mut s = String::new();
+    let scan = if is_nifti_path(path) {
+        let h = read_nifti_header(path)?;
+        let _ = writeln!(s, "file: {}", path.display());
+        let _ = writeln!(
+            s,
+            "format: NIfTI-1, {}{}, affine from {}",
+            h.dtype.name(),
+            h.scaling.map_or(String::new(), |(a, b)| format!(", scaled x{a} + {b}")),
+            h.affine_source
+        );
+        // Read as f32 so that the HU range is reported as stored (no rounding of scaled values).
+        let v = read_nifti::<f32>(path)?;
+        let (lo, hi) = v.min_max();
+        let g = v.geometry();
+        describe_geometry(&mut s, v.dims(), g);
+        let _ = writeln!(s, "value range: {lo} .. {hi}");
+        return Ok(s);
+    } else {
+        let series = list_series(path)?;
+        let _ = writeln!(s, "path: {}", path.display());
+        let _ = writeln!(s, "DICOM series found: {}", series.len());
+        let _ = writeln!(s, "{}", format_series_list(&series));
+        match read_ct_series(path, series_uid) {
+            Ok(scan) => scan,
+            Err(IoError::AmbiguousSeries { .. }) | Err(IoError::NoCtSeries { .. })
+                if series_uid.is_none() =>
+            {
+                let _ = writeln!(s, "no single CT series: choose one with --series UID");
+                return Ok(s);
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if let Some(r) = &scan.dicom {
+        let _ = writeln!(
+            s,
+            "series: {} \"{}\"",
+            r.series_instance_uid.as_deref().unwrap_or("(no SeriesInstanceUID)"),
+            r.series_description.as_deref().unwrap_or("")
+        );
+    }
+    describe_geometry(&mut s, scan.hu.dims(), scan.hu.geometry());
+    let (lo, hi) = scan.hu.min_max();
+    let _ = writeln!(s, "HU range: {lo} .. {hi}");
+    Ok(s)
+}
+
+fn describe_geometry(s: &mut String, dims: [usize; 3], g: &nodal_core::Geometry) {
+    use std::fmt::Write;
+    let _ = writeln!(s, "dims (i, j, k): {} x {} x {}", dims[0], dims[1], dims[2]);
+    let sp = g.spacing_mm;
+    let _ = writeln!(s, "spacing (mm): {:.4} x {:.4} x {:.4}", sp[0], sp[1], sp[2]);
+    let _ = writeln!(s, "orientation: {}", g.orientation_string());
+    let o = g.origin_mm;
+    // `+ 0.0` turns -0.0 into 0.0 so that axis-aligned directions print without stray signs.
+    let _ = writeln!(s, "origin (LPS mm): [{:.3}, {:.3}, {:.3}]", o[0] + 0.0, o[1] + 0.0, o[2] + 0.0);
+    for (name, d) in ["i", "j", "k"].iter().zip(g.direction.iter()) {
+        let _ =
+            writeln!(s, "direction {name} (LPS): [{:.5}, {:.5}, {:.5}]", d[0] + 0.0, d[1] + 0.0, d[2] + 0.0);
+    }
 }

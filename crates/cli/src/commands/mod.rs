@@ -1,10 +1,18 @@
 //! One module per subcommand; each has `Args` (clap) and `run(args) -> anyhow::Result<()>`.
+pub mod dataset;
+pub mod evaluate;
 pub mod info;
+pub mod phantom;
 
 /// 2 when the error chain holds a typed input error from one of the library crates (the user can
 /// fix the input), 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let input = err.chain().any(|e| e.is::<nodal_io::IoError>() || e.is::<nodal_core::CoreError>());
+    let input = err.chain().any(|e| {
+        e.is::<nodal_io::IoError>()
+            || e.is::<nodal_phantom::PhantomError>()
+            || e.is::<nodal_core::CoreError>()
+            || e.downcast_ref::<nodal_eval::EvalError>().is_some_and(|e| e.is_input())
+    });
     if input {
         2
     } else {

@@ -1,0 +1,70 @@
+//! `nodal evaluate`: scores predictions against ground-truth label maps with the evaluation
+//! protocol and writes `evaluation.json`, CSV tables, `table1.md` and figures.
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use nodal_eval::cohort::{attach_meta, MetaSource};
+use nodal_eval::{evaluate_cohort, pair_dirs, read_manifest, write_outputs};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+#[command(after_help = "Case ids: file names without .nii/.nii.gz and without an nnU-Net channel suffix \
+_0000, so case_001_0000.nii.gz pairs with case_001.nii.gz. Predictions with a float dtype are \
+probability maps (thresholded at 0.5, and an FROC curve is added); integer dtypes are masks (nonzero \
+= node). Ground truths are instance label maps (one id per node).")]
+pub struct Args {
+    /// Folder of predictions (.nii/.nii.gz): binary masks or probability maps.
+    #[arg(long, required_unless_present = "manifest", requires = "gt")]
+    pred: Option<PathBuf>,
+    /// Folder of ground-truth instance label maps (.nii/.nii.gz).
+    #[arg(long, required_unless_present = "manifest", requires = "pred")]
+    gt: Option<PathBuf>,
+    /// Node metadata: a folder of per-case nodes.json (<case>.json, <case>_nodes.json or
+    /// <case>/nodes.json), or a CSV case_id,node_id,metastatic.
+    #[arg(long)]
+    meta: Option<PathBuf>,
+    /// CSV case_id,pred,gt[,meta] instead of --pred/--gt (paths relative to the CSV's folder).
+    #[arg(long, conflicts_with_all = ["pred", "gt"])]
+    manifest: Option<PathBuf>,
+    /// Output folder.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut cases = match (&args.manifest, &args.pred, &args.gt) {
+        (Some(m), _, _) => read_manifest(m)?,
+        (None, Some(p), Some(g)) => pair_dirs(p, g)?,
+        _ => anyhow::bail!("give --pred and --gt, or --manifest"),
+    };
+    attach_meta(&mut cases, &MetaSource::from_path(args.meta.as_deref()))?;
+    let bar = ProgressBar::new(cases.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} evaluating [{bar:30}] {pos}/{len} scans ({elapsed}) {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let result = evaluate_cohort(&cases, &|id| {
+        bar.set_message(id.to_string());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let result = result?;
+    let written = write_outputs(&result, &args.output)
+        .with_context(|| format!("writing results to {}", args.output.display()))?;
+    let s = &result.summary;
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+    println!(
+        "{} scans, {} GT nodes: recall {} (mean over scans), precision {}, F1 {}, FP/scan {:.2}, Dice {}, \
+         avg_hd {} mm",
+        s.n_scans,
+        s.n_gt_nodes,
+        f(s.recall.mean),
+        f(s.precision.mean),
+        f(s.f1.mean),
+        s.fp_per_scan,
+        f(s.dice.mean),
+        f(s.avg_hd.mean)
+    );
+    println!("wrote {} files to {}", written.len(), args.output.display());
+    Ok(())
+}

@@ -1,0 +1,503 @@
+//! Evaluation of one scan: post-processing, localization, segmentation quality (protocol sections
+//! "Prediction post-processing", "Localization", "Segmentation quality").
+//!
+//! The stages, in order:
+//! 1. the prediction (a binary mask, or a probability map thresholded at `p >= 0.5`) is split into
+//!    26-connected components; components whose axial short axis is below 4.5 mm are removed and
+//!    counted (`n_pred_removed_small`);
+//! 2. per ground-truth node: sensitivity = |node ∩ kept prediction| / |node|; localized when
+//!    sensitivity >= 0.4;
+//! 3. a kept component is a true positive when it overlaps at least one localized node, otherwise a
+//!    false positive;
+//! 4. both masks are filtered (TP components; localized nodes) and compared globally (Dice and the
+//!    surface distances of [`crate::distance`]).
+use crate::distance::{overlap_counts, surface_distances};
+use crate::meta::NodeMeta;
+use crate::EvalError;
+use nodal_core::{Label, Volume};
+use nodal_nodes::components::{label_components, Connectivity};
+use nodal_nodes::measure::axial_axes;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// A GT node is localized when its sensitivity is at least this (MetricsReloaded `mask_ior`).
+pub const LOCALIZED_MIN_SENSITIVITY: f64 = 0.4;
+/// Predicted components with a smaller axial short axis are removed, mm.
+pub const MIN_PRED_SAD_MM: f64 = 4.5;
+/// False positives at least this large (short axis, mm) are the paper's "significant" ones.
+pub const SIGNIFICANT_FP_SAD_MM: f64 = 10.0;
+/// Probability maps are binarised with `p >= PROBABILITY_THRESHOLD`.
+pub const PROBABILITY_THRESHOLD: f64 = 0.5;
+/// GT label ids above this are rejected (node ids index per-node tables).
+pub const MAX_LABEL_ID: usize = 1 << 24;
+
+/// Thresholds of the FROC curve: 0.05, 0.10, ..., 0.95.
+pub fn froc_thresholds() -> Vec<f64> {
+    // i * 5 / 100 rounds each threshold correctly (i * 0.05 would give 0.30000000000000004)
+    (1..=19).map(|i| (i * 5) as f64 / 100.0).collect()
+}
+
+/// What a model predicted for one scan.
+#[derive(Clone, Copy, Debug)]
+pub enum Prediction<'a> {
+    /// Binary mask, nonzero = node.
+    Mask(&'a Volume<u8>),
+    /// Node probability in [0, 1]; binarised at [`PROBABILITY_THRESHOLD`], and additionally
+    /// evaluated at every FROC threshold.
+    Probability(&'a Volume<f32>),
+}
+
+/// SAD group of a GT node (protocol "Groups and statistics").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum SadGroup {
+    /// SAD < 5 mm.
+    #[serde(rename = "<5")]
+    Below5,
+    /// 5 <= SAD < 10 mm.
+    #[serde(rename = "5-9")]
+    From5To9,
+    /// 10 <= SAD < 15 mm.
+    #[serde(rename = "10-14")]
+    From10To14,
+    /// SAD >= 15 mm.
+    #[serde(rename = ">=15")]
+    AtLeast15,
+}
+
+impl SadGroup {
+    /// All groups in ascending order.
+    pub const ALL: [SadGroup; 4] =
+        [SadGroup::Below5, SadGroup::From5To9, SadGroup::From10To14, SadGroup::AtLeast15];
+
+    /// The group of a short-axis diameter.
+    pub fn of(sad_mm: f64) -> SadGroup {
+        if sad_mm < 5.0 {
+            SadGroup::Below5
+        } else if sad_mm < 10.0 {
+            SadGroup::From5To9
+        } else if sad_mm < 15.0 {
+            SadGroup::From10To14
+        } else {
+            SadGroup::AtLeast15
+        }
+    }
+
+    /// The protocol's name: `<5`, `5-9`, `10-14`, `>=15`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SadGroup::Below5 => "<5",
+            SadGroup::From5To9 => "5-9",
+            SadGroup::From10To14 => "10-14",
+            SadGroup::AtLeast15 => ">=15",
+        }
+    }
+}
+
+/// One ground-truth node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeRow {
+    /// Label value in the ground-truth map.
+    pub id: u32,
+    /// Axial short-axis diameter, mm.
+    pub sad_mm: f64,
+    /// Axial long-axis diameter, mm.
+    pub lad_mm: f64,
+    /// SAD group.
+    pub sad_group: SadGroup,
+    /// Voxels of the node.
+    pub n_voxels: usize,
+    /// Volume, mm^3.
+    pub volume_mm3: f64,
+    /// From the metadata; `None` when not given.
+    pub metastatic: Option<bool>,
+    /// |node ∩ filtered prediction| / |node|.
+    pub sensitivity: f64,
+    /// sensitivity >= 0.4.
+    pub localized: bool,
+}
+
+/// One false-positive component (after the small-component filter).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FpRow {
+    /// Component number in the prediction's 26-connected labelling (raster order).
+    pub component: u32,
+    /// Axial short-axis diameter, mm.
+    pub sad_mm: f64,
+    /// Axial long-axis diameter, mm.
+    pub lad_mm: f64,
+    /// Voxels of the component.
+    pub n_voxels: usize,
+    /// Volume, mm^3.
+    pub volume_mm3: f64,
+    /// Centroid of the voxel centres, LPS mm.
+    pub centroid_mm: [f64; 3],
+}
+
+/// Detection counts at one probability threshold (one FROC point of one scan).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct FrocCounts {
+    /// Probability threshold (`p >= threshold`).
+    pub threshold: f64,
+    /// GT nodes.
+    pub n_gt: usize,
+    /// Localized GT nodes.
+    pub n_localized: usize,
+    /// False-positive components.
+    pub n_fp: usize,
+}
+
+/// All results of one scan. `Option` fields are `None` (JSON null) where the protocol leaves the
+/// quantity undefined; counts are always defined.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScanResult {
+    /// GT nodes (distinct nonzero labels).
+    pub n_gt_nodes: usize,
+    /// GT nodes with sensitivity >= 0.4.
+    pub n_gt_localized: usize,
+    /// 26-connected components of the prediction, before the size filter.
+    pub n_pred_components: usize,
+    /// Components removed because SAD < 4.5 mm.
+    pub n_pred_removed_small: usize,
+    /// Components kept (= TP + FP).
+    pub n_pred: usize,
+    /// Kept components overlapping at least one localized GT node.
+    pub n_tp: usize,
+    /// Kept components overlapping no localized GT node.
+    pub n_fp: usize,
+    /// False positives with SAD >= 10 mm.
+    pub n_fp_sad_ge_10mm: usize,
+    /// Localized / GT nodes; `None` without GT nodes.
+    pub recall: Option<f64>,
+    /// TP / kept components; `None` without kept components.
+    pub precision: Option<f64>,
+    /// 2PR / (P + R); 0 when both are 0; `None` when either is undefined.
+    pub f1: Option<f64>,
+    /// Global Dice of the filtered masks; `None` when either filtered mask is empty.
+    pub dice: Option<f64>,
+    /// Surface distances of the filtered masks, mm (see [`crate::distance`]); `None` when either
+    /// filtered mask is empty.
+    pub assd: Option<f64>,
+    /// Mean of the two directed mean surface distances, mm.
+    pub avg_hd: Option<f64>,
+    /// Maximum of the two directed mean surface distances, mm.
+    pub mhd: Option<f64>,
+    /// Hausdorff distance, mm.
+    pub hd: Option<f64>,
+    /// Maximum of the two directed 95th-percentile surface distances, mm.
+    pub hd95: Option<f64>,
+    /// One row per GT node, by ascending id.
+    pub nodes: Vec<NodeRow>,
+    /// One row per false-positive component.
+    pub fps: Vec<FpRow>,
+    /// Per-threshold counts when the prediction is a probability map.
+    pub froc: Option<Vec<FrocCounts>>,
+}
+
+/// Voxel counts per GT label id and the ids present.
+struct GtIndex {
+    /// voxels per label id (index 0 unused)
+    counts: Vec<usize>,
+    /// ids with at least one voxel, ascending
+    ids: Vec<u32>,
+}
+
+impl GtIndex {
+    fn new<L: Label>(gt: &Volume<L>) -> Result<Self, EvalError> {
+        let max = gt.as_slice().par_iter().map(|v| v.as_usize()).max().unwrap_or(0);
+        if max > MAX_LABEL_ID {
+            return Err(EvalError::LabelTooLarge { label: max, max: MAX_LABEL_ID });
+        }
+        let counts = gt
+            .as_slice()
+            .par_chunks(1 << 16)
+            .fold(
+                || vec![0usize; max + 1],
+                |mut acc, chunk| {
+                    for v in chunk {
+                        acc[v.as_usize()] += 1;
+                    }
+                    acc
+                },
+            )
+            .reduce(|| vec![0usize; max + 1], add_vecs);
+        let ids = (1..=max).filter(|&i| counts[i] > 0).map(|i| i as u32).collect();
+        Ok(GtIndex { counts, ids })
+    }
+}
+
+fn add_vecs(mut a: Vec<usize>, b: Vec<usize>) -> Vec<usize> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
+}
+
+/// Components of a prediction after the size filter, and their overlap with the GT nodes.
+struct Detection {
+    /// 26-connected component ids, `[nk, nj, ni]`
+    comps: Volume<u32>,
+    n_components: usize,
+    /// per component id: kept after the SAD filter
+    kept: Vec<bool>,
+    /// per component id: SAD and LAD, mm
+    sad_mm: Vec<f64>,
+    lad_mm: Vec<f64>,
+    n_removed_small: usize,
+    /// per GT id: voxels covered by kept components
+    inter: Vec<usize>,
+    /// (component, GT id) pairs that overlap, kept components only
+    pairs: HashSet<(u32, u32)>,
+    /// per GT id: localized
+    localized: Vec<bool>,
+    /// per component id: true positive
+    tp: Vec<bool>,
+}
+
+fn detect<L: Label>(mask: &Volume<u8>, gt: &Volume<L>, index: &GtIndex) -> Detection {
+    let (comps, n) = label_components(mask, Connectivity::TwentySix);
+    let axes = axial_axes(&comps);
+    let mut sad_mm = vec![0.0; n + 1];
+    let mut lad_mm = vec![0.0; n + 1];
+    let mut kept = vec![false; n + 1];
+    let mut n_removed_small = 0;
+    for c in 1..=n {
+        // Every component has at least one voxel, so its axes exist; a missing measurement is
+        // treated as size 0 (removed), never as a large node.
+        let (s, l) =
+            axes.get(c).and_then(|a| a.as_ref()).map_or((0.0, 0.0), |a| (a.short_axis_mm, a.long_axis_mm));
+        sad_mm[c] = s;
+        lad_mm[c] = l;
+        kept[c] = s >= MIN_PRED_SAD_MM;
+        n_removed_small += usize::from(!kept[c]);
+    }
+    let n_ids = index.counts.len();
+    let (inter, pairs) = comps
+        .as_slice()
+        .par_chunks(1 << 16)
+        .zip(gt.as_slice().par_chunks(1 << 16))
+        .fold(
+            || (vec![0usize; n_ids], HashSet::new()),
+            |(mut inter, mut pairs), (cs, gs)| {
+                let mut last = (0u32, 0u32);
+                for (&c, g) in cs.iter().zip(gs) {
+                    let g = g.as_usize();
+                    if c == 0 || g == 0 || !kept[c as usize] {
+                        continue;
+                    }
+                    inter[g] += 1;
+                    if (c, g as u32) != last {
+                        last = (c, g as u32);
+                        pairs.insert(last);
+                    }
+                }
+                (inter, pairs)
+            },
+        )
+        .reduce(
+            || (vec![0usize; n_ids], HashSet::new()),
+            |(a, mut pa), (b, pb)| {
+                pa.extend(pb);
+                (add_vecs(a, b), pa)
+            },
+        );
+    let mut localized = vec![false; n_ids];
+    for &id in &index.ids {
+        let id = id as usize;
+        localized[id] = sensitivity(inter[id], index.counts[id]) >= LOCALIZED_MIN_SENSITIVITY;
+    }
+    let mut tp = vec![false; n + 1];
+    for &(c, g) in &pairs {
+        if localized[g as usize] {
+            tp[c as usize] = true;
+        }
+    }
+    Detection { comps, n_components: n, kept, sad_mm, lad_mm, n_removed_small, inter, pairs, localized, tp }
+}
+
+fn sensitivity(inter: usize, count: usize) -> f64 {
+    inter as f64 / count as f64
+}
+
+impl Detection {
+    fn n_kept(&self) -> usize {
+        self.kept.iter().filter(|&&k| k).count()
+    }
+    fn n_tp(&self) -> usize {
+        self.tp.iter().filter(|&&k| k).count()
+    }
+}
+
+/// Evaluates one scan. `gt` is an instance label map (0 = background, one id per node) on the
+/// prediction's grid; `meta` gives the metastatic flag per id.
+pub fn evaluate_scan<L: Label>(
+    pred: Prediction<'_>,
+    gt: &Volume<L>,
+    meta: Option<&NodeMeta>,
+) -> Result<ScanResult, EvalError> {
+    let (mask, probability) = match pred {
+        Prediction::Mask(m) => {
+            m.check_same_grid(gt).map_err(|e| EvalError::Geometry(e.to_string()))?;
+            (None, None)
+        }
+        Prediction::Probability(p) => {
+            p.check_same_grid(gt).map_err(|e| EvalError::Geometry(e.to_string()))?;
+            if let Some(bad) = p.as_slice().par_iter().find_any(|v| !(0.0..=1.0).contains(*v)) {
+                return Err(EvalError::InvalidProbability { value: *bad as f64 });
+            }
+            (Some(threshold(p, PROBABILITY_THRESHOLD)), Some(p))
+        }
+    };
+    let mask: &Volume<u8> = match (&pred, &mask) {
+        (Prediction::Mask(m), _) => m,
+        (_, Some(m)) => m,
+        _ => unreachable!("a probability map is always thresholded above"),
+    };
+    let index = GtIndex::new(gt)?;
+    let det = detect(mask, gt, &index);
+    let geom = *gt.geometry();
+    let voxel_mm3 = geom.voxel_volume_mm3();
+
+    // Per-component voxel counts and index sums, for FP volumes and centroids.
+    let [ni, nj, _] = mask.dims();
+    let n_comp = det.n_components;
+    let (comp_voxels, comp_sums) = det
+        .comps
+        .data()
+        .axis_iter(ndarray::Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .fold(
+            || (vec![0usize; n_comp + 1], vec![[0.0f64; 3]; n_comp + 1]),
+            |(mut cnt, mut sum), (k, slab)| {
+                for j in 0..nj {
+                    for i in 0..ni {
+                        let c = slab[[j, i]] as usize;
+                        if c != 0 {
+                            cnt[c] += 1;
+                            sum[c][0] += i as f64;
+                            sum[c][1] += j as f64;
+                            sum[c][2] += k as f64;
+                        }
+                    }
+                }
+                (cnt, sum)
+            },
+        )
+        .reduce(
+            || (vec![0usize; n_comp + 1], vec![[0.0f64; 3]; n_comp + 1]),
+            |(a, mut sa), (b, sb)| {
+                for (x, y) in sa.iter_mut().zip(sb) {
+                    for t in 0..3 {
+                        x[t] += y[t];
+                    }
+                }
+                (add_vecs(a, b), sa)
+            },
+        );
+
+    let mut fps = Vec::new();
+    for c in 1..=n_comp {
+        if det.kept[c] && !det.tp[c] {
+            let nv = comp_voxels[c];
+            let centroid_idx = comp_sums[c].map(|s| s / nv as f64);
+            fps.push(FpRow {
+                component: c as u32,
+                sad_mm: det.sad_mm[c],
+                lad_mm: det.lad_mm[c],
+                n_voxels: nv,
+                volume_mm3: nv as f64 * voxel_mm3,
+                centroid_mm: geom.index_to_world(centroid_idx),
+            });
+        }
+    }
+
+    let gt_axes = axial_axes(gt);
+    let nodes: Vec<NodeRow> = index
+        .ids
+        .iter()
+        .map(|&id| {
+            let i = id as usize;
+            let (sad, lad) = gt_axes
+                .get(i)
+                .and_then(|a| a.as_ref())
+                .map_or((0.0, 0.0), |a| (a.short_axis_mm, a.long_axis_mm));
+            NodeRow {
+                id,
+                sad_mm: sad,
+                lad_mm: lad,
+                sad_group: SadGroup::of(sad),
+                n_voxels: index.counts[i],
+                volume_mm3: index.counts[i] as f64 * voxel_mm3,
+                metastatic: meta.and_then(|m| m.is_metastatic(id)),
+                sensitivity: sensitivity(det.inter[i], index.counts[i]),
+                localized: det.localized[i],
+            }
+        })
+        .collect();
+
+    // Filtered masks: TP components / localized nodes.
+    let pred_f = det.comps.map(|c| u8::from(c != 0 && det.tp[c as usize]));
+    let gt_f = gt.map(|g| u8::from(g.as_usize() != 0 && det.localized[g.as_usize()]));
+    let (both, n_a, n_b) = overlap_counts(pred_f.data(), gt_f.data());
+    let dice = (n_a > 0 && n_b > 0).then(|| 2.0 * both as f64 / (n_a + n_b) as f64);
+    let dist = surface_distances(pred_f.data(), gt_f.data(), geom.spacing_mm);
+
+    let n_gt = index.ids.len();
+    let n_loc = nodes.iter().filter(|n| n.localized).count();
+    let n_pred = det.n_kept();
+    let n_tp = det.n_tp();
+    let recall = (n_gt > 0).then(|| n_loc as f64 / n_gt as f64);
+    let precision = (n_pred > 0).then(|| n_tp as f64 / n_pred as f64);
+    let f1 = match (precision, recall) {
+        (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+        (Some(_), Some(_)) => Some(0.0),
+        _ => None,
+    };
+    let froc = match probability {
+        Some(p) => Some(
+            froc_thresholds()
+                .into_iter()
+                .map(|t| {
+                    let m = threshold(p, t);
+                    let d = detect(&m, gt, &index);
+                    FrocCounts {
+                        threshold: t,
+                        n_gt,
+                        n_localized: index.ids.iter().filter(|&&id| d.localized[id as usize]).count(),
+                        n_fp: d.n_kept() - d.n_tp(),
+                    }
+                })
+                .collect(),
+        ),
+        None => None,
+    };
+    debug_assert!(det.pairs.iter().all(|&(c, _)| det.kept[c as usize]));
+    Ok(ScanResult {
+        n_gt_nodes: n_gt,
+        n_gt_localized: n_loc,
+        n_pred_components: det.n_components,
+        n_pred_removed_small: det.n_removed_small,
+        n_pred,
+        n_tp,
+        n_fp: fps.len(),
+        n_fp_sad_ge_10mm: fps.iter().filter(|f| f.sad_mm >= SIGNIFICANT_FP_SAD_MM).count(),
+        recall,
+        precision,
+        f1,
+        dice,
+        assd: dist.map(|d| d.assd),
+        avg_hd: dist.map(|d| d.avg_hd),
+        mhd: dist.map(|d| d.mhd),
+        hd: dist.map(|d| d.hd),
+        hd95: dist.map(|d| d.hd95),
+        nodes,
+        fps,
+        froc,
+    })
+}
+
+/// Binary mask `p >= t` (the f32 probability compared exactly, widened to f64).
+fn threshold(p: &Volume<f32>, t: f64) -> Volume<u8> {
+    p.map(move |v| u8::from(v as f64 >= t))
+}

@@ -1,0 +1,249 @@
+//! End to end on NIfTI files: pairing, metadata, cohort figures, Table 1, outputs and the frozen
+//! key set of `evaluation.json`.
+use nodal_core::{Geometry, Volume};
+use nodal_eval::cohort::{attach_meta, MetaSource, Status};
+use nodal_eval::{evaluate_cohort, pair_dirs, read_manifest, write_outputs, EvalError};
+use nodal_io::write_nifti;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn set<T: nodal_core::Voxel>(
+    v: &mut Volume<T>,
+    i: std::ops::Range<usize>,
+    j: std::ops::Range<usize>,
+    k: std::ops::Range<usize>,
+    x: T,
+) {
+    for kk in k {
+        for jj in j.clone() {
+            for ii in i.clone() {
+                v.data_mut()[[kk, jj, ii]] = x;
+            }
+        }
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * (1.0 + b.abs())
+}
+
+/// Three cases at 1 mm:
+/// * a: node 1 (5x5x4, SAD 7.07, metastatic) fully predicted; node 2 (3x3x3, SAD 4.24, not
+///   metastatic) missed;
+/// * b: node 1 (12x12x4, SAD 16.97, metastatic) half predicted (0.5, localized); node 2 (8x8x3,
+///   SAD 11.31, not metastatic) fully predicted;
+/// * c: no nodes, one 6x6x3 false positive of probability 0.75 (a float probability map, named
+///   with the nnU-Net `_0000` suffix).
+fn build(dir: &Path) {
+    let g = Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+    let dims = [40, 30, 12];
+    for d in ["pred", "gt", "meta"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let mut gt = Volume::<u16>::zeros(dims, g);
+    let mut pred = Volume::<u8>::zeros(dims, g);
+    set(&mut gt, 2..7, 2..7, 2..6, 1);
+    set(&mut gt, 20..23, 2..5, 2..5, 2);
+    set(&mut pred, 2..7, 2..7, 2..6, 1);
+    write_nifti(&gt, dir.join("gt/a.nii.gz")).unwrap();
+    write_nifti(&pred, dir.join("pred/a.nii.gz")).unwrap();
+    std::fs::write(
+        dir.join("meta/a.json"),
+        r#"[{"id":1,"metastatic":true,"sad_mm":7.1},{"id":2,"metastatic":false}]"#,
+    )
+    .unwrap();
+
+    let mut gt = Volume::<u16>::zeros(dims, g);
+    let mut pred = Volume::<u8>::zeros(dims, g);
+    set(&mut gt, 2..14, 2..14, 2..6, 1);
+    set(&mut gt, 20..28, 2..10, 2..5, 2);
+    set(&mut pred, 2..8, 2..14, 2..6, 1);
+    set(&mut pred, 20..28, 2..10, 2..5, 1);
+    write_nifti(&gt, dir.join("gt/b.nii")).unwrap();
+    write_nifti(&pred, dir.join("pred/b.nii.gz")).unwrap();
+    std::fs::write(
+        dir.join("meta/b_nodes.json"),
+        r#"{"nodes":[{"id":1,"metastatic":true},{"id":2,"metastatic":false}]}"#,
+    )
+    .unwrap();
+
+    let gt = Volume::<u16>::zeros(dims, g);
+    let mut pred = Volume::<f32>::zeros(dims, g);
+    set(&mut pred, 10..16, 10..16, 3..6, 0.75);
+    write_nifti(&gt, dir.join("gt/c.nii.gz")).unwrap();
+    write_nifti(&pred, dir.join("pred/c_0000.nii.gz")).unwrap();
+}
+
+/// Every key path of a JSON value; array elements contribute the union of their keys as `[]`.
+fn key_paths(v: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                out.insert(p.clone());
+                key_paths(x, &p, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a {
+                key_paths(x, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn cohort_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    build(dir);
+    let mut cases = pair_dirs(&dir.join("pred"), &dir.join("gt")).unwrap();
+    let ids: Vec<&str> = cases.iter().map(|c| c.case_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    attach_meta(&mut cases, &MetaSource::from_path(Some(&dir.join("meta")))).unwrap();
+    assert!(cases[2].meta.is_none());
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let r = evaluate_cohort(&cases, &|_| {
+        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(done.into_inner(), 3);
+
+    let s = &r.summary;
+    assert_eq!(s.n_scans, 3);
+    assert_eq!((s.recall.mean, s.recall.n_scans), (Some(0.75), 2));
+    assert_eq!(s.precision.n_scans, 3);
+    assert!(close(s.precision.mean.unwrap(), 2.0 / 3.0));
+    assert!(close(s.fp_per_scan, 1.0 / 3.0));
+    assert_eq!(s.fp_sad_ge_10mm_per_scan, 0.0);
+    assert!(close(s.fp_mean_sad_mm.unwrap(), 6.0 * 2f64.sqrt()));
+    assert_eq!((s.n_gt_nodes, s.n_gt_localized, s.recall_pooled), (4, 3, Some(0.75)));
+    assert_eq!(r.scans[2].result.recall, None);
+    // FROC from case c alone: no GT nodes (recall undefined), one FP up to threshold 0.75
+    let froc = r.froc.as_ref().unwrap();
+    assert_eq!(froc.len(), 19);
+    for p in froc {
+        assert_eq!(
+            (p.recall, p.fp_per_scan, p.n_scans),
+            (None, if p.threshold <= 0.75 { 1.0 } else { 0.0 }, 1)
+        );
+    }
+
+    let cell = |g: &str, st: Status| r.table1.iter().find(|x| x.sad_group == g && x.status == st).unwrap();
+    let c = cell("<5", Status::NonMetastatic);
+    assert_eq!((c.n, c.recall, c.mean_sensitivity_localized), (1, Some(0.0), None));
+    let c = cell("<5", Status::Metastatic);
+    assert_eq!((c.n, c.recall), (0, None));
+    let c = cell("5-9", Status::Metastatic);
+    assert_eq!((c.n, c.recall, c.mean_sensitivity_localized), (1, Some(1.0), Some(1.0)));
+    let c = cell("10-14", Status::NonMetastatic);
+    assert_eq!((c.n, c.recall, c.mean_sensitivity_localized), (1, Some(1.0), Some(1.0)));
+    let c = cell(">=15", Status::Metastatic);
+    assert_eq!((c.n, c.recall, c.mean_sensitivity_localized), (1, Some(1.0), Some(0.5)));
+    let c = cell("all", Status::Metastatic);
+    assert_eq!((c.n, c.recall, c.mean_sensitivity_localized), (2, Some(1.0), Some(0.75)));
+    let c = cell("all", Status::All);
+    assert_eq!((c.n, c.n_localized, c.recall), (4, 3, Some(0.75)));
+    assert!(close(c.mean_sensitivity_localized.unwrap(), 2.5 / 3.0));
+    assert_eq!(r.table1.len(), 15);
+
+    // Statistics on 4 nodes: sensitivities [1, 0, 0.5, 1], SADs [7.07, 4.24, 16.97, 11.31].
+    let st = &r.statistics;
+    let sh = st.shapiro_sensitivity_all_nodes.unwrap();
+    let want = nodal_eval::stats::shapiro(&[1.0, 0.0, 0.5, 1.0]).unwrap();
+    assert_eq!(sh, want);
+    assert!(st.kruskal_localized_mets_vs_nonmets.is_some());
+    assert!(st.pearson_sad_vs_sensitivity_all_nodes.is_some());
+    // two nodes above 10 mm: r = +-1 with p = 1
+    assert_eq!(st.pearson_sad_vs_sensitivity_sad_gt_10mm.map(|t| t.p_value), Some(1.0));
+
+    let out = dir.join("out");
+    let written = write_outputs(&r, &out).unwrap();
+    for name in [
+        "evaluation.json",
+        "scans.csv",
+        "nodes.csv",
+        "fps.csv",
+        "table1.md",
+        "sensitivity_boxplot.svg",
+        "sad_violin.svg",
+        "sad_vs_sensitivity.svg",
+        "froc.svg",
+        "froc.csv",
+    ] {
+        assert!(out.join(name).is_file(), "{name} missing");
+        assert!(written.contains(&out.join(name)));
+    }
+    assert!(!std::fs::read_dir(&out).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains(".tmp")));
+    let nodes_csv = std::fs::read_to_string(out.join("nodes.csv")).unwrap();
+    assert_eq!(nodes_csv.lines().count(), 5);
+    let scans_csv = std::fs::read_to_string(out.join("scans.csv")).unwrap();
+    let c_row = scans_csv.lines().find(|l| l.starts_with("c,")).unwrap();
+    assert!(c_row.contains(",,"), "undefined recall of case c must be an empty cell: {c_row}");
+    let svg = std::fs::read_to_string(out.join("sad_vs_sensitivity.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("evaluation.json")).unwrap()).unwrap();
+    assert_eq!(json["schema"], "nodal.evaluation/1");
+    assert!(json["scans"][2]["recall"].is_null());
+    let mut keys = BTreeSet::new();
+    key_paths(&json, "", &mut keys);
+    let frozen: BTreeSet<String> =
+        FROZEN_KEYS.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let added: Vec<_> = keys.difference(&frozen).collect();
+    let removed: Vec<_> = frozen.difference(&keys).collect();
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "evaluation.json key set changed (bump the schema version if intended): added {added:?}, removed {removed:?}"
+    );
+}
+
+#[test]
+fn grid_mismatch_names_both_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    std::fs::create_dir_all(dir.join("g")).unwrap();
+    let g = Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+    write_nifti(&Volume::<u8>::zeros([8, 8, 8], g), dir.join("p/x.nii.gz")).unwrap();
+    let g2 = Geometry::axis_aligned([1.0, 1.0, 2.0], [0.0; 3]);
+    write_nifti(&Volume::<u16>::zeros([8, 8, 8], g2), dir.join("g/x.nii.gz")).unwrap();
+    let cases = pair_dirs(&dir.join("p"), &dir.join("g")).unwrap();
+    let err = evaluate_cohort(&cases, &|_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, EvalError::GridMismatch { .. }));
+    assert!(msg.contains("p/x.nii.gz") && msg.contains("g/x.nii.gz"), "{msg}");
+}
+
+#[test]
+fn pairing_and_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    build(dir);
+    std::fs::remove_file(dir.join("gt/b.nii")).unwrap();
+    let err = pair_dirs(&dir.join("pred"), &dir.join("gt")).unwrap_err();
+    assert!(err.to_string().contains("\"b\""), "{err}");
+
+    std::fs::write(
+        dir.join("manifest.csv"),
+        "case_id,pred,gt,meta\na,pred/a.nii.gz,gt/a.nii.gz,meta/a.json\nc,pred/c_0000.nii.gz,gt/c.nii.gz,\n",
+    )
+    .unwrap();
+    let cases = read_manifest(&dir.join("manifest.csv")).unwrap();
+    assert_eq!(cases.len(), 2);
+    assert_eq!(cases[0].meta.as_ref().unwrap().is_metastatic(1), Some(true));
+    assert!(cases[1].meta.is_none());
+    let r = evaluate_cohort(&cases, &|_| {}).unwrap();
+    assert_eq!(r.summary.n_gt_nodes, 2);
+    std::fs::write(dir.join("bad.csv"), "case,pred\na,b\n").unwrap();
+    assert!(matches!(read_manifest(&dir.join("bad.csv")), Err(EvalError::BadTable { .. })));
+}
+
+const FROZEN_KEYS: &str = "
+";

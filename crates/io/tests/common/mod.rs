@@ -1,0 +1,22 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+use std::path::PathBuf;
+
+/// Root of the registry test data; panics (fails the test) when it has not been fetched.
+pub fn testdata() -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.cache/testdata"));
+    assert!(
+        p.join("totalsegmentator").is_dir() && p.join("pydicom").is_dir() && p.join("pydicom-data").is_dir(),
+        "registry test data missing at {}: run `bash scripts/fetch-test-data.sh`",
+        p.display()
+    );
+    p
+}
+
+pub fn ts_ref() -> PathBuf {
+    testdata().join("totalsegmentator/tests/reference_files")
+}
+
+pub fn pydicom_files() -> PathBuf {
+    testdata().join("pydicom/pydicom/data/test_files")
+}

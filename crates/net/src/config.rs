@@ -1,0 +1,276 @@
+//! A model folder: `config.json` ([`ModelConfig`]: architecture, preprocessing, inference
+//! defaults) beside `model.safetensors` (the weights). The network is always rebuilt from the
+//! config and the weights are then applied, so a folder whose weights do not fit its config is
+//! rejected with [`NetError::WeightsMismatch`] instead of running a different network.
+//!
+//! # Where the default model is found
+//!
+//! [`default_model`] looks, in order, at `$NODAL_MODEL` (a model folder), `models/default` next to
+//! the executable and up to three folders above it (so `target/release/nodal` finds the repository's
+//! `models/default`), `models/default` in the current directory, and finally the `models/default`
+//! of the source tree the binary was built from. `cargo run` from the repository root therefore
+//! always finds the shipped model.
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ArchConfig, FovealConfig, Net};
+use crate::preprocess::Preprocessing;
+use crate::NetError;
+
+/// Version of the config format.
+pub const CONFIG_FORMAT: u32 = 1;
+
+/// Everything needed to rebuild and run a trained network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Config format version ([`CONFIG_FORMAT`]).
+    pub format: u32,
+    /// Model name, e.g. "nodal-foveal".
+    pub model_id: String,
+    /// Model version (the training run and step it came from).
+    pub version: String,
+    /// The network.
+    pub arch: ArchConfig,
+    /// How a CT is turned into network input.
+    pub preprocessing: Preprocessing,
+    /// Output edge length (voxels) of training patches.
+    pub train_patch_out: usize,
+    /// Output edge length (voxels) of inference tiles (a multiple of the alignment).
+    pub infer_tile_out: usize,
+    /// Probability threshold for the node mask.
+    pub threshold: f32,
+}
+
+impl ModelConfig {
+    /// The default foveal-net configuration (see `models/default/MODEL_CARD.md` for the reasons).
+    pub fn default_foveal() -> Self {
+        ModelConfig {
+            format: CONFIG_FORMAT,
+            model_id: "nodal-foveal".into(),
+            version: "untrained".into(),
+            arch: ArchConfig::Foveal(FovealConfig {
+                channels: vec![8, 16, 24],
+                convs: vec![1, 2, 3],
+                merge_convs: 1,
+            }),
+            preprocessing: Preprocessing::default(),
+            train_patch_out: 32,
+            infer_tile_out: 64,
+            threshold: 0.5,
+        }
+    }
+
+    /// Checks consistency.
+    pub fn validate(&self) -> Result<(), NetError> {
+        if self.format != CONFIG_FORMAT {
+            return Err(NetError::InvalidConfig(format!(
+                "config format {} (this build reads {CONFIG_FORMAT})",
+                self.format
+            )));
+        }
+        self.arch.validate()?;
+        self.preprocessing.validate()?;
+        let a = self.arch.alignment();
+        for (name, v) in [("train_patch_out", self.train_patch_out), ("infer_tile_out", self.infer_tile_out)]
+        {
+            if v == 0 || v % (2 * a).max(2) != 0 || v > 256 {
+                return Err(NetError::InvalidConfig(format!(
+                    "{name} = {v} must be a positive multiple of {} and at most 256",
+                    (2 * a).max(2)
+                )));
+            }
+        }
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return Err(NetError::InvalidConfig(format!("threshold {} outside (0, 1)", self.threshold)));
+        }
+        Ok(())
+    }
+
+    /// Reads and validates `config.json`.
+    pub fn load(path: &Path) -> Result<Self, NetError> {
+        let text = std::fs::read_to_string(path).map_err(|e| NetError::io(path, e))?;
+        let cfg: ModelConfig = serde_json::from_str(&text)
+            .map_err(|e| NetError::ModelFolder { path: path.into(), reason: format!("config.json: {e}") })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Writes `config.json` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), NetError> {
+        let text = serde_json::to_string_pretty(self).expect("config serialises");
+        write_atomic(path, text.as_bytes())
+    }
+}
+
+/// A network with its configuration and where it came from.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The configuration.
+    pub config: ModelConfig,
+    /// The network (on the plain, non-autodiff device).
+    pub net: Net,
+    /// The folder it was loaded from.
+    pub folder: PathBuf,
+}
+
+/// Weights file name in a model folder.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Config file name in a model folder.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// Loads a model folder (`config.json` + `model.safetensors`).
+pub fn load_model(folder: &Path) -> Result<LoadedModel, NetError> {
+    let cfg_path = folder.join(CONFIG_FILE);
+    let w_path = folder.join(WEIGHTS_FILE);
+    for p in [&cfg_path, &w_path] {
+        if !p.is_file() {
+            return Err(NetError::ModelFolder {
+                path: folder.into(),
+                reason: format!("missing {}", p.file_name().unwrap_or_default().to_string_lossy()),
+            });
+        }
+    }
+    let config = ModelConfig::load(&cfg_path)?;
+    let device = crate::device();
+    let mut net = config.arch.init(&device)?;
+    load_weights(&mut net, &w_path)?;
+    Ok(LoadedModel { config, net, folder: folder.into() })
+}
+
+/// Applies the weights in `path` to `net`; any missing, extra or mis-shaped tensor is an error.
+pub fn load_weights(net: &mut Net, path: &Path) -> Result<(), NetError> {
+    let mut store = SafetensorsStore::from_file(path);
+    let res = net
+        .load_from(&mut store)
+        .map_err(|e| NetError::WeightsMismatch { path: path.into(), reason: e.to_string() })?;
+    if !res.errors.is_empty() || !res.missing.is_empty() || !res.unused.is_empty() {
+        return Err(NetError::WeightsMismatch {
+            path: path.into(),
+            reason: format!(
+                "{} errors, missing {:?}, unused {:?}",
+                res.errors.len(),
+                res.missing.iter().map(|m| &m.0).collect::<Vec<_>>(),
+                res.unused
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a model folder: `config.json` and `model.safetensors` (each atomically).
+pub fn save_model(net: &Net, config: &ModelConfig, folder: &Path) -> Result<(), NetError> {
+    std::fs::create_dir_all(folder).map_err(|e| NetError::io(folder, e))?;
+    let w_path = folder.join(WEIGHTS_FILE);
+    let tmp = folder.join(format!(".{WEIGHTS_FILE}.tmp"));
+    let mut store =
+        SafetensorsStore::from_file(&tmp).overwrite(true).metadata("model_id", config.model_id.clone());
+    // Weights are saved from the plain (non-autodiff) copy.
+    net.valid()
+        .save_into(&mut store)
+        .map_err(|e| NetError::Run { path: w_path.clone(), reason: format!("saving weights: {e}") })?;
+    std::fs::rename(&tmp, &w_path).map_err(|e| NetError::io(&w_path, e))?;
+    config.save(&folder.join(CONFIG_FILE))
+}
+
+/// Candidate folders for the default model, in search order (see the module docs).
+pub fn default_model_candidates() -> Vec<PathBuf> {
+    let mut c = Vec::new();
+    if let Some(p) = std::env::var_os("NODAL_MODEL") {
+        c.push(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let mut dir = exe.parent().map(Path::to_path_buf);
+        for _ in 0..4 {
+            let Some(d) = dir else { break };
+            c.push(d.join("models/default"));
+            dir = d.parent().map(Path::to_path_buf);
+        }
+    }
+    c.push(PathBuf::from("models/default"));
+    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default"));
+    c
+}
+
+/// Loads the default model (see the module docs for where it is looked for).
+pub fn default_model() -> Result<LoadedModel, NetError> {
+    let candidates = default_model_candidates();
+    for c in &candidates {
+        if c.join(CONFIG_FILE).is_file() {
+            return load_model(c);
+        }
+    }
+    Err(NetError::ModelFolder {
+        path: PathBuf::from("models/default"),
+        reason: format!("no default model found; looked in {candidates:?} (set NODAL_MODEL or pass --model)"),
+    })
+}
+
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| NetError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| NetError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_round_trip_gives_same_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = ModelConfig::default_foveal();
+        cfg.arch =
+            ArchConfig::Foveal(FovealConfig { channels: vec![3, 4], convs: vec![1, 1], merge_convs: 1 });
+        cfg.train_patch_out = 8;
+        cfg.infer_tile_out = 8;
+        let device = crate::device();
+        let net = cfg.arch.init(&device).unwrap();
+        save_model(&net, &cfg, dir.path()).unwrap();
+        let loaded = load_model(dir.path()).unwrap();
+        assert_eq!(loaded.config, cfg);
+        let sizes = cfg.arch.input_sizes(8);
+        let inputs = |_: ()| {
+            sizes
+                .iter()
+                .map(|&s| {
+                    let data: Vec<f32> =
+                        (0..s * s * s).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+                    Tensor::<5>::from_data(TensorData::new(data, [1, 1, s, s, s]), &device)
+                })
+                .collect::<Vec<_>>()
+        };
+        let a = net.forward(inputs(())).into_data().try_to_vec::<f32>().unwrap();
+        let b = loaded.net.forward(inputs(())).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn weights_of_another_architecture_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ModelConfig::default_foveal();
+        let net = cfg.arch.init(&crate::device()).unwrap();
+        save_model(&net, &cfg, dir.path()).unwrap();
+        // Same folder, config edited to a wider network: the weights no longer fit.
+        let mut other = cfg.clone();
+        other.arch = ArchConfig::Foveal(FovealConfig {
+            channels: vec![9, 16, 24],
+            convs: vec![1, 2, 3],
+            merge_convs: 1,
+        });
+        other.save(&dir.path().join(CONFIG_FILE)).unwrap();
+        assert!(matches!(load_model(dir.path()), Err(NetError::WeightsMismatch { .. })));
+        // A missing weights file is a folder error.
+        std::fs::remove_file(dir.path().join(WEIGHTS_FILE)).unwrap();
+        assert!(matches!(load_model(dir.path()), Err(NetError::ModelFolder { .. })));
+        // A config that does not parse is a folder error too.
+        std::fs::write(dir.path().join(CONFIG_FILE), "{").unwrap();
+        save_model(&net, &cfg, &dir.path().join("x")).unwrap();
+        std::fs::write(dir.path().join("x").join(CONFIG_FILE), "{\"format\": 1}").unwrap();
+        assert!(matches!(load_model(&dir.path().join("x")), Err(NetError::ModelFolder { .. })));
+    }
+}

@@ -1,0 +1,395 @@
+//! The networks: the foveal net (default) and a 3D U-Net baseline, both burn modules built from a
+//! serialisable [`ArchConfig`].
+//!
+//! Tensors are `[batch, channels, z, y, x]` (burn's `[N, C, D, H, W]`); the spatial order matches the
+//! `[nk, nj, ni]` order of [`nodal_core::Volume`] arrays, so no transposes are ever needed.
+use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
+use burn::nn::{InstanceNorm, InstanceNormConfig, PaddingConfig3d};
+use burn::prelude::*;
+use burn::tensor::activation::leaky_relu;
+use serde::{Deserialize, Serialize};
+
+use crate::NetError;
+
+/// Negative slope of every LeakyReLU (nnU-Net's value).
+pub const LEAKY_SLOPE: f64 = 0.01;
+
+/// Which network, with its hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ArchConfig {
+    /// Multi-resolution foveal net with valid convolutions (see [`FovealConfig`]).
+    Foveal(FovealConfig),
+    /// nnU-Net style 3D U-Net with same-padding convolutions (see [`UNetConfig`]).
+    UNet(UNetConfig),
+}
+
+/// The foveal net: `levels` input patches centred on one point, level `l` sampled at
+/// `2^l x` the model spacing. Each level has a pathway of `convs[l]` valid 3x3x3 conv + LeakyReLU
+/// layers with `channels[l]` features. From the coarsest level down, the features are upsampled x2
+/// by a transposed convolution, centre-cropped and concatenated with the next finer pathway, fused
+/// to `channels[l]` by a 1x1x1 conv + LeakyReLU and refined by `merge_convs` valid 3x3x3 convs. A 1x1x1 conv gives the 2 class logits at the finest
+/// level.
+///
+/// There is no normalisation layer and every convolution is valid, so the output at a voxel depends
+/// only on the input inside its receptive field: tiled inference equals one full-volume pass
+/// exactly (tested), with no seam artefacts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FovealConfig {
+    /// Feature channels per level, finest first; its length is the number of levels.
+    pub channels: Vec<usize>,
+    /// Valid 3x3x3 convolutions in each level's pathway, finest first.
+    pub convs: Vec<usize>,
+    /// Valid 3x3x3 convolutions after each merge (levels 0..L-1).
+    pub merge_convs: usize,
+}
+
+/// The 3D U-Net baseline (nnU-Net style): per stage two conv(3x3x3)-InstanceNorm-LeakyReLU blocks,
+/// down-sampling by a stride-2 conv, up-sampling by a stride-2 transposed conv, skip concatenation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UNetConfig {
+    /// Channels per stage, shallowest first; its length is the number of stages.
+    pub channels: Vec<usize>,
+}
+
+/// Number of classes (background, node).
+pub const NUM_CLASSES: usize = 2;
+
+impl FovealConfig {
+    /// Number of resolution levels.
+    pub fn levels(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Checks the lists are consistent.
+    pub fn validate(&self) -> Result<(), NetError> {
+        let l = self.channels.len();
+        if l == 0 || l > 5 || self.convs.len() != l || self.channels.contains(&0) || self.convs.contains(&0) {
+            return Err(NetError::InvalidConfig(format!(
+                "foveal net: channels {:?} and convs {:?} must be non-empty lists of the same length \
+                 (at most 5 levels) with positive entries",
+                self.channels, self.convs
+            )));
+        }
+        Ok(())
+    }
+
+    /// Input patch sizes per level (finest first) that produce an output of `out` voxels along one
+    /// axis. `out` must be even. Sizes are the smallest even sizes that cover the receptive field,
+    /// so patch centres stay on voxel corners of every level.
+    pub fn input_sizes(&self, out: usize) -> Vec<usize> {
+        let l = self.levels();
+        let mut sizes = vec![0; l];
+        // Size that the (merged) features of level `lev` must have.
+        let mut need = out;
+        for lev in 0..l {
+            let merged = if lev + 1 < l { self.merge_convs } else { 0 };
+            // Level `lev` features before the merge convs (the concatenation size).
+            let concat = need + 2 * merged;
+            sizes[lev] = concat + 2 * self.convs[lev];
+            // The next coarser level must cover `concat` after x2 up-sampling: ceil(concat/2), even.
+            need = concat.div_ceil(2).next_multiple_of(2);
+        }
+        sizes
+    }
+
+    /// Required alignment of tile centres, in finest voxels: `2^(L-1)`.
+    pub fn alignment(&self) -> usize {
+        1 << (self.levels() - 1)
+    }
+}
+
+impl UNetConfig {
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), NetError> {
+        if self.channels.is_empty() || self.channels.len() > 6 || self.channels.contains(&0) {
+            return Err(NetError::InvalidConfig(format!(
+                "U-Net: channels {:?} must list 1..=6 positive stage widths",
+                self.channels
+            )));
+        }
+        Ok(())
+    }
+
+    /// Patch sizes must be multiples of this (one halving per stage below the first).
+    pub fn alignment(&self) -> usize {
+        1 << (self.channels.len() - 1)
+    }
+}
+
+impl ArchConfig {
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), NetError> {
+        match self {
+            ArchConfig::Foveal(c) => c.validate(),
+            ArchConfig::UNet(c) => c.validate(),
+        }
+    }
+
+    /// Builds the network with fresh (seeded by the device RNG) weights.
+    pub fn init(&self, device: &Device) -> Result<Net, NetError> {
+        self.validate()?;
+        Ok(match self {
+            ArchConfig::Foveal(c) => Net::Foveal(FovealNet::new(c, device)),
+            ArchConfig::UNet(c) => Net::UNet(UNet3d::new(c, device)),
+        })
+    }
+
+    /// Number of input levels the network takes.
+    pub fn levels(&self) -> usize {
+        match self {
+            ArchConfig::Foveal(c) => c.levels(),
+            ArchConfig::UNet(_) => 1,
+        }
+    }
+
+    /// Input patch size per level (one axis) for an output of `out` voxels.
+    pub fn input_sizes(&self, out: usize) -> Vec<usize> {
+        match self {
+            ArchConfig::Foveal(c) => c.input_sizes(out),
+            ArchConfig::UNet(_) => vec![out],
+        }
+    }
+
+    /// Output sizes and tile corners must be multiples of this.
+    pub fn alignment(&self) -> usize {
+        match self {
+            ArchConfig::Foveal(c) => c.alignment(),
+            ArchConfig::UNet(c) => c.alignment(),
+        }
+    }
+
+    /// True when tiles can be stitched exactly (valid convolutions, no normalisation over the
+    /// patch), so overlapping tiles are not needed.
+    pub fn is_translation_exact(&self) -> bool {
+        matches!(self, ArchConfig::Foveal(_))
+    }
+}
+
+fn conv3(cin: usize, cout: usize, padding: PaddingConfig3d, device: &Device) -> Conv3d {
+    Conv3dConfig::new([cin, cout], [3, 3, 3]).with_padding(padding).init(device)
+}
+
+/// Centre-crops the three spatial axes of `x` `[b, c, z, y, x]` to `size`.
+fn centre_crop(x: Tensor<5>, size: [usize; 3]) -> Tensor<5> {
+    let [b, c, d, h, w] = x.dims();
+    let have = [d, h, w];
+    let mut off = [0; 3];
+    for a in 0..3 {
+        debug_assert!(have[a] >= size[a] && (have[a] - size[a]) % 2 == 0, "crop {have:?} -> {size:?}");
+        off[a] = (have[a] - size[a]) / 2;
+    }
+    x.slice([0..b, 0..c, off[0]..off[0] + size[0], off[1]..off[1] + size[1], off[2]..off[2] + size[2]])
+}
+
+fn spatial(x: &Tensor<5>) -> [usize; 3] {
+    let [_, _, d, h, w] = x.dims();
+    [d, h, w]
+}
+
+/// A stack of valid 3x3x3 conv + LeakyReLU layers.
+#[derive(Module, Debug)]
+pub struct ConvStack {
+    convs: Vec<Conv3d>,
+}
+
+impl ConvStack {
+    fn new(cin: usize, cout: usize, n: usize, device: &Device) -> Self {
+        let convs = (0..n)
+            .map(|i| conv3(if i == 0 { cin } else { cout }, cout, PaddingConfig3d::Valid, device))
+            .collect();
+        ConvStack { convs }
+    }
+
+    fn forward(&self, mut x: Tensor<5>) -> Tensor<5> {
+        for c in &self.convs {
+            x = leaky_relu(c.forward(x), LEAKY_SLOPE);
+        }
+        x
+    }
+}
+
+/// The foveal net (see [`FovealConfig`]).
+#[derive(Module, Debug)]
+pub struct FovealNet {
+    /// One pathway per level, finest first.
+    pathways: Vec<ConvStack>,
+    /// `ups[l]` brings merged level `l + 1` features to level `l` (x2, kernel 2, stride 2).
+    ups: Vec<ConvTranspose3d>,
+    /// `fuses[l]` (1x1x1) and `merges[l]` run after concatenating level `l` with the up-sampled
+    /// coarser features.
+    fuses: Vec<Conv3d>,
+    merges: Vec<ConvStack>,
+    head: Conv3d,
+}
+
+impl FovealNet {
+    fn new(c: &FovealConfig, device: &Device) -> Self {
+        let l = c.levels();
+        let pathways = (0..l).map(|i| ConvStack::new(1, c.channels[i], c.convs[i], device)).collect();
+        let mut ups = Vec::new();
+        let mut fuses = Vec::new();
+        let mut merges = Vec::new();
+        for i in 0..l - 1 {
+            // Merged width of level i + 1 is its channel count.
+            let cin = c.channels[i + 1];
+            ups.push(ConvTranspose3dConfig::new([cin, cin], [2, 2, 2]).with_stride([2, 2, 2]).init(device));
+            fuses.push(Conv3dConfig::new([c.channels[i] + cin, c.channels[i]], [1, 1, 1]).init(device));
+            merges.push(ConvStack::new(c.channels[i], c.channels[i], c.merge_convs, device));
+        }
+        let head = Conv3dConfig::new([c.channels[0], NUM_CLASSES], [1, 1, 1]).init(device);
+        FovealNet { pathways, ups, fuses, merges, head }
+    }
+
+    /// `inputs[l]`: `[b, 1, s_l, s_l, s_l]` (any per-axis sizes from
+    /// [`FovealConfig::input_sizes`]). Returns logits `[b, 2, out_z, out_y, out_x]`.
+    fn forward(&self, inputs: Vec<Tensor<5>>) -> Tensor<5> {
+        let l = self.pathways.len();
+        let mut feats: Vec<Tensor<5>> =
+            inputs.into_iter().zip(&self.pathways).map(|(x, p)| p.forward(x)).collect();
+        let mut coarse = feats.pop().expect("at least one level");
+        for lev in (0..l - 1).rev() {
+            let fine = feats.pop().expect("one feature map per level");
+            let up = self.ups[lev].forward(coarse); // [b, c_{lev+1}, 2s, 2s, 2s]
+            let up = centre_crop(up, spatial(&fine));
+            let fused = leaky_relu(self.fuses[lev].forward(Tensor::cat(vec![fine, up], 1)), LEAKY_SLOPE);
+            coarse = self.merges[lev].forward(fused);
+        }
+        self.head.forward(coarse)
+    }
+}
+
+/// conv-InstanceNorm-LeakyReLU.
+#[derive(Module, Debug)]
+pub struct ConvNormAct {
+    conv: Conv3d,
+    norm: InstanceNorm,
+}
+
+impl ConvNormAct {
+    fn new(cin: usize, cout: usize, stride: usize, device: &Device) -> Self {
+        let conv = Conv3dConfig::new([cin, cout], [3, 3, 3])
+            .with_stride([stride; 3])
+            .with_padding(PaddingConfig3d::Explicit(1, 1, 1))
+            .init(device);
+        ConvNormAct { conv, norm: InstanceNormConfig::new(cout).init(device) }
+    }
+
+    fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        leaky_relu(self.norm.forward(self.conv.forward(x)), LEAKY_SLOPE)
+    }
+}
+
+/// The U-Net baseline (see [`UNetConfig`]).
+#[derive(Module, Debug)]
+pub struct UNet3d {
+    /// Stage `s`: block 1 (stride 2 for s > 0, the down-sampling) and block 2.
+    encoder: Vec<(ConvNormAct, ConvNormAct)>,
+    ups: Vec<ConvTranspose3d>,
+    decoder: Vec<(ConvNormAct, ConvNormAct)>,
+    head: Conv3d,
+}
+
+impl UNet3d {
+    fn new(c: &UNetConfig, device: &Device) -> Self {
+        let ch = &c.channels;
+        let encoder = (0..ch.len())
+            .map(|s| {
+                let cin = if s == 0 { 1 } else { ch[s - 1] };
+                let stride = if s == 0 { 1 } else { 2 };
+                (ConvNormAct::new(cin, ch[s], stride, device), ConvNormAct::new(ch[s], ch[s], 1, device))
+            })
+            .collect();
+        let mut ups = Vec::new();
+        let mut decoder = Vec::new();
+        for s in 0..ch.len() - 1 {
+            ups.push(
+                ConvTranspose3dConfig::new([ch[s + 1], ch[s]], [2, 2, 2]).with_stride([2, 2, 2]).init(device),
+            );
+            decoder.push((
+                ConvNormAct::new(2 * ch[s], ch[s], 1, device),
+                ConvNormAct::new(ch[s], ch[s], 1, device),
+            ));
+        }
+        let head = Conv3dConfig::new([ch[0], NUM_CLASSES], [1, 1, 1]).init(device);
+        UNet3d { encoder, ups, decoder, head }
+    }
+
+    /// `x`: `[b, 1, d, h, w]` with every size a multiple of the alignment; logits `[b, 2, d, h, w]`.
+    fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        let mut skips = Vec::new();
+        let mut x = x;
+        for (a, b) in &self.encoder {
+            x = b.forward(a.forward(x));
+            skips.push(x.clone());
+        }
+        let mut x = skips.pop().expect("one stage");
+        for s in (0..self.ups.len()).rev() {
+            let up = self.ups[s].forward(x);
+            let skip = skips.pop().expect("skip per stage");
+            let (a, b) = &self.decoder[s];
+            x = b.forward(a.forward(Tensor::cat(vec![skip, up], 1)));
+        }
+        self.head.forward(x)
+    }
+}
+
+/// Either network. Inputs are one tensor per level (see [`ArchConfig::input_sizes`]).
+#[derive(Module, Debug)]
+pub enum Net {
+    Foveal(FovealNet),
+    UNet(UNet3d),
+}
+
+impl Net {
+    /// Logits `[b, 2, z, y, x]` for per-level inputs `[b, 1, ...]`.
+    pub fn forward(&self, inputs: Vec<Tensor<5>>) -> Tensor<5> {
+        match self {
+            Net::Foveal(n) => n.forward(inputs),
+            Net::UNet(n) => n.forward(inputs.into_iter().next().expect("one input level")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn foveal() -> FovealConfig {
+        FovealConfig { channels: vec![4, 6, 8], convs: vec![2, 2, 3], merge_convs: 1 }
+    }
+
+    #[test]
+    fn foveal_input_sizes_by_hand() {
+        // out 8: level 0 concat 8 + 2 = 10, input 10 + 4 = 14; level 1 needs ceil(10/2) = 5 -> 6,
+        // concat 8, input 12; level 2 needs ceil(8/2) = 4, no merge, input 4 + 6 = 10.
+        assert_eq!(foveal().input_sizes(8), vec![14, 12, 10]);
+    }
+
+    #[test]
+    fn output_shapes() {
+        let device = Device::flex();
+        let arch = ArchConfig::Foveal(foveal());
+        let net = arch.init(&device).unwrap();
+        let sizes = arch.input_sizes(8);
+        let inputs = sizes.iter().map(|&s| Tensor::<5>::zeros([2, 1, s, s, s], &device)).collect();
+        assert_eq!(net.forward(inputs).dims(), [2, 2, 8, 8, 8]);
+        // Anisotropic sizes work per axis.
+        let sz = arch.input_sizes(4);
+        let inputs =
+            sizes.iter().zip(&sz).map(|(&s, &t)| Tensor::<5>::zeros([1, 1, t, s, s], &device)).collect();
+        assert_eq!(net.forward(inputs).dims(), [1, 2, 4, 8, 8]);
+
+        let unet = ArchConfig::UNet(UNetConfig { channels: vec![4, 8, 16] });
+        let net = unet.init(&device).unwrap();
+        let x = Tensor::<5>::zeros([1, 1, 16, 8, 12], &device);
+        assert_eq!(net.forward(vec![x]).dims(), [1, 2, 16, 8, 12]);
+    }
+
+    #[test]
+    fn bad_configs_are_rejected() {
+        let bad = ArchConfig::Foveal(FovealConfig { channels: vec![4, 4], convs: vec![1], merge_convs: 1 });
+        assert!(matches!(bad.validate(), Err(NetError::InvalidConfig(_))));
+        assert!(ArchConfig::UNet(UNetConfig { channels: vec![] }).validate().is_err());
+    }
+}

@@ -1,0 +1,872 @@
+//! Training on an nnU-Net raw-layout dataset (`imagesTr/<case>_0000.nii.gz`,
+//! `labelsTr/<case>.nii.gz`, instance labels > 0 = node).
+//!
+//! * Cases are split once, by the seed, into training and held-out validation cases
+//!   (`split.json` in the run folder); validation cases are never sampled for training.
+//! * Each training case is preprocessed once (model grid, [`Pyramid`], binary label, node voxel
+//!   lists). A batch draws patches with foreground oversampling (`foreground_fraction` of the
+//!   patches are centred near a voxel of a node chosen uniformly, so small nodes are seen as often as
+//!   bulky ones) and random [`Augmentation`].
+//! * Loss = cross-entropy + soft Dice (batch Dice of the node channel); AdamW with gradient-norm
+//!   clipping; learning rate: linear warm-up then cosine decay to 1% ([`learning_rate`]).
+//! * Every `val_every` steps: sliding-window inference on the validation CTs, scored on the CT grid
+//!   with the evaluation protocol ([`nodal_eval::evaluate_scan`]): recall (GT node localized when
+//!   >= 40% of it is covered), false positives per scan, Dice, recall of nodes with SAD >= 15 mm.
+//!   The best score (recall + Dice - 0.1 x FP/scan above 3) is exported to `best/` as a model
+//!   folder.
+//! * Every `checkpoint_every` steps `checkpoint/` is replaced atomically: model (burnpack, which
+//!   keeps parameter ids so the optimizer state re-attaches), AdamW state, and `state.json` (step,
+//!   RNG state, best score). `--resume` continues bit-for-bit from it.
+//! * `log.csv` + `log.jsonl`: one record per `log_every` steps and per validation.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::activation::{log_softmax, softmax};
+use indicatif::ProgressBar;
+use ndarray::Array3;
+use nodal_core::{Interpolation, Volume};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{save_model, write_atomic, LoadedModel, ModelConfig};
+use crate::infer::{predict, InferOptions};
+use crate::model::Net;
+use crate::patch::{sample_training_patch, Augmentation, Pyramid};
+use crate::preprocess::prepare;
+use crate::rng::Rng;
+use crate::NetError;
+
+/// Everything a training run needs besides the data; saved as `train_config.json` in the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The model to train (architecture, preprocessing, patch sizes).
+    pub model: ModelConfig,
+    /// Seed of the split, initial weights, patch sampling and augmentation.
+    pub seed: u64,
+    /// Optimisation steps.
+    pub steps: usize,
+    /// Patches per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// Fraction of patches centred near a node.
+    pub foreground_fraction: f64,
+    /// Apply random augmentation.
+    pub augment: bool,
+    /// Held-out validation cases (taken from the dataset by the seeded shuffle).
+    pub val_cases: usize,
+    /// Validate every this many steps (0 = only at the end).
+    pub val_every: usize,
+    /// Write a checkpoint every this many steps.
+    pub checkpoint_every: usize,
+    /// Log averaged training loss every this many steps.
+    pub log_every: usize,
+    /// Use at most this many training cases (memory bound); `None` = all.
+    pub max_train_cases: Option<usize>,
+    /// Stop (with checkpoint and final validation) after this many minutes of wall time.
+    pub max_minutes: Option<f64>,
+}
+
+impl TrainConfig {
+    /// Defaults for the foveal net.
+    pub fn default_foveal() -> Self {
+        TrainConfig {
+            model: ModelConfig::default_foveal(),
+            seed: 1,
+            steps: 6000,
+            batch_size: 2,
+            lr: 2e-3,
+            weight_decay: 1e-4,
+            warmup_steps: 200,
+            foreground_fraction: 0.4,
+            augment: true,
+            val_cases: 4,
+            val_every: 500,
+            checkpoint_every: 100,
+            log_every: 10,
+            max_train_cases: Some(80),
+            max_minutes: None,
+        }
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), NetError> {
+        self.model.validate()?;
+        let bad = |m: String| Err(NetError::InvalidConfig(m));
+        if self.batch_size == 0 || self.batch_size > 64 {
+            return bad(format!("batch_size {} outside 1..=64", self.batch_size));
+        }
+        if !(self.lr > 0.0 && self.lr < 1.0) {
+            return bad(format!("lr {} outside (0, 1)", self.lr));
+        }
+        if !(0.0..=1.0).contains(&self.foreground_fraction) {
+            return bad(format!("foreground_fraction {} outside [0, 1]", self.foreground_fraction));
+        }
+        if self.checkpoint_every == 0 || self.log_every == 0 {
+            return bad("checkpoint_every and log_every must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Reads a config JSON file.
+    pub fn load(path: &Path) -> Result<Self, NetError> {
+        let text = std::fs::read_to_string(path).map_err(|e| NetError::io(path, e))?;
+        let cfg: TrainConfig = serde_json::from_str(&text)
+            .map_err(|e| NetError::InvalidConfig(format!("{}: {e}", path.display())))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Learning rate at `step`: linear warm-up to `lr`, then cosine decay to `lr / 100` at `steps`.
+pub fn learning_rate(cfg: &TrainConfig, step: usize) -> f64 {
+    if step < cfg.warmup_steps {
+        return cfg.lr * (step + 1) as f64 / cfg.warmup_steps as f64;
+    }
+    let span = cfg.steps.saturating_sub(cfg.warmup_steps).max(1) as f64;
+    let t = ((step - cfg.warmup_steps) as f64 / span).min(1.0);
+    let min = cfg.lr / 100.0;
+    min + 0.5 * (cfg.lr - min) * (1.0 + (std::f64::consts::PI * t).cos())
+}
+
+/// One dataset case: image and label file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaseFiles {
+    /// Case identifier (`case_001`).
+    pub id: String,
+    /// `imagesTr/<id>_0000.nii.gz`.
+    pub image: PathBuf,
+    /// `labelsTr/<id>.nii.gz`.
+    pub label: PathBuf,
+}
+
+/// Lists the cases of an nnU-Net raw-layout dataset, sorted by id. Every image needs its label.
+pub fn list_cases(data: &Path) -> Result<Vec<CaseFiles>, NetError> {
+    let images = data.join("imagesTr");
+    let labels = data.join("labelsTr");
+    let err = |reason: String| NetError::Dataset { path: data.into(), reason };
+    let rd = std::fs::read_dir(&images).map_err(|e| err(format!("imagesTr: {e}")))?;
+    let mut cases = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| err(format!("imagesTr: {e}")))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix("_0000.nii.gz").or_else(|| name.strip_suffix("_0000.nii")) else {
+            continue;
+        };
+        let ext = if name.ends_with(".gz") { ".nii.gz" } else { ".nii" };
+        let label = labels.join(format!("{id}{ext}"));
+        if !label.is_file() {
+            return Err(err(format!("case {id}: label {} missing", label.display())));
+        }
+        cases.push(CaseFiles { id: id.to_string(), image: entry.path(), label });
+    }
+    if cases.is_empty() {
+        return Err(err("no imagesTr/*_0000.nii.gz images".into()));
+    }
+    cases.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(cases)
+}
+
+/// Seeded split: returns (training, validation) cases.
+pub fn split_cases(cases: &[CaseFiles], val: usize, seed: u64) -> (Vec<CaseFiles>, Vec<CaseFiles>) {
+    let mut idx: Vec<usize> = (0..cases.len()).collect();
+    let mut rng = Rng::new(seed ^ 0x5EED_5011);
+    for i in (1..idx.len()).rev() {
+        idx.swap(i, rng.below(i + 1));
+    }
+    let val = val.min(cases.len().saturating_sub(1));
+    let mut v: Vec<CaseFiles> = idx[..val].iter().map(|&i| cases[i].clone()).collect();
+    let mut t: Vec<CaseFiles> = idx[val..].iter().map(|&i| cases[i].clone()).collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    t.sort_by(|a, b| a.id.cmp(&b.id));
+    (t, v)
+}
+
+/// A preprocessed training case.
+pub struct TrainCase {
+    /// Case id.
+    pub id: String,
+    /// Image pyramid on the model grid.
+    pub pyramid: Pyramid,
+    /// Binary node label on the model grid `[z, y, x]`.
+    pub label: Array3<u8>,
+    /// Voxel indices `[z, y, x]` of each node (one list per instance with voxels on the grid).
+    pub nodes: Vec<Vec<[u32; 3]>>,
+}
+
+/// Preprocesses one case for training from a CT (HU) and its instance labels on the same grid.
+pub fn prepare_training_case(
+    id: &str,
+    ct: &Volume<i16>,
+    labels: &Volume<u16>,
+    cfg: &ModelConfig,
+) -> Result<TrainCase, NetError> {
+    ct.check_same_grid(labels)?;
+    let prep = prepare(ct, &cfg.preprocessing)?;
+    let g = prep.image.geometry();
+    let inst = labels.resample_to(g, prep.image.dims(), Interpolation::Nearest, 0);
+    let mut nodes: Vec<Vec<[u32; 3]>> = Vec::new();
+    let mut slot = std::collections::HashMap::new();
+    for ((z, y, x), &l) in inst.data().indexed_iter() {
+        if l > 0 {
+            let s = *slot.entry(l).or_insert_with(|| {
+                nodes.push(Vec::new());
+                nodes.len() - 1
+            });
+            nodes[s].push([z as u32, y as u32, x as u32]);
+        }
+    }
+    let label = inst.data().mapv(|l| u8::from(l > 0));
+    let pyramid = Pyramid::new(prep.image.data(), cfg.arch.levels(), cfg.preprocessing.pad_value());
+    Ok(TrainCase { id: id.into(), pyramid, label, nodes })
+}
+
+/// A validation case on its own CT grid.
+pub struct ValCase {
+    /// Case id.
+    pub id: String,
+    /// CT in HU.
+    pub ct: Volume<i16>,
+    /// Ground-truth instance labels.
+    pub labels: Volume<u16>,
+}
+
+/// Validation metrics over the validation cases (evaluation protocol, probability >= threshold).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValMetrics {
+    /// Cases evaluated.
+    pub n_cases: usize,
+    /// GT nodes.
+    pub n_gt: usize,
+    /// Localized / GT nodes.
+    pub recall: f64,
+    /// False-positive components per scan.
+    pub fp_per_scan: f64,
+    /// Mean per-scan Dice (scans where it is defined).
+    pub dice: Option<f64>,
+    /// Recall of GT nodes with SAD >= 15 mm; `None` without such nodes.
+    pub recall_sad_ge_15mm: Option<f64>,
+    /// Recall of GT nodes with SAD >= 5 mm; `None` without such nodes.
+    pub recall_sad_ge_5mm: Option<f64>,
+    /// Selection score: recall + Dice - 0.1 x max(0, FP/scan - 3).
+    pub score: f64,
+}
+
+/// Runs inference on the validation cases and scores them with the evaluation protocol.
+pub fn validate(
+    model: &LoadedModel,
+    cases: &[ValCase],
+    tile_out: Option<usize>,
+) -> Result<ValMetrics, NetError> {
+    let mut m = ValMetrics { n_cases: cases.len(), ..Default::default() };
+    let (mut loc, mut fp, mut dices) = (0usize, 0usize, Vec::new());
+    let (mut n15, mut l15, mut n5, mut l5) = (0usize, 0usize, 0usize, 0usize);
+    for c in cases {
+        let opts = InferOptions { tile_out, ..Default::default() };
+        let out = predict(model, &c.ct, &opts, None)?;
+        let thr = model.config.threshold;
+        let mask = out.probability.map(|p| u8::from(p >= thr));
+        let r = nodal_eval::evaluate_scan(nodal_eval::Prediction::Mask(&mask), &c.labels, None)
+            .map_err(|e| NetError::Eval(format!("case {}: {e}", c.id)))?;
+        m.n_gt += r.n_gt_nodes;
+        loc += r.n_gt_localized;
+        fp += r.n_fp;
+        if let Some(d) = r.dice {
+            dices.push(d);
+        }
+        for n in &r.nodes {
+            if n.sad_mm >= 15.0 {
+                n15 += 1;
+                l15 += usize::from(n.localized);
+            }
+            if n.sad_mm >= 5.0 {
+                n5 += 1;
+                l5 += usize::from(n.localized);
+            }
+        }
+    }
+    m.recall = if m.n_gt > 0 { loc as f64 / m.n_gt as f64 } else { 0.0 };
+    m.fp_per_scan = fp as f64 / cases.len().max(1) as f64;
+    m.dice = (!dices.is_empty()).then(|| dices.iter().sum::<f64>() / dices.len() as f64);
+    m.recall_sad_ge_15mm = (n15 > 0).then(|| l15 as f64 / n15 as f64);
+    m.recall_sad_ge_5mm = (n5 > 0).then(|| l5 as f64 / n5 as f64);
+    m.score = m.recall + m.dice.unwrap_or(0.0) - 0.1 * (m.fp_per_scan - 3.0).max(0.0);
+    Ok(m)
+}
+
+/// State saved with each checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Steps completed.
+    pub step: usize,
+    /// Sampling RNG state after `step` steps.
+    pub rng: Rng,
+    /// Best validation score so far and its step.
+    pub best: Option<(f64, usize)>,
+    /// Wall time spent in previous sessions, s.
+    pub elapsed_s: f64,
+}
+
+/// One log record (a training average or a validation).
+#[derive(Clone, Debug, Serialize)]
+struct LogRecord {
+    step: usize,
+    kind: &'static str,
+    lr: f64,
+    loss: Option<f64>,
+    ce: Option<f64>,
+    soft_dice_loss: Option<f64>,
+    seconds_per_step: Option<f64>,
+    elapsed_s: f64,
+    val: Option<ValMetrics>,
+}
+
+struct Logger {
+    csv: std::fs::File,
+    jsonl: std::fs::File,
+}
+
+impl Logger {
+    fn open(run: &Path) -> Result<Self, NetError> {
+        let csv_path = run.join("log.csv");
+        let new = !csv_path.exists();
+        let open = |p: &Path| {
+            std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| NetError::io(p, e))
+        };
+        let mut csv = open(&csv_path)?;
+        if new {
+            writeln!(
+                csv,
+                "step,kind,lr,loss,ce,soft_dice_loss,seconds_per_step,elapsed_s,recall,fp_per_scan,dice,recall_sad_ge_15mm,score"
+            )
+            .map_err(|e| NetError::io(&csv_path, e))?;
+        }
+        Ok(Logger { csv, jsonl: open(&run.join("log.jsonl"))? })
+    }
+
+    fn write(&mut self, r: &LogRecord) -> Result<(), NetError> {
+        let f = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+        let v = r.val.as_ref();
+        let line = format!(
+            "{},{},{:.3e},{},{},{},{},{:.1},{},{},{},{},{}",
+            r.step,
+            r.kind,
+            r.lr,
+            f(r.loss),
+            f(r.ce),
+            f(r.soft_dice_loss),
+            f(r.seconds_per_step),
+            r.elapsed_s,
+            f(v.map(|m| m.recall)),
+            f(v.map(|m| m.fp_per_scan)),
+            f(v.and_then(|m| m.dice)),
+            f(v.and_then(|m| m.recall_sad_ge_15mm)),
+            f(v.map(|m| m.score)),
+        );
+        let json = serde_json::to_string(r).expect("log record serialises");
+        writeln!(self.csv, "{line}")
+            .and_then(|_| writeln!(self.jsonl, "{json}"))
+            .map_err(|e| NetError::Io { path: "log".into(), source: e })
+    }
+}
+
+/// Loss of one batch: `(total, ce, soft_dice_loss)`; logits `[b, 2, o, o, o]`, labels `[b, o, o, o]`
+/// as 0/1 floats.
+pub fn loss(logits: Tensor<5>, labels: Tensor<4>) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let y1: Tensor<5> = labels.unsqueeze_dim(1); // [b, 1, o, o, o]
+    let y0 = y1.clone().neg().add_scalar(1.0);
+    let onehot = Tensor::cat(vec![y0, y1.clone()], 1);
+    let n = onehot.dims().iter().product::<usize>() / 2;
+    let ce = (log_softmax(logits.clone(), 1) * onehot).sum().div_scalar(n as f64).neg();
+    let p1 = softmax(logits, 1).narrow(1, 1, 1);
+    let inter = (p1.clone() * y1.clone()).sum();
+    let denom = p1.sum() + y1.sum();
+    let dice = inter.mul_scalar(2.0).add_scalar(1.0).div(denom.add_scalar(1.0)).neg().add_scalar(1.0);
+    (ce.clone() + dice.clone(), ce, dice)
+}
+
+/// Draws one batch: per-level inputs `[b, 1, s, s, s]` and labels `[b, o, o, o]` (flat buffers).
+fn draw_batch(cases: &[TrainCase], cfg: &TrainConfig, rng: &mut Rng) -> (Vec<Vec<f32>>, Vec<f32>) {
+    let m = &cfg.model;
+    let out = m.train_patch_out;
+    let sizes = m.arch.input_sizes(out);
+    let align = m.arch.alignment() as i64;
+    let p = &m.preprocessing;
+    let clip = [p.normalise(p.hu_clip[0]), p.normalise(p.hu_clip[1])];
+    // Per-item RNG streams drawn sequentially keep the batch deterministic under parallel sampling.
+    let items: Vec<(usize, [i64; 3], Augmentation, Rng)> = (0..cfg.batch_size)
+        .map(|_| {
+            let ci = rng.below(cases.len());
+            let c = &cases[ci];
+            let shape = c.pyramid.shape();
+            let centre: [f64; 3] = if !c.nodes.is_empty() && rng.chance(cfg.foreground_fraction) {
+                let node = &c.nodes[rng.below(c.nodes.len())];
+                let v = node[rng.below(node.len())];
+                let j = out as f64 / 4.0;
+                std::array::from_fn(|a| v[a] as f64 + rng.uniform(-j, j))
+            } else {
+                std::array::from_fn(|a| rng.uniform(0.0, shape[a] as f64))
+            };
+            let snapped = centre.map(|v| ((v / align as f64).round() as i64) * align);
+            let aug = if cfg.augment { Augmentation::random(rng) } else { Augmentation::identity() };
+            (ci, snapped, aug, rng.fork())
+        })
+        .collect();
+    let samples: Vec<(Vec<Array3<f32>>, Array3<u8>)> = items
+        .into_par_iter()
+        .map(|(ci, centre, aug, mut r)| {
+            let c = &cases[ci];
+            sample_training_patch(&c.pyramid, &c.label, centre, &sizes, out, &aug, &mut r, clip)
+        })
+        .collect();
+    let mut inputs = vec![Vec::new(); sizes.len()];
+    let mut labels = Vec::new();
+    for (ins, lab) in samples {
+        for (buf, p) in inputs.iter_mut().zip(ins) {
+            buf.extend(p.iter());
+        }
+        labels.extend(lab.iter().map(|&v| v as f32));
+    }
+    (inputs, labels)
+}
+
+/// Loads and preprocesses the training cases (in parallel).
+pub fn load_training_cases(cases: &[CaseFiles], model: &ModelConfig) -> Result<Vec<TrainCase>, NetError> {
+    cases
+        .par_iter()
+        .map(|c| {
+            let ct = nodal_io::read_nifti::<i16>(&c.image)?;
+            let labels = nodal_io::read_nifti::<u16>(&c.label)?;
+            prepare_training_case(&c.id, &ct, &labels, model)
+                .map_err(|e| NetError::Dataset { path: c.image.clone(), reason: e.to_string() })
+        })
+        .collect()
+}
+
+/// Loads validation cases.
+pub fn load_val_cases(cases: &[CaseFiles]) -> Result<Vec<ValCase>, NetError> {
+    cases
+        .iter()
+        .map(|c| {
+            let ct = nodal_io::read_nifti::<i16>(&c.image)?;
+            let labels = nodal_io::read_nifti::<u16>(&c.label)?;
+            ct.check_same_grid(&labels)
+                .map_err(|e| NetError::Dataset { path: c.label.clone(), reason: e.to_string() })?;
+            Ok(ValCase { id: c.id.clone(), ct, labels })
+        })
+        .collect()
+}
+
+/// What [`train`] returns.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainSummary {
+    /// Steps completed.
+    pub steps: usize,
+    /// Losses of every step of this session (for tests and plots).
+    pub losses: Vec<f64>,
+    /// Last validation, if any.
+    pub last_val: Option<ValMetrics>,
+    /// Best validation score and step.
+    pub best: Option<(f64, usize)>,
+    /// Wall time of all sessions, s.
+    pub elapsed_s: f64,
+}
+
+/// Where a run keeps things.
+fn checkpoint_dir(run: &Path) -> PathBuf {
+    run.join("checkpoint")
+}
+
+fn save_checkpoint(run: &Path, net: &Net, optim: &ModuleOptimizer, state: &RunState) -> Result<(), NetError> {
+    let tmp = run.join(".checkpoint.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| NetError::io(&tmp, e))?;
+    let fail = |what: &str, e: String| NetError::Run { path: run.into(), reason: format!("{what}: {e}") };
+    let mut store = BurnpackStore::from_file(tmp.join("model.bpk")).overwrite(true);
+    net.save_into(&mut store).map_err(|e| fail("saving model", e.to_string()))?;
+    optim.save(tmp.join("optim.bpk")).map_err(|e| fail("saving optimizer", format!("{e:?}")))?;
+    let json = serde_json::to_string_pretty(state).expect("state serialises");
+    std::fs::write(tmp.join("state.json"), json).map_err(|e| NetError::io(tmp.join("state.json"), e))?;
+    let dst = checkpoint_dir(run);
+    let old = run.join(".checkpoint.old");
+    let _ = std::fs::remove_dir_all(&old);
+    if dst.exists() {
+        std::fs::rename(&dst, &old).map_err(|e| NetError::io(&dst, e))?;
+    }
+    std::fs::rename(&tmp, &dst).map_err(|e| NetError::io(&dst, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// Trains (or resumes) a run in folder `run`. With `resume`, the run's saved `train_config.json`,
+/// split and checkpoint are used (`steps_override` may extend the schedule).
+pub fn train(
+    data: &Path,
+    cfg: &TrainConfig,
+    run: &Path,
+    resume: bool,
+    progress: Option<&ProgressBar>,
+) -> Result<TrainSummary, NetError> {
+    cfg.validate()?;
+    std::fs::create_dir_all(run).map_err(|e| NetError::io(run, e))?;
+    let run_err = |reason: String| NetError::Run { path: run.into(), reason };
+    let ckpt = checkpoint_dir(run);
+    if !resume && ckpt.exists() {
+        return Err(run_err("already holds a checkpoint; pass --resume or choose a new folder".into()));
+    }
+    if resume && !ckpt.join("state.json").is_file() {
+        return Err(run_err("no checkpoint to resume from".into()));
+    }
+    // Split: fixed by the seed and saved, so a resumed run validates on the same cases.
+    let split_path = run.join("split.json");
+    let (train_files, val_files) = if resume && split_path.is_file() {
+        let text = std::fs::read_to_string(&split_path).map_err(|e| NetError::io(&split_path, e))?;
+        serde_json::from_str::<(Vec<CaseFiles>, Vec<CaseFiles>)>(&text)
+            .map_err(|e| run_err(format!("split.json: {e}")))?
+    } else {
+        let cases = list_cases(data)?;
+        let (mut t, v) = split_cases(&cases, cfg.val_cases, cfg.seed);
+        if let Some(n) = cfg.max_train_cases {
+            t.truncate(n);
+        }
+        write_atomic(&split_path, serde_json::to_string_pretty(&(&t, &v)).expect("split").as_bytes())?;
+        (t, v)
+    };
+    if train_files.is_empty() {
+        return Err(NetError::Dataset {
+            path: data.into(),
+            reason: "no training cases after the split".into(),
+        });
+    }
+    write_atomic(&run.join("train_config.json"), serde_json::to_string_pretty(cfg).expect("cfg").as_bytes())?;
+
+    let t_load = Instant::now();
+    let cases = load_training_cases(&train_files, &cfg.model)?;
+    let val_cases = load_val_cases(&val_files)?;
+    if let Some(pb) = progress {
+        pb.println(format!(
+            "loaded {} training and {} validation cases in {:.1} s",
+            cases.len(),
+            val_cases.len(),
+            t_load.elapsed().as_secs_f64()
+        ));
+    }
+
+    let base = crate::device();
+    base.seed(cfg.seed);
+    let device = base.clone().autodiff();
+    let mut net = cfg.model.arch.init(&device)?;
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(12.0)))
+        .init();
+    let mut state = RunState { step: 0, rng: Rng::new(cfg.seed), best: None, elapsed_s: 0.0 };
+    if resume {
+        let text = std::fs::read_to_string(ckpt.join("state.json")).map_err(|e| NetError::io(&ckpt, e))?;
+        state = serde_json::from_str(&text).map_err(|e| run_err(format!("state.json: {e}")))?;
+        let mut store = BurnpackStore::from_file(ckpt.join("model.bpk"));
+        net.load_from(&mut store).map_err(|e| run_err(format!("checkpoint model: {e}")))?;
+        optim = optim
+            .load(ckpt.join("optim.bpk"))
+            .map_err(|e| run_err(format!("checkpoint optimizer: {e:?}")))?;
+    }
+    let mut logger = Logger::open(run)?;
+    let session = Instant::now();
+    let elapsed = |state: &RunState| state.elapsed_s + session.elapsed().as_secs_f64();
+    let out = cfg.model.train_patch_out;
+    let sizes = cfg.model.arch.input_sizes(out);
+    if let Some(pb) = progress {
+        pb.set_length(cfg.steps as u64);
+        pb.set_position(state.step as u64);
+    }
+    let mut losses = Vec::new();
+    let mut acc = (0.0, 0.0, 0.0, 0usize);
+    let mut last_val = None;
+    let mut t_log = Instant::now();
+    let session_start_elapsed = state.elapsed_s;
+    let mut stop = false;
+    while state.step < cfg.steps && !stop {
+        let (inputs, labels) = draw_batch(&cases, cfg, &mut state.rng);
+        let b = cfg.batch_size;
+        let xs: Vec<Tensor<5>> = inputs
+            .into_iter()
+            .zip(&sizes)
+            .map(|(buf, &s)| Tensor::from_data(TensorData::new(buf, [b, 1, s, s, s]), &device))
+            .collect();
+        let y = Tensor::<4>::from_data(TensorData::new(labels, [b, out, out, out]), &device);
+        let logits = net.forward(xs);
+        let (total, ce, dl) = loss(logits, y);
+        let lr = learning_rate(cfg, state.step);
+        let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
+        let (lv, cv, dv) = (scalar(&total), scalar(&ce), scalar(&dl));
+        if !lv.is_finite() {
+            return Err(run_err(format!("loss became {lv} at step {}", state.step)));
+        }
+        let grads = GradientsParams::from_grads(total.backward(), &net);
+        net = optim.step(lr, net, grads);
+        state.step += 1;
+        losses.push(lv);
+        acc = (acc.0 + lv, acc.1 + cv, acc.2 + dv, acc.3 + 1);
+        if let Some(pb) = progress {
+            pb.set_position(state.step as u64);
+            pb.set_message(format!("loss {lv:.3} lr {lr:.1e}"));
+        }
+        if let Some(max) = cfg.max_minutes {
+            stop = (elapsed(&state) - session_start_elapsed) / 60.0 >= max;
+        }
+        #[cfg(test)]
+        if STOP_AFTER.with(|s| s.get()) == Some(state.step) {
+            stop = true;
+        }
+        let last = state.step == cfg.steps || stop;
+        if state.step % cfg.log_every == 0 || last {
+            let n = acc.3.max(1) as f64;
+            logger.write(&LogRecord {
+                step: state.step,
+                kind: "train",
+                lr,
+                loss: Some(acc.0 / n),
+                ce: Some(acc.1 / n),
+                soft_dice_loss: Some(acc.2 / n),
+                seconds_per_step: Some(t_log.elapsed().as_secs_f64() / n),
+                elapsed_s: elapsed(&state),
+                val: None,
+            })?;
+            acc = (0.0, 0.0, 0.0, 0);
+            t_log = Instant::now();
+        }
+        let do_val =
+            !val_cases.is_empty() && ((cfg.val_every > 0 && state.step % cfg.val_every == 0) || last);
+        if do_val {
+            let model = LoadedModel { config: cfg.model.clone(), net: net.valid(), folder: run.into() };
+            let m = validate(&model, &val_cases, None)?;
+            if let Some(pb) = progress {
+                pb.println(format!(
+                    "step {}: recall {:.3}, FP/scan {:.2}, Dice {}, recall SAD>=15 {}",
+                    state.step,
+                    m.recall,
+                    m.fp_per_scan,
+                    m.dice.map(|d| format!("{d:.3}")).unwrap_or("-".into()),
+                    m.recall_sad_ge_15mm.map(|d| format!("{d:.3}")).unwrap_or("-".into()),
+                ));
+            }
+            if state.best.is_none_or(|(s, _)| m.score > s) {
+                state.best = Some((m.score, state.step));
+                let mut c = cfg.model.clone();
+                c.version =
+                    format!("{}-step{}", run.file_name().unwrap_or_default().to_string_lossy(), state.step);
+                save_model(&model.net, &c, &run.join("best"))?;
+                write_atomic(
+                    &run.join("best/metrics.json"),
+                    serde_json::to_string_pretty(&m).expect("m").as_bytes(),
+                )?;
+            }
+            logger.write(&LogRecord {
+                step: state.step,
+                kind: "val",
+                lr,
+                loss: None,
+                ce: None,
+                soft_dice_loss: None,
+                seconds_per_step: None,
+                elapsed_s: elapsed(&state),
+                val: Some(m.clone()),
+            })?;
+            last_val = Some(m);
+            t_log = Instant::now();
+        }
+        if state.step % cfg.checkpoint_every == 0 || last {
+            let mut s = state.clone();
+            s.elapsed_s = elapsed(&state);
+            save_checkpoint(run, &net, &optim, &s)?;
+        }
+    }
+    // The last weights as a model folder too.
+    let mut c = cfg.model.clone();
+    c.version = format!("{}-step{}", run.file_name().unwrap_or_default().to_string_lossy(), state.step);
+    save_model(&net.valid(), &c, &run.join("last"))?;
+    Ok(TrainSummary { steps: state.step, losses, last_val, best: state.best, elapsed_s: elapsed(&state) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ArchConfig, FovealConfig};
+    use nodal_core::Geometry;
+
+    /// A tiny synthetic "CT": soft tissue body with bright-rimmed spheres as nodes.
+    pub(crate) fn synthetic_case(seed: u64) -> (Volume<i16>, Volume<u16>) {
+        let mut r = Rng::new(seed);
+        let g = Geometry::axis_aligned([1.25, 1.25, 2.5], [0.0, 0.0, 0.0]);
+        let dims = [40, 40, 20];
+        let mut ct = Volume::filled(dims, g, -1000i16);
+        let mut lab = Volume::<u16>::zeros(dims, g);
+        let centres: Vec<[f64; 3]> =
+            (0..3).map(|_| [r.uniform(14.0, 36.0), r.uniform(14.0, 36.0), r.uniform(14.0, 36.0)]).collect();
+        {
+            let mut d = ct.data_mut();
+            for ((k, j, i), v) in d.indexed_iter_mut() {
+                let w = g.index_to_world([i as f64, j as f64, k as f64]);
+                let body = ((w[0] - 25.0).powi(2) + (w[1] - 25.0).powi(2)).sqrt() < 22.0;
+                if body {
+                    *v = (-80.0 + 10.0 * r.normal()) as i16; // fat
+                }
+            }
+        }
+        for (n, c) in centres.iter().enumerate() {
+            let rad = 4.0 + n as f64;
+            let mut d = ct.data_mut();
+            let mut l = lab.data_mut();
+            for ((k, j, i), v) in d.indexed_iter_mut() {
+                let w = g.index_to_world([i as f64, j as f64, k as f64]);
+                let dist = ((w[0] - c[0]).powi(2) + (w[1] - c[1]).powi(2) + (w[2] - c[2]).powi(2)).sqrt();
+                if dist < rad {
+                    *v = 40;
+                    l[[k, j, i]] = n as u16 + 1;
+                }
+            }
+        }
+        (ct, lab)
+    }
+
+    pub(crate) fn write_dataset(dir: &Path, n: usize) {
+        std::fs::create_dir_all(dir.join("imagesTr")).unwrap();
+        std::fs::create_dir_all(dir.join("labelsTr")).unwrap();
+        for i in 0..n {
+            let (ct, lab) = synthetic_case(i as u64);
+            nodal_io::write_nifti(&ct, dir.join(format!("imagesTr/case_{i:03}_0000.nii.gz"))).unwrap();
+            nodal_io::write_nifti(&lab, dir.join(format!("labelsTr/case_{i:03}.nii.gz"))).unwrap();
+        }
+    }
+
+    pub(crate) fn tiny_config() -> TrainConfig {
+        let mut model = ModelConfig::default_foveal();
+        model.arch =
+            ArchConfig::Foveal(FovealConfig { channels: vec![4, 6], convs: vec![1, 1], merge_convs: 1 });
+        model.train_patch_out = 8;
+        model.infer_tile_out = 16;
+        TrainConfig {
+            model,
+            seed: 5,
+            steps: 4,
+            batch_size: 2,
+            lr: 1e-2,
+            weight_decay: 0.0,
+            warmup_steps: 1,
+            foreground_fraction: 0.5,
+            augment: true,
+            val_cases: 1,
+            val_every: 0,
+            checkpoint_every: 2,
+            log_every: 1,
+            max_train_cases: None,
+            max_minutes: None,
+        }
+    }
+
+    #[test]
+    fn learning_rate_schedule_by_hand() {
+        let mut c = tiny_config();
+        c.lr = 1.0;
+        c.warmup_steps = 10;
+        c.steps = 110;
+        assert!((learning_rate(&c, 0) - 0.1).abs() < 1e-12);
+        assert!((learning_rate(&c, 9) - 1.0).abs() < 1e-12);
+        assert!((learning_rate(&c, 10) - 1.0).abs() < 1e-12);
+        // Half way through the cosine: (1 + 0.01) / 2.
+        assert!((learning_rate(&c, 60) - 0.505).abs() < 1e-12);
+        assert!((learning_rate(&c, 110) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn loss_by_hand() {
+        let device = crate::device();
+        // Logits (0, 0) everywhere: p = 0.5, CE = ln 2; two voxels, one node voxel:
+        // Dice = (2 * 0.5 + 1) / (1 + 1 + 1) = 2/3 -> loss 1/3.
+        let logits = Tensor::<5>::zeros([1, 2, 1, 1, 2], &device);
+        let y = Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 1, 1, 2]), &device);
+        let (_, ce, dl) = loss(logits, y);
+        assert!((ce.into_scalar::<f32>() as f64 - 2f64.ln()).abs() < 1e-6);
+        assert!((dl.into_scalar::<f32>() as f64 - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn split_is_seeded_and_disjoint() {
+        let cases: Vec<CaseFiles> = (0..10)
+            .map(|i| CaseFiles { id: format!("c{i}"), image: "i".into(), label: "l".into() })
+            .collect();
+        let (t, v) = split_cases(&cases, 3, 1);
+        assert_eq!((t.len(), v.len()), (7, 3));
+        assert!(v.iter().all(|c| !t.contains(c)));
+        assert_eq!(split_cases(&cases, 3, 1), (t, v.clone()));
+        assert_ne!(split_cases(&cases, 3, 2).1, v);
+    }
+
+    #[test]
+    fn training_is_deterministic_and_resumes_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        write_dataset(&data, 3);
+        let cfg = tiny_config();
+        let a = train(&data, &cfg, &dir.path().join("a"), false, None).unwrap();
+        let b = train(&data, &cfg, &dir.path().join("b"), false, None).unwrap();
+        assert_eq!(a.losses, b.losses);
+        assert_eq!(a.steps, 4);
+        // Interrupted after 2 steps, then resumed: the same losses as the uninterrupted run.
+        let run_c = dir.path().join("c");
+        STOP_AFTER.with(|s| s.set(Some(2)));
+        let first = train(&data, &cfg, &run_c, false, None);
+        STOP_AFTER.with(|s| s.set(None));
+        let first = first.unwrap();
+        assert_eq!(first.steps, 2);
+        let rest = train(&data, &cfg, &run_c, true, None).unwrap();
+        assert_eq!(rest.steps, 4);
+        let joined: Vec<f64> = first.losses.iter().chain(&rest.losses).copied().collect();
+        assert_eq!(joined, a.losses);
+        for f in [
+            "log.csv",
+            "log.jsonl",
+            "split.json",
+            "train_config.json",
+            "checkpoint/state.json",
+            "last/config.json",
+        ] {
+            assert!(run_c.join(f).is_file(), "{f}");
+        }
+        // A fresh run refuses to overwrite a checkpoint.
+        assert!(matches!(train(&data, &cfg, &run_c, false, None), Err(NetError::Run { .. })));
+    }
+
+    #[test]
+    fn a_few_steps_reduce_the_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        write_dataset(&data, 2);
+        let mut cfg = tiny_config();
+        cfg.steps = 40;
+        cfg.augment = false;
+        cfg.lr = 5e-3;
+        cfg.warmup_steps = 5;
+        cfg.val_cases = 0;
+        cfg.checkpoint_every = 100;
+        let s = train(&data, &cfg, &dir.path().join("run"), false, None).unwrap();
+        let first: f64 = s.losses[..8].iter().sum::<f64>() / 8.0;
+        let last: f64 = s.losses[32..].iter().sum::<f64>() / 8.0;
+        assert!(last < 0.8 * first, "loss {first:.3} -> {last:.3}");
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: stop the training loop after this many steps (simulates an interrupted run).
+    static STOP_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}

@@ -1,0 +1,470 @@
+//! `generate_phantom`: scanner draw, anatomy, node placement, rendering and measurement.
+use crate::anatomy::{Anatomy, Tissue};
+use crate::config::{PhantomConfig, Scanner};
+use crate::nodes::{draft_node, draw_level, draw_sad_mm, Level, NodeAttrs, NodeDraft, NodeShape};
+use crate::render::{self, Grid, PlacedNode};
+use crate::rng::{self, chance, stream, uni, PRng};
+use crate::{NodeInfo, Phantom, PhantomError};
+use ndarray::Array3;
+use nodal_core::{Geometry, Volume};
+use rand::Rng;
+
+/// Generates one phantom. Deterministic in `(cfg, seed)`: every random draw comes from a seeded
+/// stream or a positional hash, so thread scheduling cannot change a single voxel.
+pub fn generate_phantom(cfg: &PhantomConfig, seed: u64) -> Result<Phantom, PhantomError> {
+    cfg.validate()?;
+    let sc = Scanner::draw(cfg, &mut stream(seed, "scanner"));
+    let mut grng = stream(seed, "grid");
+    let (m, n) = (sc.matrix, sc.slices);
+    let ip = sc.in_plane_mm;
+    let origin = [
+        -((m - 1) as f64) / 2.0 * ip + uni(&mut grng, -8.0, 8.0),
+        -((m - 1) as f64) / 2.0 * ip + uni(&mut grng, -12.0, 6.0),
+        uni(&mut grng, -350.0, -150.0),
+    ];
+    let geom = Geometry::axis_aligned([ip, ip, sc.slice_mm], origin);
+    let grid = Grid { geom, dims: [m, m, n] };
+    let z_lo = grid.z(0) - sc.slice_mm / 2.0;
+    let z_hi = grid.z(n - 1) + sc.slice_mm / 2.0;
+    let anat = Anatomy::draw(&mut stream(seed, "anatomy"), &sc, z_lo, z_hi);
+
+    // Pass A: tissue map at the slice centres.
+    let tissue = render::tissue_map(&anat, &grid);
+    // Nodes.
+    let mut nrng = stream(seed, "nodes");
+    let fat_hu = anat.structs[crate::anatomy::sid::FAT as usize].hu;
+    let drafts = draw_scan_nodes(&mut nrng, cfg, fat_hu);
+    let mut labels = Array3::<u16>::zeros(tissue.raw_dim());
+    let (placed, attrs) = place_nodes(&mut nrng, &anat, &grid, &tissue, &mut labels, drafts);
+    // Pass B: HU with sub-slice integration and the final labels.
+    let n_sub = if sc.slice_mm > 1.3 { 3 } else { 1 };
+    let tex_seed = rng::stream_seed(seed, "texture");
+    let (mut hu, lab) = render::hu_and_labels(&anat, &grid, &placed, tex_seed, n_sub);
+    render::add_artifacts(&anat, &grid, &sc, rng::stream_seed(seed, "artifacts"), &mut hu);
+    let sig_xy = sc.psf_sigma_mm / ip;
+    let kx = render::gauss_kernel(sig_xy);
+    let kz = render::gauss_kernel((0.45 / sc.slice_mm).max(0.0));
+    let anat_ref = &anat;
+    let noise = move |z: f64| {
+        let u = anat_ref.u_of(z);
+        // Photon starvation through the shoulders raises the noise in the lowest slices.
+        sc.noise_hu * (1.0 + 1.3 * ((0.14 - u) / 0.18).clamp(0.0, 1.0))
+    };
+    render::noise_and_blur(&grid, &mut hu, [&kx, &kx, &kz], noise, rng::stream_seed(seed, "noise"));
+    let ct = hu.mapv(|v| v.round().clamp(-1024.0, 3071.0) as i16);
+    let (lab, nodes_attrs) = finalize_labels(lab, &placed, &attrs);
+    let labels_vol = Volume::new(lab, geom)?;
+    let nodes = measure(&labels_vol, &nodes_attrs);
+    Ok(Phantom {
+        ct: Volume::new(ct, geom)?,
+        labels: labels_vol,
+        tissue: Volume::new(tissue, geom)?,
+        nodes,
+        scanner: Some(sc),
+        seed,
+    })
+}
+
+/// Per-scan node draw: count, metastatic subset (one primary side), bulky clusters.
+pub(crate) fn draw_scan_nodes(
+    rng: &mut PRng,
+    cfg: &PhantomConfig,
+    fat_hu: f64,
+) -> Vec<(NodeDraft, Option<u32>)> {
+    let [lo, hi] = cfg.node_count;
+    let n_total = if hi > lo { rng.random_range(lo..=hi) } else { lo };
+    let cancer = chance(rng, 0.85);
+    let n_met = if cancer { (1 + rng.random_range(0..=6usize)).min(n_total) } else { 0 };
+    let primary_side = if chance(rng, 0.5) { -1.0 } else { 1.0 };
+    let bulky = cancer && chance(rng, 0.3);
+    let mut out = Vec::with_capacity(n_total);
+    let mut next_cluster = 1u32;
+    let mut i = 0;
+    while out.len() < n_total {
+        let met = i < n_met;
+        i += 1;
+        let side = if met && chance(rng, 0.8) {
+            primary_side
+        } else if chance(rng, 0.5) {
+            -1.0
+        } else {
+            1.0
+        };
+        let level = draw_level(rng, met);
+        let big = met && bulky && out.is_empty();
+        let attrs = |cluster| NodeAttrs {
+            level,
+            side: if side < 0.0 { "R".into() } else { "L".into() },
+            metastatic: met,
+            necrotic: false,
+            cystic: false,
+            calcified: false,
+            cluster_id: cluster,
+        };
+        let sad = draw_sad_mm(rng, met, big);
+        if met && chance(rng, 0.18) && out.len() + 2 <= n_total {
+            // Bulky disease: 2-4 touching metastases.
+            let k = rng.random_range(2..=4usize).min(n_total - out.len());
+            let cid = next_cluster;
+            next_cluster += 1;
+            for _ in 0..k {
+                let s = draw_sad_mm(rng, true, false).max(sad * 0.5).min(sad * 1.2);
+                out.push((draft_node(rng, attrs(Some(cid)), s, fat_hu), Some(cid)));
+            }
+        } else {
+            out.push((draft_node(rng, attrs(None), sad, fat_hu), None));
+        }
+    }
+    out
+}
+
+/// Where a node of a level sits at height `u` (neck frame), drawn.
+fn site(rng: &mut PRng, anat: &Anatomy, level: Level, side: f64, r: f64) -> (f64, [f64; 2]) {
+    let hy = 0.53;
+    match level {
+        Level::I => {
+            let u = uni(rng, hy - 0.03, hy + 0.1);
+            if chance(rng, 0.3) {
+                (u, [uni(rng, -7.0, 7.0), uni(rng, -52.0, -40.0)])
+            } else {
+                (u, [side * uni(rng, 18.0, 44.0), uni(rng, -46.0, -20.0)])
+            }
+        }
+        Level::II | Level::III | Level::IV => {
+            let u = match level {
+                Level::II => uni(rng, hy, 0.86),
+                Level::III => uni(rng, 0.3, hy),
+                _ => uni(rng, 0.03, 0.3),
+            };
+            let (vc, vr, _) = anat.ijv(u, side);
+            let th = uni(rng, -110.0f64, 125.0).to_radians();
+            let d = vr[0].max(vr[1]) + r + uni(rng, 0.5, 5.0);
+            (u, [vc[0] + side * d * th.cos(), vc[1] + d * th.sin()])
+        }
+        Level::V => (uni(rng, 0.04, 0.75), [side * uni(rng, 38.0, 56.0), uni(rng, 8.0, 38.0)]),
+        Level::VI => {
+            let u = uni(rng, 0.03, 0.3);
+            if chance(rng, 0.6) {
+                (u, [side * uni(rng, 9.0, 16.0), uni(rng, -16.0, -5.0)])
+            } else {
+                (u, [uni(rng, -7.0, 7.0), uni(rng, -40.0, -31.0)])
+            }
+        }
+    }
+}
+
+/// Voxels of a shape on the grid (slice centres): `(flat index, level)`; `None` if it leaves the
+/// grid. Also returns the voxels of the shape inflated by `margin_mm` for exclusion checks.
+pub(crate) fn rasterize(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> Option<(Vec<usize>, Vec<usize>)> {
+    let e = shape.extent_mm() + margin_mm;
+    let c = shape.centre;
+    let rmin = shape.radii.iter().cloned().fold(f64::INFINITY, f64::min);
+    let infl = 1.0 + margin_mm / rmin;
+    let [ni, nj, nk] = grid.dims;
+    let mut lo = [0usize; 3];
+    let mut hi = [0usize; 3];
+    for a in 0..3 {
+        let s = grid.geom.spacing_mm[a];
+        let o = grid.geom.origin_mm[a];
+        let a0 = ((c[a] - e - o) / s).floor();
+        let a1 = ((c[a] + e - o) / s).ceil();
+        if a0 < 1.0 || a1 > grid.dims[a] as f64 - 2.0 {
+            return None;
+        }
+        lo[a] = a0 as usize;
+        hi[a] = a1 as usize;
+    }
+    let _ = nk;
+    let mut inside = Vec::new();
+    let mut near = Vec::new();
+    for k in lo[2]..=hi[2] {
+        let z = grid.z(k);
+        for j in lo[1]..=hi[1] {
+            let y = grid.y(j);
+            for i in lo[0]..=hi[0] {
+                let l = shape.level_of([grid.x(i), y, z]);
+                let idx = (k * nj + j) * ni + i;
+                if l < 1.0 {
+                    inside.push(idx);
+                } else if l < infl {
+                    near.push(idx);
+                }
+            }
+        }
+    }
+    Some((inside, near))
+}
+
+/// Places the drafts one by one; a node that does not fit is moved, then shrunk, then dropped.
+/// Paints accepted nodes into `labels` (1-based ids in placement order).
+fn place_nodes(
+    rng: &mut PRng,
+    anat: &Anatomy,
+    grid: &Grid,
+    tissue: &Array3<u8>,
+    labels: &mut Array3<u16>,
+    drafts: Vec<(NodeDraft, Option<u32>)>,
+) -> (Vec<PlacedNode>, Vec<NodeAttrs>) {
+    let tis = tissue.as_slice().expect("standard layout");
+    let mut placed: Vec<PlacedNode> = Vec::new();
+    let mut attrs: Vec<NodeAttrs> = Vec::new();
+    let margin = 0.8;
+    for (d, cluster) in drafts {
+        let side = if d.attrs.side == "R" { -1.0 } else { 1.0 };
+        let calcs_frac = d.shape.calcs.clone();
+        // Cluster mates grow from the previous member of the same cluster.
+        let anchor = cluster.and_then(|c| placed.iter().rev().find(|p| p.cluster == Some(c)).cloned());
+        let mut done = false;
+        let mut scale = 1.0;
+        for attempt in 0..60 {
+            if attempt > 0 && attempt % 15 == 0 {
+                scale *= 0.8;
+            }
+            let base = d.shape.scaled(scale);
+            let r = base.radii[0].max(base.radii[1]);
+            let centre = match &anchor {
+                Some(a) => {
+                    let dir = rng::unit_vec(rng);
+                    let dir = crate::nodes::norm3([dir[0], dir[1], dir[2] * 0.6]);
+                    let ra = a.shape.radii[0].max(a.shape.radii[1]);
+                    let dist = (ra + base.radii[0]) * uni(rng, 0.7, 0.95);
+                    [
+                        a.shape.centre[0] + dir[0] * dist,
+                        a.shape.centre[1] + dir[1] * dist,
+                        a.shape.centre[2] + dir[2] * dist,
+                    ]
+                }
+                None => {
+                    let (u, q) = site(rng, anat, d.attrs.level, side, r);
+                    let w = anat.to_world(u, q);
+                    [w[0], w[1], anat.z_of(u)]
+                }
+            };
+            let shape = base.placed(centre, &calcs_frac);
+            let Some((inside, near)) = rasterize(grid, &shape, margin) else { continue };
+            if inside.len() < 3 {
+                continue;
+            }
+            let lab = labels.as_slice().expect("standard layout");
+            let mates: Vec<u16> = match cluster {
+                Some(c) => placed.iter().filter(|p| p.cluster == Some(c)).map(|p| p.id).collect(),
+                None => Vec::new(),
+            };
+            let mut ok = true;
+            let mut muscle = 0usize;
+            let mut touches_mate = anchor.is_none();
+            for &v in inside.iter().chain(&near) {
+                let t = tis[v];
+                if !render::node_allowed(t) {
+                    ok = false;
+                    break;
+                }
+                if t == Tissue::Muscle as u8 {
+                    muscle += 1;
+                }
+                let l = lab[v];
+                if l != 0 {
+                    if mates.contains(&l) {
+                        touches_mate = true;
+                    } else {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            let muscle_max = if d.sad_mm > 15.0 { 0.7 } else { 0.35 };
+            if !ok || !touches_mate || muscle as f64 > muscle_max * (inside.len() + near.len()) as f64 {
+                continue;
+            }
+            let id = (placed.len() + 1) as u16;
+            let node = PlacedNode { id, shape, cluster };
+            // Paint: a voxel shared with a mate goes to the node with the smaller level.
+            let labm = labels.as_slice_mut().expect("standard layout");
+            let [ni, nj, _] = grid.dims;
+            for &v in &inside {
+                let cur = labm[v];
+                if cur == 0 {
+                    labm[v] = id;
+                } else {
+                    let (i, j, k) = (v % ni, (v / ni) % nj, v / (ni * nj));
+                    let p = [grid.x(i), grid.y(j), grid.z(k)];
+                    let other = &placed[cur as usize - 1].shape;
+                    if node.shape.level_of(p) < other.level_of(p) {
+                        labm[v] = id;
+                    }
+                }
+            }
+            placed.push(node);
+            attrs.push(d.attrs.clone());
+            done = true;
+            break;
+        }
+        let _ = done;
+    }
+    (placed, attrs)
+}
+
+/// Keeps each label's largest 26-connected piece (a cluster split can leave crumbs; they go to
+/// the touching mate, or to background), drops empty labels and renumbers 1..n.
+pub(crate) fn finalize_labels(
+    mut lab: Array3<u16>,
+    placed: &[PlacedNode],
+    attrs: &[NodeAttrs],
+) -> (Array3<u16>, Vec<NodeAttrs>) {
+    let shape = lab.raw_dim();
+    let (nk, nj, ni) = (shape[0], shape[1], shape[2]);
+    let n = placed.len();
+    let data = lab.as_slice_mut().expect("standard layout");
+    // Bounding boxes per label.
+    let mut bb = vec![[usize::MAX, usize::MAX, usize::MAX, 0, 0, 0]; n + 1];
+    for (idx, &l) in data.iter().enumerate() {
+        if l == 0 {
+            continue;
+        }
+        let (i, j, k) = (idx % ni, (idx / ni) % nj, idx / (ni * nj));
+        let b = &mut bb[l as usize];
+        b[0] = b[0].min(i);
+        b[1] = b[1].min(j);
+        b[2] = b[2].min(k);
+        b[3] = b[3].max(i);
+        b[4] = b[4].max(j);
+        b[5] = b[5].max(k);
+    }
+    for l in 1..=n {
+        let b = bb[l];
+        if b[0] == usize::MAX {
+            continue;
+        }
+        // Components of label l inside its box (BFS, 26-connectivity).
+        let mut comp: Vec<Vec<usize>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for k in b[2]..=b[5] {
+            for j in b[1]..=b[4] {
+                for i in b[0]..=b[3] {
+                    let idx = (k * nj + j) * ni + i;
+                    if data[idx] as usize != l || seen.contains(&idx) {
+                        continue;
+                    }
+                    let mut stack = vec![idx];
+                    seen.insert(idx);
+                    let mut c = Vec::new();
+                    while let Some(v) = stack.pop() {
+                        c.push(v);
+                        let (vi, vj, vk) = (v % ni, (v / ni) % nj, v / (ni * nj));
+                        for dk in -1i64..=1 {
+                            for dj in -1i64..=1 {
+                                for di in -1i64..=1 {
+                                    let (x, y, z) = (vi as i64 + di, vj as i64 + dj, vk as i64 + dk);
+                                    if x < 0
+                                        || y < 0
+                                        || z < 0
+                                        || x >= ni as i64
+                                        || y >= nj as i64
+                                        || z >= nk as i64
+                                    {
+                                        continue;
+                                    }
+                                    let w = ((z as usize * nj) + y as usize) * ni + x as usize;
+                                    if data[w] as usize == l && seen.insert(w) {
+                                        stack.push(w);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    comp.push(c);
+                }
+            }
+        }
+        if comp.len() <= 1 {
+            continue;
+        }
+        comp.sort_by_key(|c| std::cmp::Reverse(c.len()));
+        for c in comp.iter().skip(1) {
+            // Give the crumb to a touching other label, else background.
+            let mut to = 0u16;
+            'find: for &v in c {
+                let (vi, vj, vk) = (v % ni, (v / ni) % nj, v / (ni * nj));
+                for dk in -1i64..=1 {
+                    for dj in -1i64..=1 {
+                        for di in -1i64..=1 {
+                            let (x, y, z) = (vi as i64 + di, vj as i64 + dj, vk as i64 + dk);
+                            if x < 0 || y < 0 || z < 0 || x >= ni as i64 || y >= nj as i64 || z >= nk as i64 {
+                                continue;
+                            }
+                            let w = ((z as usize * nj) + y as usize) * ni + x as usize;
+                            if data[w] != 0 && data[w] as usize != l {
+                                to = data[w];
+                                break 'find;
+                            }
+                        }
+                    }
+                }
+            }
+            for &v in c {
+                data[v] = to;
+            }
+        }
+    }
+    // Renumber: drop empty labels.
+    let mut count = vec![0usize; n + 1];
+    for &l in data.iter() {
+        count[l as usize] += 1;
+    }
+    let mut map = vec![0u16; n + 1];
+    let mut out_attrs = Vec::new();
+    for l in 1..=n {
+        if count[l] > 0 {
+            out_attrs.push(attrs[l - 1].clone());
+            map[l] = out_attrs.len() as u16;
+        }
+    }
+    for v in data.iter_mut() {
+        *v = map[*v as usize];
+    }
+    (lab, out_attrs)
+}
+
+/// Measures every node on the final label map with the evaluator's own code.
+pub(crate) fn measure(labels: &Volume<u16>, attrs: &[NodeAttrs]) -> Vec<NodeInfo> {
+    let axes = nodal_nodes::measure::axial_axes(labels);
+    let g = labels.geometry();
+    let n = attrs.len();
+    let mut sum = vec![[0.0f64; 3]; n + 1];
+    let mut cnt = vec![0usize; n + 1];
+    let [ni, nj, _] = labels.dims();
+    for (idx, &l) in labels.as_slice().iter().enumerate() {
+        if l == 0 {
+            continue;
+        }
+        let (i, j, k) = (idx % ni, (idx / ni) % nj, idx / (ni * nj));
+        let s = &mut sum[l as usize];
+        s[0] += i as f64;
+        s[1] += j as f64;
+        s[2] += k as f64;
+        cnt[l as usize] += 1;
+    }
+    let vv = g.voxel_volume_mm3();
+    (1..=n)
+        .map(|l| {
+            let c = cnt[l].max(1) as f64;
+            let centroid_mm = g.index_to_world([sum[l][0] / c, sum[l][1] / c, sum[l][2] / c]);
+            let ax = axes.get(l).copied().flatten();
+            let a = &attrs[l - 1];
+            NodeInfo {
+                id: l as u16,
+                level: a.level,
+                side: a.side.clone(),
+                metastatic: a.metastatic,
+                necrotic: a.necrotic,
+                cystic: a.cystic,
+                calcified: a.calcified,
+                cluster_id: a.cluster_id,
+                centroid_mm,
+                sad_mm: ax.map_or(0.0, |x| x.short_axis_mm),
+                lad_mm: ax.map_or(0.0, |x| x.long_axis_mm),
+                volume_mm3: cnt[l] as f64 * vv,
+            }
+        })
+        .collect()
+}

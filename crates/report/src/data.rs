@@ -1,0 +1,359 @@
+//! The report's input ([`ReportData`], filled by the caller from the pipeline's results) and the
+//! derived [`ReportSummary`] — counts, flags and the node order — that the HTML is rendered from.
+//! Both are serde types, so the numbers behind a report can be saved and checked as JSON.
+use serde::{Deserialize, Serialize};
+
+/// Which side of the patient's midline a node lies on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Left,
+    Right,
+    Midline,
+}
+
+impl Side {
+    /// "left", "right" or "midline".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Left => "left",
+            Side::Right => "right",
+            Side::Midline => "midline",
+        }
+    }
+}
+
+/// Size category of a node by its short-axis diameter (RECIST 1.1 for lymph nodes: < 10 mm is
+/// non-pathological, 10-15 mm a non-target node, >= 15 mm measurable/target).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RecistCategory {
+    /// Short axis < 10 mm.
+    #[serde(rename = "<10")]
+    Below10,
+    /// 10 mm <= short axis < 15 mm.
+    #[serde(rename = "10-14.9")]
+    From10To15,
+    /// Short axis >= 15 mm.
+    #[serde(rename = ">=15")]
+    AtLeast15,
+}
+
+impl RecistCategory {
+    /// The category of a short-axis diameter in mm.
+    pub fn from_short_axis_mm(short_axis_mm: f64) -> Self {
+        if short_axis_mm >= 15.0 {
+            RecistCategory::AtLeast15
+        } else if short_axis_mm >= 10.0 {
+            RecistCategory::From10To15
+        } else {
+            RecistCategory::Below10
+        }
+    }
+
+    /// Human-readable range, e.g. "10–14.9 mm".
+    pub fn label(self) -> &'static str {
+        match self {
+            RecistCategory::Below10 => "< 10 mm",
+            RecistCategory::From10To15 => "10–14.9 mm",
+            RecistCategory::AtLeast15 => "≥ 15 mm",
+        }
+    }
+
+    /// Display colour (RGB) used for this category in every figure and table.
+    pub fn rgb(self) -> [u8; 3] {
+        match self {
+            RecistCategory::Below10 => [46, 204, 113],
+            RecistCategory::From10To15 => [255, 165, 0],
+            RecistCategory::AtLeast15 => [235, 59, 90],
+        }
+    }
+}
+
+/// One measured node, as the node-analysis stage reports it. All positions are LPS millimetres.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The node's id in the label map.
+    pub label: u32,
+    /// Largest axial short-axis diameter, mm.
+    pub short_axis_mm: f64,
+    /// Largest axial long-axis diameter, mm.
+    pub long_axis_mm: f64,
+    /// Axial slice index (k of the CT grid) on which the short axis was measured.
+    pub short_axis_slice: usize,
+    /// Axial slice index on which the long axis was measured.
+    pub long_axis_slice: usize,
+    /// The two end points of the short axis, LPS mm.
+    pub short_axis_endpoints_mm: [[f64; 3]; 2],
+    /// The two end points of the long axis, LPS mm.
+    pub long_axis_endpoints_mm: [[f64; 3]; 2],
+    /// Volume, mm^3.
+    pub volume_mm3: f64,
+    /// Centre of mass, LPS mm.
+    pub centroid_mm: [f64; 3],
+    /// Mean attenuation inside the node, HU (`None` when no CT was measured).
+    pub hu_mean: Option<f64>,
+    /// Fraction of the node's voxels below the necrosis threshold (a proxy, not a diagnosis).
+    pub necrosis_fraction: Option<f64>,
+    /// Side of the midline.
+    pub side: Side,
+    /// Node-RADS size class as reported by the measurement stage (e.g. "normal", "enlarged",
+    /// "bulky").
+    pub node_rads_size: Option<String>,
+}
+
+/// Model that produced the segmentation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model identifier, e.g. "nodal-unet3d-neck".
+    pub id: String,
+    /// Model version.
+    pub version: String,
+}
+
+/// Wall-clock time of one pipeline stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageTiming {
+    /// Stage name, e.g. "read", "segment", "measure".
+    pub stage: String,
+    /// Duration, seconds.
+    pub seconds: f64,
+}
+
+/// The scanned image: where it came from and its voxel grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScanInfo {
+    /// Path or description of the input (file, DICOM folder, "phantom seed 7", ...).
+    pub source: String,
+    /// Voxel counts (ni, nj, nk).
+    pub dims: [usize; 3],
+    /// Voxel size (i, j, k), mm.
+    pub spacing_mm: [f64; 3],
+    /// Storage orientation code, e.g. "LPS".
+    pub orientation: String,
+    /// Free-text description (series description, study date), shown as is.
+    pub description: Option<String>,
+}
+
+impl ScanInfo {
+    /// Fills dims, spacing and orientation from a CT volume.
+    pub fn from_volume<T: nodal_core::Voxel>(source: impl Into<String>, ct: &nodal_core::Volume<T>) -> Self {
+        let g = ct.geometry();
+        ScanInfo {
+            source: source.into(),
+            dims: ct.dims(),
+            spacing_mm: g.spacing_mm,
+            orientation: g.orientation_string(),
+            description: None,
+        }
+    }
+}
+
+/// A table in the evaluation section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// Caption shown above the table.
+    pub caption: String,
+    /// Column headers.
+    pub header: Vec<String>,
+    /// Rows of already formatted cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// An SVG figure (e.g. from the evaluation crate), embedded as an image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// Caption shown below the figure.
+    pub caption: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+/// Evaluation against a ground truth (for `demo` and `evaluate`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationSection {
+    /// Headline metrics as (name, formatted value), e.g. ("recall", "0.92").
+    pub metrics: Vec<(String, String)>,
+    /// Tables (e.g. per SAD group).
+    pub tables: Vec<Table>,
+    /// Figures (box/violin/scatter plots).
+    pub figures: Vec<Figure>,
+    /// A sentence naming the protocol / definitions used.
+    pub note: Option<String>,
+}
+
+/// Everything the report shows besides the images, filled by the caller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportData {
+    /// The scan.
+    pub scan: ScanInfo,
+    /// The model, when a network produced the segmentation.
+    pub model: Option<ModelInfo>,
+    /// Time per pipeline stage.
+    pub timings: Vec<StageTiming>,
+    /// The measured nodes (any order; the report sorts them by short axis).
+    pub nodes: Vec<NodeRecord>,
+    /// Evaluation against ground truth, if any.
+    pub evaluation: Option<EvaluationSection>,
+    /// Creation time as shown in the report (e.g. RFC 3339); the caller decides, so reports are
+    /// reproducible.
+    pub created: String,
+    /// Version of the software that made the report.
+    pub software_version: String,
+}
+
+/// Node counts by RECIST short-axis category.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecistCounts {
+    #[serde(rename = "<10")]
+    pub below_10: usize,
+    #[serde(rename = "10-14.9")]
+    pub from_10_to_15: usize,
+    #[serde(rename = ">=15")]
+    pub at_least_15: usize,
+}
+
+/// Node counts by side.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideCounts {
+    pub left: usize,
+    pub right: usize,
+    pub midline: usize,
+}
+
+/// A finding relevant to clinical N staging, worded as an observation (never a diagnosis).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    /// Stable key, e.g. "sad_ge_10".
+    pub code: String,
+    /// The sentence shown in the report.
+    pub text: String,
+}
+
+/// A node in report order, with its rank (1 = largest short axis) and category.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankedNode {
+    /// 1-based position in the report (by decreasing short axis); also the DICOM segment number.
+    pub rank: usize,
+    /// RECIST category of the short axis.
+    pub recist: RecistCategory,
+    /// The measurements.
+    #[serde(flatten)]
+    pub node: NodeRecord,
+}
+
+/// The numbers the HTML report shows, derived from [`ReportData`] by [`summarize`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    /// Number of nodes.
+    pub n_nodes: usize,
+    /// Counts by short-axis category.
+    pub by_recist: RecistCounts,
+    /// Counts by side.
+    pub by_side: SideCounts,
+    /// Findings relevant to N staging.
+    pub flags: Vec<Flag>,
+    /// Nodes sorted by decreasing short axis (ties: decreasing long axis, then label).
+    pub nodes: Vec<RankedNode>,
+}
+
+/// Number of nodes at which the "many nodes" finding is raised (AJCC N2b/N2c-style counting starts
+/// to matter; the report only states the count).
+pub const MANY_NODES: usize = 6;
+
+/// Greatest dimension above which the "> 60 mm" finding is raised (AJCC N3a size threshold).
+pub const LARGE_NODE_MM: f64 = 60.0;
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Sorts the nodes, counts them and words the N-staging findings.
+pub fn summarize(data: &ReportData) -> ReportSummary {
+    let mut nodes: Vec<NodeRecord> = data.nodes.clone();
+    nodes.sort_by(|a, b| {
+        b.short_axis_mm
+            .total_cmp(&a.short_axis_mm)
+            .then(b.long_axis_mm.total_cmp(&a.long_axis_mm))
+            .then(a.label.cmp(&b.label))
+    });
+    let ranked: Vec<RankedNode> = nodes
+        .into_iter()
+        .enumerate()
+        .map(|(i, node)| RankedNode {
+            rank: i + 1,
+            recist: RecistCategory::from_short_axis_mm(node.short_axis_mm),
+            node,
+        })
+        .collect();
+
+    let mut by_recist = RecistCounts::default();
+    let mut by_side = SideCounts::default();
+    for r in &ranked {
+        match r.recist {
+            RecistCategory::Below10 => by_recist.below_10 += 1,
+            RecistCategory::From10To15 => by_recist.from_10_to_15 += 1,
+            RecistCategory::AtLeast15 => by_recist.at_least_15 += 1,
+        }
+        match r.node.side {
+            Side::Left => by_side.left += 1,
+            Side::Right => by_side.right += 1,
+            Side::Midline => by_side.midline += 1,
+        }
+    }
+
+    let mut flags = Vec::new();
+    let n_ge10 = by_recist.from_10_to_15 + by_recist.at_least_15;
+    if n_ge10 > 0 {
+        flags.push(Flag {
+            code: "sad_ge_10".into(),
+            text: format!("{} with short axis ≥ 10 mm", plural(n_ge10, "node", "nodes")),
+        });
+    }
+    if by_recist.at_least_15 > 0 {
+        flags.push(Flag {
+            code: "sad_ge_15".into(),
+            text: format!("{} with short axis ≥ 15 mm", plural(by_recist.at_least_15, "node", "nodes")),
+        });
+    }
+    let n_large = ranked.iter().filter(|r| r.node.long_axis_mm > LARGE_NODE_MM).count();
+    if n_large > 0 {
+        flags.push(Flag {
+            code: "lad_gt_60".into(),
+            text: format!("{} with long axis > 60 mm", plural(n_large, "node", "nodes")),
+        });
+    }
+    if ranked.len() >= MANY_NODES {
+        flags.push(Flag {
+            code: "count_ge_6".into(),
+            text: format!("{} detected ({MANY_NODES} or more)", plural(ranked.len(), "node", "nodes")),
+        });
+    }
+    if by_side.left > 0 && by_side.right > 0 {
+        flags.push(Flag {
+            code: "bilateral".into(),
+            text: format!("Nodes on both sides of the neck (right: {}, left: {})", by_side.right, by_side.left),
+        });
+    }
+    let ge10_side = |s: Side| ranked.iter().any(|r| r.node.side == s && r.node.short_axis_mm >= 10.0);
+    if ge10_side(Side::Left) && ge10_side(Side::Right) {
+        flags.push(Flag {
+            code: "bilateral_sad_ge_10".into(),
+            text: "Nodes with short axis ≥ 10 mm on both sides (bilateral / contralateral)".into(),
+        });
+    }
+
+    ReportSummary { n_nodes: ranked.len(), by_recist, by_side, flags, nodes: ranked }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recist_boundaries() {
+        assert_eq!(RecistCategory::from_short_axis_mm(9.999), RecistCategory::Below10);
+        assert_eq!(RecistCategory::from_short_axis_mm(10.0), RecistCategory::From10To15);
+        assert_eq!(RecistCategory::from_short_axis_mm(14.99), RecistCategory::From10To15);
+        assert_eq!(RecistCategory::from_short_axis_mm(15.0), RecistCategory::AtLeast15);
+    }
+}

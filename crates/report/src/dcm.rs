@@ -1,0 +1,235 @@
+//! Shared DICOM plumbing for the SEG and SR writers: the description of the source series
+//! ([`DicomSource`]), options ([`DicomOptions`]), element helpers and atomic file output in Explicit
+//! VR Little Endian.
+use crate::ReportError;
+use dicom_core::value::{DataSetSequence, PrimitiveValue};
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub(crate) type Obj = InMemDicomObject;
+
+/// CT Image Storage, the usual source SOP class.
+pub const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
+/// Explicit VR Little Endian.
+pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+/// Implementation Class UID of nodal's DICOM writer (fixed, under the UUID-derived 2.25 root).
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.190912843457170373614052624004513574929";
+
+/// What the SEG and SR need from the source DICOM series, in the CT grid's slice order.
+///
+/// The caller fills it from the DICOM reader's references. Empty strings stand for attributes the
+/// source lacks (anonymised series often blank them); type 1 UIDs that are missing are replaced by
+/// new ones and reported in the writer's warnings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DicomSource {
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub frame_of_reference_uid: String,
+    /// SOP Class UID of the source images (usually CT Image Storage).
+    pub sop_class_uid: String,
+    /// SOP Instance UID of the source image of each slice k of the CT grid (`len() == nk`).
+    pub sop_instance_uids: Vec<String>,
+    pub patient_name: String,
+    pub patient_id: String,
+    pub patient_birth_date: String,
+    pub patient_sex: String,
+    pub study_date: String,
+    pub study_time: String,
+    pub study_id: String,
+    pub accession_number: String,
+    pub referring_physician_name: String,
+    pub study_description: String,
+    /// Nominal slice thickness of the source, mm (spacing between slices when unknown).
+    pub slice_thickness_mm: Option<f64>,
+}
+
+/// Series-level settings of the written instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DicomOptions {
+    /// Series Number of the new series.
+    pub series_number: i32,
+    /// Series Description.
+    pub series_description: String,
+    /// Software version written to Software Versions and the algorithm identification.
+    pub software_version: String,
+    /// Device serial number (type 1 in Enhanced General Equipment).
+    pub device_serial_number: String,
+}
+
+impl Default for DicomOptions {
+    fn default() -> Self {
+        DicomOptions {
+            series_number: 901,
+            series_description: "nodal lymph nodes".into(),
+            software_version: env!("CARGO_PKG_VERSION").into(),
+            device_serial_number: "0".into(),
+        }
+    }
+}
+
+/// Manufacturer and model written to the equipment modules.
+pub const MANUFACTURER: &str = "nodal";
+pub const MODEL_NAME: &str = "nodal";
+
+pub(crate) fn put_str(o: &mut Obj, tag: Tag, vr: VR, s: &str) {
+    // DICOM pads odd-length text; dicom-rs does it on write.
+    o.put(DataElement::new(tag, vr, PrimitiveValue::from(s)));
+}
+
+pub(crate) fn put_strs(o: &mut Obj, tag: Tag, vr: VR, v: &[String]) {
+    o.put(DataElement::new(tag, vr, PrimitiveValue::Strs(v.iter().cloned().collect())));
+}
+
+pub(crate) fn put_u16(o: &mut Obj, tag: Tag, v: u16) {
+    o.put(DataElement::new(tag, VR::US, PrimitiveValue::from(v)));
+}
+
+pub(crate) fn put_u16s(o: &mut Obj, tag: Tag, v: &[u16]) {
+    o.put(DataElement::new(tag, VR::US, PrimitiveValue::U16(v.iter().copied().collect())));
+}
+
+pub(crate) fn put_u32s(o: &mut Obj, tag: Tag, v: &[u32]) {
+    o.put(DataElement::new(tag, VR::UL, PrimitiveValue::U32(v.iter().copied().collect())));
+}
+
+pub(crate) fn put_ds(o: &mut Obj, tag: Tag, v: &[f64]) {
+    let s: Vec<String> = v.iter().map(|&x| ds(x)).collect();
+    put_strs(o, tag, VR::DS, &s);
+}
+
+pub(crate) fn put_tag(o: &mut Obj, tag: Tag, value: Tag) {
+    o.put(DataElement::new(tag, VR::AT, PrimitiveValue::from(value)));
+}
+
+pub(crate) fn put_seq(o: &mut Obj, tag: Tag, items: Vec<Obj>) {
+    o.put(DataElement::new(tag, VR::SQ, DataSetSequence::from(items)));
+}
+
+/// A code sequence item (Code Value, Coding Scheme Designator, Code Meaning).
+pub(crate) fn code(value: &str, scheme: &str, meaning: &str) -> Obj {
+    let mut o = Obj::new_empty();
+    put_str(&mut o, tags::CODE_VALUE, VR::SH, value);
+    put_str(&mut o, tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme);
+    put_str(&mut o, tags::CODE_MEANING, VR::LO, meaning);
+    o
+}
+
+/// Decimal String of at most 16 characters (PS3.5 6.2), as precise as fits.
+pub fn ds(v: f64) -> String {
+    let v = if v == 0.0 { 0.0 } else { v }; // no "-0"
+    let s = format!("{v}");
+    if s.len() <= 16 {
+        return s;
+    }
+    for prec in (0..=15).rev() {
+        let s = format!("{v:.prec$}");
+        let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+        if s.len() <= 16 {
+            return s;
+        }
+    }
+    format!("{v:.6e}")
+}
+
+/// Current UTC date (YYYYMMDD) and time (HHMMSS).
+pub(crate) fn now_utc() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    (format!("{y:04}{m:02}{d:02}"), format!("{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60))
+}
+
+/// Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Patient, general study and SOP common attributes shared by SEG and SR.
+pub(crate) fn put_patient_study(o: &mut Obj, src: &DicomSource, study_uid: &str) {
+    put_str(o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
+    put_str(o, tags::PATIENT_NAME, VR::PN, &src.patient_name);
+    put_str(o, tags::PATIENT_ID, VR::LO, &src.patient_id);
+    put_str(o, tags::PATIENT_BIRTH_DATE, VR::DA, &src.patient_birth_date);
+    put_str(o, tags::PATIENT_SEX, VR::CS, &src.patient_sex);
+    put_str(o, tags::STUDY_INSTANCE_UID, VR::UI, study_uid);
+    put_str(o, tags::STUDY_DATE, VR::DA, &src.study_date);
+    put_str(o, tags::STUDY_TIME, VR::TM, &src.study_time);
+    put_str(o, tags::STUDY_ID, VR::SH, &src.study_id);
+    put_str(o, tags::ACCESSION_NUMBER, VR::SH, &src.accession_number);
+    put_str(o, tags::REFERRING_PHYSICIAN_NAME, VR::PN, &src.referring_physician_name);
+    if !src.study_description.is_empty() {
+        put_str(o, tags::STUDY_DESCRIPTION, VR::LO, &src.study_description);
+    }
+}
+
+/// Study and series UIDs to write: the source's, or new ones (with a warning) when blank.
+pub(crate) fn source_uids(src: &DicomSource, warnings: &mut Vec<String>) -> (String, String) {
+    let study = if src.study_instance_uid.trim().is_empty() {
+        warnings.push("source has no Study Instance UID; a new one was generated".into());
+        crate::uid::new_uid()
+    } else {
+        src.study_instance_uid.trim().to_string()
+    };
+    let series = if src.series_instance_uid.trim().is_empty() {
+        warnings.push("source has no Series Instance UID; the reference uses a generated one".into());
+        crate::uid::new_uid()
+    } else {
+        src.series_instance_uid.trim().to_string()
+    };
+    (study, series)
+}
+
+/// Writes `obj` as a DICOM Part 10 file (Explicit VR Little Endian), atomically.
+pub(crate) fn write_file(path: &Path, obj: Obj) -> Result<(), ReportError> {
+    let derr = |message: String| ReportError::DicomWrite { path: path.to_path_buf(), message };
+    let file = obj
+        .with_meta(
+            FileMetaTableBuilder::new()
+                .transfer_syntax(EXPLICIT_VR_LE)
+                .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+                .implementation_version_name(format!("NODAL_{}", env!("CARGO_PKG_VERSION"))),
+        )
+        .map_err(|e| derr(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.write_all(&mut bytes).map_err(|e| derr(e.to_string()))?;
+    crate::atomic::write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ds_fits_sixteen_chars() {
+        assert_eq!(ds(-249.51171875), "-249.51171875");
+        assert_eq!(ds(0.9765625), "0.9765625");
+        assert_eq!(ds(-0.0), "0");
+        let s = ds(0.1234567890123456789);
+        assert!(s.len() <= 16 && (s.parse::<f64>().unwrap() - 0.1234567890123456789).abs() < 1e-13, "{s}");
+        let s = ds(-1234.56789012345678);
+        assert!(s.len() <= 16 && (s.parse::<f64>().unwrap() + 1234.56789012345678).abs() < 1e-9, "{s}");
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        // 2000-03-01 is day 11017; 2024-02-29 is day 19782.
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}

@@ -1,0 +1,437 @@
+//! The self-contained HTML report: one file, inline CSS, images as base64 PNG data URIs, SVG
+//! figures as base64 `data:image/svg+xml` images (so a figure can run no script and its ids cannot
+//! collide with the page). No external fonts, scripts or stylesheets: it opens offline.
+use crate::data::{summarize, RankedNode, RecistCategory, ReportData, ReportSummary};
+use crate::views;
+use crate::ReportError;
+use base64::Engine;
+use image::RgbImage;
+use nodal_core::{Label, Volume};
+use std::fmt::Write;
+
+/// Most nodes that get thumbnails (the largest ones); all nodes are always in the table.
+pub const MAX_THUMBNAILS: usize = 60;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// PNG bytes of an image.
+pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>, ReportError> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png).map_err(|e| ReportError::Image(e.to_string()))?;
+    Ok(buf.into_inner())
+}
+
+fn png_data_uri(img: &RgbImage) -> Result<String, ReportError> {
+    Ok(format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png_bytes(img)?)))
+}
+
+fn svg_data_uri(svg: &str) -> Result<String, ReportError> {
+    let head = svg.trim_start();
+    if !(head.starts_with("<svg") || head.starts_with("<?xml")) {
+        return Err(ReportError::InvalidInput("an evaluation figure is not an SVG document".into()));
+    }
+    Ok(format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg)))
+}
+
+const CSS: &str = r#"
+:root{--fg:#1d2733;--muted:#5b6b7c;--line:#dde3ea;--bg:#f5f7fa;--card:#fff;--accent:#1f5f99}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1180px;margin:0 auto;padding:24px 28px 40px}
+header{display:flex;justify-content:space-between;align-items:flex-end;border-bottom:3px solid var(--accent);padding-bottom:10px;margin-bottom:18px}
+h1{font-size:24px;margin:0;letter-spacing:.2px}
+h2{font-size:17px;margin:26px 0 10px;color:var(--accent)}
+.sub{color:var(--muted);font-size:13px}
+.notice{background:#fff8e1;border:1px solid #f3d37a;border-radius:6px;padding:8px 12px;font-size:13px;margin:0 0 16px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:12px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 14px}
+.card .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.5px}
+.card .v{font-size:26px;font-weight:600;margin-top:2px}
+.chip{display:inline-block;width:11px;height:11px;border-radius:3px;margin-right:6px;vertical-align:-1px}
+ul.flags{margin:0;padding:0;list-style:none}
+ul.flags li{background:var(--card);border:1px solid var(--line);border-left:4px solid #c0392b;border-radius:6px;padding:7px 12px;margin:6px 0}
+ul.flags li.none{border-left-color:#27ae60}
+table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line);border-radius:8px;overflow:hidden}
+th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{background:#eef2f6;font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.4px}
+td.l,th.l{text-align:left}
+tr:last-child td{border-bottom:none}
+.overview{display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap}
+.overview img{max-width:100%;border-radius:6px;background:#000}
+.legend{font-size:13px}
+.legend div{margin:4px 0}
+.nodes{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:14px}
+.node{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
+.node h3{margin:0 0 8px;font-size:15px}
+.node .imgs{display:flex;gap:8px}
+.node figure{margin:0}
+.node img{width:220px;height:220px;border-radius:4px;display:block;image-rendering:auto}
+.node figcaption{font-size:11px;color:var(--muted);text-align:center;margin-top:2px}
+.node dl{display:grid;grid-template-columns:auto 1fr;gap:1px 10px;margin:8px 0 0;font-size:13px}
+.node dt{color:var(--muted)}
+.node dd{margin:0}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:14px}
+.figs figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px}
+.figs img{width:100%}
+.figs figcaption{font-size:12px;color:var(--muted);margin-top:4px}
+footer{margin-top:30px;color:var(--muted);font-size:12px;border-top:1px solid var(--line);padding-top:10px}
+@media print{body{background:#fff}.node,.card,table{break-inside:avoid}}
+"#;
+
+fn fmt1(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.1}")
+    } else {
+        "–".into()
+    }
+}
+
+fn chip(cat: RecistCategory) -> String {
+    let [r, g, b] = cat.rgb();
+    format!("<span class=\"chip\" style=\"background:rgb({r},{g},{b})\"></span>")
+}
+
+fn hu(n: &RankedNode) -> String {
+    n.node.hu_mean.map_or("–".into(), |v| format!("{v:.0}"))
+}
+
+fn necrosis(n: &RankedNode) -> String {
+    n.node.necrosis_fraction.map_or("–".into(), |f| format!("{:.0} %", f * 100.0))
+}
+
+/// Renders the report. `labels` is the node label map on the CT grid; each node's `label` selects
+/// its voxels. Fails when the grids differ or a node's label is absent from the map.
+pub fn render_report<L: Label>(
+    data: &ReportData,
+    ct: &Volume<i16>,
+    labels: &Volume<L>,
+) -> Result<String, ReportError> {
+    ct.check_same_grid(labels).map_err(|e| ReportError::GridMismatch(e.to_string()))?;
+    let summary = summarize(data);
+    check_labels_present(&summary, labels)?;
+    let overview = png_data_uri(&views::overview(ct, labels, &summary.nodes))?;
+    let mut thumbs = Vec::new();
+    for n in summary.nodes.iter().take(MAX_THUMBNAILS) {
+        thumbs.push((
+            png_data_uri(&views::axial_thumbnail(ct, labels, n))?,
+            png_data_uri(&views::coronal_thumbnail(ct, labels, n))?,
+        ));
+    }
+    compose(data, &summary, &overview, &thumbs)
+}
+
+fn check_labels_present<L: Label>(summary: &ReportSummary, labels: &Volume<L>) -> Result<(), ReportError> {
+    let mut present = std::collections::HashSet::new();
+    for &v in labels.as_slice() {
+        present.insert(v.as_usize() as u32);
+    }
+    for n in &summary.nodes {
+        if n.node.label == 0 || !present.contains(&n.node.label) {
+            return Err(ReportError::InvalidInput(format!(
+                "node with short axis {:.1} mm has label {}, which is not in the label map",
+                n.node.short_axis_mm, n.node.label
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn compose(
+    data: &ReportData,
+    s: &ReportSummary,
+    overview_uri: &str,
+    thumbs: &[(String, String)],
+) -> Result<String, ReportError> {
+    let mut h = String::with_capacity(64 * 1024);
+    let sc = &data.scan;
+    // `write!` to a String cannot fail; the results are ignored deliberately.
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>Lymph node report – {}</title><style>{CSS}</style></head><body><main>",
+        escape(&sc.source)
+    );
+    let _ = write!(
+        h,
+        "<header><div><h1>Lymph node report</h1><div class=\"sub\">{}</div></div>\
+         <div class=\"sub\">{}<br>nodal {}</div></header>",
+        escape(&sc.source),
+        escape(&data.created),
+        escape(&data.software_version)
+    );
+    h.push_str(
+        "<p class=\"notice\">Automated measurements for research use; not a medical device. Findings below \
+         are measurements to be confirmed by a radiologist, not diagnoses.</p>",
+    );
+
+    // Key findings.
+    h.push_str("<h2>Findings relevant to N staging</h2><ul class=\"flags\">");
+    if s.flags.is_empty() {
+        h.push_str("<li class=\"none\">No node with short axis ≥ 10 mm; fewer than 6 nodes; one side only.</li>");
+    }
+    for f in &s.flags {
+        let _ = write!(h, "<li data-code=\"{}\">{}</li>", escape(&f.code), escape(&f.text));
+    }
+    h.push_str("</ul>");
+
+    // Counts.
+    h.push_str("<h2>Node counts</h2><div class=\"grid\">");
+    let _ = write!(h, "<div class=\"card\"><div class=\"k\">Nodes</div><div class=\"v\">{}</div></div>", s.n_nodes);
+    for (cat, n) in [
+        (RecistCategory::Below10, s.by_recist.below_10),
+        (RecistCategory::From10To15, s.by_recist.from_10_to_15),
+        (RecistCategory::AtLeast15, s.by_recist.at_least_15),
+    ] {
+        let _ = write!(
+            h,
+            "<div class=\"card\"><div class=\"k\">{}Short axis {}</div><div class=\"v\">{n}</div></div>",
+            chip(cat),
+            cat.label()
+        );
+    }
+    let _ = write!(
+        h,
+        "<div class=\"card\"><div class=\"k\">Right / left / midline</div><div class=\"v\">{} / {} / {}</div></div>",
+        s.by_side.right, s.by_side.left, s.by_side.midline
+    );
+    h.push_str("</div>");
+
+    // Overview.
+    let _ = write!(
+        h,
+        "<h2>Overview</h2><div class=\"overview\"><img alt=\"Coronal maximum-intensity projection with nodes\" \
+         src=\"{overview_uri}\"><div class=\"legend\"><div><b>Coronal maximum-intensity projection</b></div>\
+         <div>Patient right on image left, superior up.</div><div>Nodes filled by short-axis category, \
+         numbered by rank:</div><div>{}{}</div><div>{}{}</div><div>{}{}</div></div></div>",
+        chip(RecistCategory::Below10),
+        RecistCategory::Below10.label(),
+        chip(RecistCategory::From10To15),
+        RecistCategory::From10To15.label(),
+        chip(RecistCategory::AtLeast15),
+        RecistCategory::AtLeast15.label()
+    );
+
+    // Table.
+    h.push_str(
+        "<h2>Nodes</h2><table class=\"nodes-table\"><thead><tr><th>#</th><th class=\"l\">Category</th>\
+         <th>Short axis mm</th><th>Long axis mm</th><th>Slice (SA / LA)</th><th>Volume mm³</th>\
+         <th>HU mean</th><th>Necrosis proxy</th><th class=\"l\">Node-RADS size</th><th class=\"l\">Side</th>\
+         </tr></thead><tbody>",
+    );
+    if s.nodes.is_empty() {
+        h.push_str("<tr><td class=\"l\" colspan=\"10\">No nodes found.</td></tr>");
+    }
+    for n in &s.nodes {
+        let m = &n.node;
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b></td><td>{}</td><td>{} / {}</td><td>{:.0}</td>\
+             <td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            n.rank,
+            chip(n.recist),
+            n.recist.label(),
+            fmt1(m.short_axis_mm),
+            fmt1(m.long_axis_mm),
+            m.short_axis_slice,
+            m.long_axis_slice,
+            m.volume_mm3,
+            hu(n),
+            necrosis(n),
+            escape(m.node_rads_size.as_deref().unwrap_or("–")),
+            m.side.as_str()
+        );
+    }
+    h.push_str("</tbody></table>");
+
+    // Thumbnails.
+    if !thumbs.is_empty() {
+        let _ = write!(
+            h,
+            "<h2>Node images</h2><p class=\"sub\">Soft-tissue window W400/L40. Axial images: patient right on \
+             image left, anterior up; coronal: superior up. Yellow: node contour (grey: other nodes); \
+             <span style=\"color:rgb({},{},{})\">■</span> short axis; \
+             <span style=\"color:rgb({},{},{})\">■</span> long axis (projected when measured on another slice); \
+             coronal ticks mark the short-axis slice.</p><div class=\"nodes\">",
+            views::SAD_RGB[0],
+            views::SAD_RGB[1],
+            views::SAD_RGB[2],
+            views::LAD_RGB[0],
+            views::LAD_RGB[1],
+            views::LAD_RGB[2]
+        );
+        for (n, (ax, co)) in s.nodes.iter().zip(thumbs) {
+            let m = &n.node;
+            let c = m.centroid_mm;
+            let _ = write!(
+                h,
+                "<div class=\"node\" id=\"node-{}\"><h3>{}Node {} — short axis {} mm</h3><div class=\"imgs\">\
+                 <figure><img alt=\"Axial view of node {}\" src=\"{ax}\"><figcaption>Axial, slice {}</figcaption></figure>\
+                 <figure><img alt=\"Coronal view of node {}\" src=\"{co}\"><figcaption>Coronal through centroid</figcaption></figure>\
+                 </div><dl><dt>Short / long axis</dt><dd>{} / {} mm (slices {} / {})</dd>\
+                 <dt>Volume</dt><dd>{:.0} mm³</dd><dt>HU mean</dt><dd>{}</dd><dt>Necrosis proxy</dt><dd>{}</dd>\
+                 <dt>Side</dt><dd>{}</dd><dt>Centroid (LPS)</dt><dd>{:.1}, {:.1}, {:.1} mm</dd></dl></div>",
+                n.rank,
+                chip(n.recist),
+                n.rank,
+                fmt1(m.short_axis_mm),
+                n.rank,
+                m.short_axis_slice,
+                n.rank,
+                fmt1(m.short_axis_mm),
+                fmt1(m.long_axis_mm),
+                m.short_axis_slice,
+                m.long_axis_slice,
+                m.volume_mm3,
+                hu(n),
+                necrosis(n),
+                m.side.as_str(),
+                c[0],
+                c[1],
+                c[2]
+            );
+        }
+        h.push_str("</div>");
+        if s.nodes.len() > thumbs.len() {
+            let _ = write!(h, "<p class=\"sub\">Images shown for the {} largest nodes.</p>", thumbs.len());
+        }
+    }
+
+    // Evaluation.
+    if let Some(ev) = &data.evaluation {
+        h.push_str("<h2>Evaluation against ground truth</h2>");
+        if let Some(note) = &ev.note {
+            let _ = write!(h, "<p class=\"sub\">{}</p>", escape(note));
+        }
+        if !ev.metrics.is_empty() {
+            h.push_str("<div class=\"grid\">");
+            for (k, v) in &ev.metrics {
+                let _ = write!(
+                    h,
+                    "<div class=\"card\"><div class=\"k\">{}</div><div class=\"v\">{}</div></div>",
+                    escape(k),
+                    escape(v)
+                );
+            }
+            h.push_str("</div>");
+        }
+        for t in &ev.tables {
+            let _ = write!(h, "<h3>{}</h3><table><thead><tr>", escape(&t.caption));
+            for (i, c) in t.header.iter().enumerate() {
+                let _ = write!(h, "<th{}>{}</th>", if i == 0 { " class=\"l\"" } else { "" }, escape(c));
+            }
+            h.push_str("</tr></thead><tbody>");
+            for row in &t.rows {
+                h.push_str("<tr>");
+                for (i, c) in row.iter().enumerate() {
+                    let _ = write!(h, "<td{}>{}</td>", if i == 0 { " class=\"l\"" } else { "" }, escape(c));
+                }
+                h.push_str("</tr>");
+            }
+            h.push_str("</tbody></table>");
+        }
+        if !ev.figures.is_empty() {
+            h.push_str("<div class=\"figs\" style=\"margin-top:14px\">");
+            for f in &ev.figures {
+                let _ = write!(
+                    h,
+                    "<figure><img alt=\"{}\" src=\"{}\"><figcaption>{}</figcaption></figure>",
+                    escape(&f.caption),
+                    svg_data_uri(&f.svg)?,
+                    escape(&f.caption)
+                );
+            }
+            h.push_str("</div>");
+        }
+    }
+
+    // Scan details.
+    h.push_str("<h2>Scan and processing</h2><table><tbody>");
+    let row = |h: &mut String, k: &str, v: String| {
+        let _ = write!(h, "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>", escape(k), escape(&v));
+    };
+    row(&mut h, "Source", sc.source.clone());
+    if let Some(d) = &sc.description {
+        row(&mut h, "Description", d.clone());
+    }
+    row(&mut h, "Dimensions (i × j × k)", format!("{} × {} × {}", sc.dims[0], sc.dims[1], sc.dims[2]));
+    row(
+        &mut h,
+        "Voxel spacing",
+        format!("{:.3} × {:.3} × {:.3} mm", sc.spacing_mm[0], sc.spacing_mm[1], sc.spacing_mm[2]),
+    );
+    row(&mut h, "Storage orientation", sc.orientation.clone());
+    if let Some(m) = &data.model {
+        row(&mut h, "Model", format!("{} (version {})", m.id, m.version));
+    }
+    let total: f64 = data.timings.iter().map(|t| t.seconds).sum();
+    for t in &data.timings {
+        row(&mut h, &format!("Time: {}", t.stage), format!("{:.2} s", t.seconds));
+    }
+    if !data.timings.is_empty() {
+        row(&mut h, "Time: total", format!("{total:.2} s"));
+    }
+    h.push_str("</tbody></table>");
+
+    h.push_str(
+        "<footer>Short axis (SA) and long axis (LA): on axial slices, the long axis is the largest distance across \
+         the convex hull of the node's pixels and the short axis the hull's width perpendicular to it; a node's \
+         values are the largest over its slices (RECIST 1.1 style). Short-axis categories: &lt; 10 mm, \
+         10–14.9 mm, ≥ 15 mm. The necrosis proxy is the fraction of node voxels with low attenuation. \
+         Positions are in the DICOM patient frame (LPS, mm).</footer></main></body></html>\n",
+    );
+    Ok(h)
+}
+
+/// Renders the report and writes it atomically to `path`.
+pub fn write_report<L: Label>(
+    path: &std::path::Path,
+    data: &ReportData,
+    ct: &Volume<i16>,
+    labels: &Volume<L>,
+) -> Result<(), ReportError> {
+    let html = render_report(data, ct, labels)?;
+    crate::atomic::write_atomic(path, html.as_bytes())
+}
+
+/// Writes the report's numbers ([`ReportSummary`] plus the input) as pretty JSON, atomically.
+pub fn write_report_json(path: &std::path::Path, data: &ReportData) -> Result<(), ReportError> {
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        data: &'a ReportData,
+        summary: ReportSummary,
+    }
+    let json = serde_json::to_vec_pretty(&Out { data, summary: summarize(data) })
+        .map_err(|source| ReportError::Json { path: path.to_path_buf(), source })?;
+    crate::atomic::write_atomic(path, &json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_handles_markup() {
+        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+
+    #[test]
+    fn non_svg_figure_is_rejected() {
+        assert!(svg_data_uri("<script>alert(1)</script>").is_err());
+        assert!(svg_data_uri("<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>").unwrap().starts_with("data:image/svg"));
+    }
+}
