@@ -24,6 +24,12 @@ enum Command {
     Dataset(commands::dataset::Args),
     /// Score predictions against ground-truth nodes with the evaluation protocol (JSON, CSV, Table 1, figures).
     Evaluate(commands::evaluate::Args),
+    /// Segment lymph nodes in a CT (NIfTI or DICOM) with the CNN: instance labels, mask, node table.
+    Segment(commands::segment::Args),
+    /// Train the segmentation network on an nnU-Net raw-layout dataset.
+    Train(commands::train::Args),
+    /// Measure every node of an instance label map or mask (RECIST axes, volume, HU): JSON, CSV, labels.
+    Measure(commands::measure::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,6 +38,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Phantom(args) => commands::phantom::run(args),
         Command::Dataset(args) => commands::dataset::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Segment(args) => commands::segment::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Measure(args) => commands::measure::run(args),
     }
 }
 

@@ -454,24 +454,21 @@ pub fn evaluate_scan<L: Label>(
         (Some(_), Some(_)) => Some(0.0),
         _ => None,
     };
-    let froc = match probability {
-        Some(p) => Some(
-            froc_thresholds()
-                .into_iter()
-                .map(|t| {
-                    let m = threshold(p, t);
-                    let d = detect(&m, gt, &index);
-                    FrocCounts {
-                        threshold: t,
-                        n_gt,
-                        n_localized: index.ids.iter().filter(|&&id| d.localized[id as usize]).count(),
-                        n_fp: d.n_kept() - d.n_tp(),
-                    }
-                })
-                .collect(),
-        ),
-        None => None,
-    };
+    let froc = probability.map(|p| {
+        froc_thresholds()
+            .into_iter()
+            .map(|t| {
+                let m = threshold(p, t);
+                let d = detect(&m, gt, &index);
+                FrocCounts {
+                    threshold: t,
+                    n_gt,
+                    n_localized: index.ids.iter().filter(|&&id| d.localized[id as usize]).count(),
+                    n_fp: d.n_kept() - d.n_tp(),
+                }
+            })
+            .collect()
+    });
     debug_assert!(det.pairs.iter().all(|&(c, _)| det.kept[c as usize]));
     Ok(ScanResult {
         n_gt_nodes: n_gt,

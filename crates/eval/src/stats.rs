@@ -349,7 +349,8 @@ fn ppnd_as111(p: f64) -> f64 {
 fn alnorm_upper(x: f64) -> f64 {
     let mut upper = true;
     let mut z = x;
-    if !(z > 0.0) {
+    // NaN takes this branch too (as in AS 66)
+    if z.is_nan() || z <= 0.0 {
         upper = false;
         z = -z;
     }

@@ -225,6 +225,16 @@ fn read_header(path: &Path) -> Result<Option<FileHeader>, IoError> {
     });
     let rows = get_f64(&obj, tags::ROWS).map(|v| v as usize);
     let cols = get_f64(&obj, tags::COLUMNS).map(|v| v as usize);
+    // Refuse absurd sizes before building per-frame records (NumberOfFrames comes from the file).
+    let n_frames = get_str(&obj, tags::NUMBER_OF_FRAMES).and_then(|s| s.parse::<u64>().ok()).unwrap_or(1);
+    let voxels = (rows.unwrap_or(1) as u64).saturating_mul(cols.unwrap_or(1) as u64).saturating_mul(n_frames);
+    if voxels > MAX_VOXELS as u64 {
+        return Err(IoError::InvalidDims {
+            path: path.to_path_buf(),
+            dims: vec![cols.unwrap_or(0) as i64, rows.unwrap_or(0) as i64, n_frames as i64],
+            reason: format!("more than {MAX_VOXELS} voxels"),
+        });
+    }
     let frames = parse_frames(&obj);
     Ok(Some(FileHeader { path: path.to_path_buf(), obj, series_uid, rows, cols, frames }))
 }

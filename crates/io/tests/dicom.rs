@@ -345,3 +345,64 @@ fn no_dicom_files_is_a_typed_error() {
     names(&e, dir.path());
     assert!(matches!(read_ct(dir.path().join("missing")), Err(IoError::Open { .. })));
 }
+
+// ----- transfer syntaxes -----
+
+/// pydicom ships one 64x64 MR image in several transfer syntaxes. Relabelled as CT, each must decode
+/// to exactly the HU of the explicit-VR original.
+#[test]
+fn transfer_syntaxes_decode_to_identical_hu() {
+    let dir = tempfile::tempdir().unwrap();
+    let relabel = |name: &str| {
+        let p = dir.path().join(name);
+        std::fs::copy(common::pydicom_files().join(name), &p).unwrap();
+        set_str(&p, tags::MODALITY, VR::CS, "CT");
+        p
+    };
+    let reference = read_ct(relabel("MR_small.dcm")).unwrap().hu;
+    assert_eq!(reference.dims(), [64, 64, 1]);
+    let (lo, hi) = reference.min_max();
+    assert!(hi - lo > 100.0, "a real image, not a constant");
+    for (name, ts) in [
+        ("MR_small_implicit.dcm", "1.2.840.10008.1.2"),
+        ("MR_small_RLE.dcm", "1.2.840.10008.1.2.5"),
+        ("MR_small_jp2klossless.dcm", "1.2.840.10008.1.2.4.90"),
+    ] {
+        let p = relabel(name);
+        assert_eq!(list_series(&p).unwrap()[0].transfer_syntax, ts);
+        let v = read_ct(&p).unwrap().hu;
+        assert_eq!(v, reference, "{name}");
+    }
+    // Deflated explicit VR little endian: re-encode the CT_small data set deflated.
+    let src = common::pydicom_files().join("CT_small.dcm");
+    let mut obj = dicom_object::open_file(&src).unwrap();
+    obj.update_meta(|m| {
+        m.set_transfer_syntax(&dicom_transfer_syntax_registry::entries::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+    });
+    let dfl = dir.path().join("deflated.dcm");
+    obj.write_to_file(&dfl).unwrap();
+    assert_eq!(list_series(&dfl).unwrap()[0].transfer_syntax, "1.2.840.10008.1.2.1.99");
+    assert!(std::fs::metadata(&dfl).unwrap().len() < std::fs::metadata(&src).unwrap().len());
+    assert_eq!(read_ct(&dfl).unwrap().hu, read_ct(&src).unwrap().hu);
+    // Big endian is refused (typed), not misread.
+    let e = read_ct(relabel("MR_small_bigendian.dcm")).unwrap_err();
+    assert!(matches!(e, IoError::UnsupportedTransferSyntax { .. }), "{e:?}");
+}
+
+#[test]
+fn absurd_frame_count_and_zero_spacing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("frames.dcm");
+    std::fs::copy(common::pydicom_files().join("CT_small.dcm"), &p).unwrap();
+    // 128 x 128 x 2e9 frames: must be refused from the header, before any allocation.
+    set_str(&p, tags::NUMBER_OF_FRAMES, VR::IS, "2000000000");
+    let e = read_ct(&p).unwrap_err();
+    assert!(matches!(e, IoError::InvalidDims { .. }), "{e:?}");
+    names(&e, &p);
+    let p = dir.path().join("spacing.dcm");
+    std::fs::copy(common::pydicom_files().join("CT_small.dcm"), &p).unwrap();
+    set_str(&p, tags::PIXEL_SPACING, VR::DS, "0\\0");
+    let e = read_ct(&p).unwrap_err();
+    assert!(matches!(e, IoError::InvalidGeometry { .. }), "{e:?}");
+    names(&e, &p);
+}

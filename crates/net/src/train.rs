@@ -507,10 +507,12 @@ fn save_checkpoint(run: &Path, net: &Net, optim: &ModuleOptimizer, state: &RunSt
     Ok(())
 }
 
-/// Trains (or resumes) a run in folder `run`. With `resume`, the run's saved `train_config.json`,
-/// split and checkpoint are used (`steps_override` may extend the schedule).
+/// Trains (or resumes) a run in folder `run`. Validation cases come from `val_data` (a separate
+/// dataset, e.g. `nodal dataset --split val`) when given, else they are held out of `data` by the
+/// seeded split. With `resume`, the run's saved split and checkpoint are used.
 pub fn train(
     data: &Path,
+    val_data: Option<&Path>,
     cfg: &TrainConfig,
     run: &Path,
     resume: bool,
@@ -534,7 +536,14 @@ pub fn train(
             .map_err(|e| run_err(format!("split.json: {e}")))?
     } else {
         let cases = list_cases(data)?;
-        let (mut t, v) = split_cases(&cases, cfg.val_cases, cfg.seed);
+        let (mut t, v) = match val_data {
+            Some(vd) => {
+                let mut v = list_cases(vd)?;
+                v.truncate(cfg.val_cases);
+                (cases, v)
+            }
+            None => split_cases(&cases, cfg.val_cases, cfg.seed),
+        };
         if let Some(n) = cfg.max_train_cases {
             t.truncate(n);
         }
@@ -817,18 +826,18 @@ mod tests {
         let data = dir.path().join("data");
         write_dataset(&data, 3);
         let cfg = tiny_config();
-        let a = train(&data, &cfg, &dir.path().join("a"), false, None).unwrap();
-        let b = train(&data, &cfg, &dir.path().join("b"), false, None).unwrap();
+        let a = train(&data, None, &cfg, &dir.path().join("a"), false, None).unwrap();
+        let b = train(&data, None, &cfg, &dir.path().join("b"), false, None).unwrap();
         assert_eq!(a.losses, b.losses);
         assert_eq!(a.steps, 4);
         // Interrupted after 2 steps, then resumed: the same losses as the uninterrupted run.
         let run_c = dir.path().join("c");
         STOP_AFTER.with(|s| s.set(Some(2)));
-        let first = train(&data, &cfg, &run_c, false, None);
+        let first = train(&data, None, &cfg, &run_c, false, None);
         STOP_AFTER.with(|s| s.set(None));
         let first = first.unwrap();
         assert_eq!(first.steps, 2);
-        let rest = train(&data, &cfg, &run_c, true, None).unwrap();
+        let rest = train(&data, None, &cfg, &run_c, true, None).unwrap();
         assert_eq!(rest.steps, 4);
         let joined: Vec<f64> = first.losses.iter().chain(&rest.losses).copied().collect();
         assert_eq!(joined, a.losses);
@@ -843,7 +852,7 @@ mod tests {
             assert!(run_c.join(f).is_file(), "{f}");
         }
         // A fresh run refuses to overwrite a checkpoint.
-        assert!(matches!(train(&data, &cfg, &run_c, false, None), Err(NetError::Run { .. })));
+        assert!(matches!(train(&data, None, &cfg, &run_c, false, None), Err(NetError::Run { .. })));
     }
 
     #[test]
@@ -858,7 +867,7 @@ mod tests {
         cfg.warmup_steps = 5;
         cfg.val_cases = 0;
         cfg.checkpoint_every = 100;
-        let s = train(&data, &cfg, &dir.path().join("run"), false, None).unwrap();
+        let s = train(&data, None, &cfg, &dir.path().join("run"), false, None).unwrap();
         let first: f64 = s.losses[..8].iter().sum::<f64>() / 8.0;
         let last: f64 = s.losses[32..].iter().sum::<f64>() / 8.0;
         assert!(last < 0.8 * first, "loss {first:.3} -> {last:.3}");

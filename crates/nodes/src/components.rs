@@ -96,6 +96,23 @@ pub fn label_components_of_labels<T: Label>(labels: &Volume<T>, conn: Connectivi
     label_impl::<T, true>(labels, conn)
 }
 
+/// Checks that a volume declared to be a mask holds only 0 and 1.
+///
+/// # Errors
+/// [`crate::NodesError::NotBinary`] naming the first other value.
+pub fn check_binary<T: Label>(mask: &Volume<T>) -> Result<(), crate::NodesError> {
+    let one = T::from_usize(1);
+    match mask.as_slice().iter().find(|&&v| v != T::default() && v != one) {
+        Some(v) => Err(crate::NodesError::NotBinary { value: v.to_f64() as i64 }),
+        None => Ok(()),
+    }
+}
+
+/// True when every voxel is 0 or 1.
+pub fn is_binary<T: Label>(mask: &Volume<T>) -> bool {
+    check_binary(mask).is_ok()
+}
+
 /// One run: voxels `start..end` of a row, all foreground (and, by value, all equal to `value`).
 #[derive(Clone, Copy)]
 struct Run<T> {

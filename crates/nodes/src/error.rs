@@ -39,3 +39,10 @@ pub enum NodesError {
     #[error(transparent)]
     Core(#[from] CoreError),
 }
+
+impl NodesError {
+    /// True when the input is at fault (the user can fix it), false for output failures.
+    pub fn is_input(&self) -> bool {
+        !matches!(self, NodesError::Write { .. })
+    }
+}

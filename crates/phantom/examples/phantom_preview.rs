@@ -8,11 +8,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let size: PhantomSize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(PhantomSize::Small);
     let out = PathBuf::from(args.get(3).cloned().unwrap_or_else(|| "/tmp/phantom".into()));
-    let cfg = PhantomConfig::preset(size);
+    let mut cfg = PhantomConfig::preset(size);
+    // Optional fixed slice thickness and slice count (the 512 x 512 x 250 benchmark: `0.8 250`).
+    cfg.slice_mm = args.get(4).map(|s| s.parse()).transpose()?;
+    cfg.slices = args.get(5).map(|s| s.parse()).transpose()?;
     let t = std::time::Instant::now();
     let p = generate_phantom(&cfg, seed)?;
     eprintln!("generated {:?} in {:.2} s", p.ct.dims(), t.elapsed().as_secs_f64());
     eprintln!("scanner {:?}", p.scanner);
+    tissue_counts(&p);
     output::write_phantom(&p, &out, None)?;
     preview::write_previews(&p.ct, &p.labels, &p.nodes, &out)?;
     for n in &p.nodes {
@@ -32,4 +36,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+#[allow(dead_code)]
+fn tissue_counts(p: &nodal_phantom::Phantom) {
+    let mut c = [0usize; 20];
+    for &t in p.tissue.as_slice() {
+        c[t as usize] += 1;
+    }
+    for (i, n) in c.iter().enumerate() {
+        eprintln!("{:?}: {n}", nodal_phantom::Tissue::from_u8(i as u8).unwrap());
+    }
 }

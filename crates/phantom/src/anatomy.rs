@@ -246,7 +246,14 @@ impl Anatomy {
         set(sid::THYROID, Tissue::Thyroid, uni(rng, 105.0, 150.0), 10.0, 3.0);
         set(sid::MUCOSA, Tissue::Mucosa, uni(rng, 40.0, 80.0), 8.0, 2.0);
         set(sid::CARTILAGE, Tissue::Cartilage, uni(rng, 70.0, 110.0), 10.0, 2.0);
-        set(sid::CALC_CARTILAGE, Tissue::Cartilage, uni(rng, 250.0, 600.0) * bone, 120.0, 1.5);
+        // Partly calcified laryngeal cartilage: mottled (see `render::struct_hu`).
+        set(
+            sid::CALC_CARTILAGE,
+            Tissue::Cartilage,
+            uni(rng, 90.0, 160.0),
+            uni(rng, 200.0, 700.0) * bone,
+            2.0,
+        );
         set(sid::CORTICAL, Tissue::Cortical, uni(rng, 900.0, 1400.0) * bone, 120.0, 2.0);
         set(sid::MARROW, Tissue::Marrow, uni(rng, 180.0, 320.0) * bone, 70.0, 1.5);
         set(sid::TEETH, Tissue::Teeth, uni(rng, 1800.0, 2600.0) * bone, 200.0, 2.0);
@@ -381,7 +388,7 @@ impl Anatomy {
         let (cc, cr) = self.carotid(u, side);
         let r = self.ijv_r[s] * (1.0 + 0.25 * smooth(0.3, 0.0, u) + 0.2 * band(u, 0.85, 0.97, 0.03));
         let flat = self.ijv_flat[s] + (1.0 - self.ijv_flat[s]) * 0.5 * (1.0 + (u * 11.0 + s as f64).sin());
-        let off = cr + r * 0.9 + 2.0;
+        let off = cr + r / flat.sqrt() + 1.5;
         let post = 6.0 * smooth(0.8, 1.0, u);
         let c = [cc[0] + side * off * 0.93, cc[1] - off * 0.25 + post];
         ([c[0], c[1]], [r / flat.sqrt(), r * flat.sqrt()], side * 0.5)
@@ -512,27 +519,6 @@ impl Anatomy {
                 put(Prim2::ellipse([side * 29.0, 10.0], [6.0, 8.0], side * 0.4), sid::MUSCLE);
             }
         }
-        // Shoulder girdle: clavicles and lung apices at the bottom.
-        if u < 0.08 {
-            for side in [-1.0f64, 1.0] {
-                let lr = 34.0 * smooth(0.08, -0.15, u);
-                if lr > 1.0 {
-                    put(Prim2::ellipse([side * 38.0, 22.0], [lr * 0.9, lr], 0.0), sid::LUNG);
-                }
-                let cz = band(u, -0.06, 0.05, 0.005);
-                if cz > 0.5 {
-                    let cx = side * (22.0 + 40.0 * (0.05 - u).clamp(0.0, 0.1) * 10.0 * 0.5);
-                    put(
-                        Prim2::ellipse([cx + side * 30.0, -30.0 - 8.0], [32.0, 6.5], side * 0.35),
-                        sid::CORTICAL,
-                    );
-                    put(
-                        Prim2::ellipse([cx + side * 30.0, -30.0 - 8.0], [30.0, 4.5], side * 0.35),
-                        sid::MARROW,
-                    );
-                }
-            }
-        }
         // Vertebral column: body or disc, canal with cord, posterior arch, transverse processes.
         if u < 0.97 {
             let zc = z - self.z0 + self.vert_phase_mm;
@@ -564,6 +550,30 @@ impl Anatomy {
             // Vertebral arteries (in the transverse foramina).
             for side in [-1.0f64, 1.0] {
                 put(Prim2::circle([side * 19.5, 10.5], 2.0), sid::ARTERY);
+            }
+        }
+        // Shoulder girdle: clavicles and lung apices at the bottom.
+        if u < 0.09 {
+            for side in [-1.0f64, 1.0] {
+                let lr = 30.0 * smooth(0.09, -0.12, u);
+                if lr > 1.0 {
+                    put(
+                        Prim2::ellipse([side * (36.0 + lr * 0.35), 18.0], [lr * 0.85, lr], side * 0.3),
+                        sid::LUNG,
+                    );
+                }
+                let cz = band(u, -0.06, 0.05, 0.005);
+                if cz > 0.5 {
+                    let cx = side * (22.0 + 40.0 * (0.05 - u).clamp(0.0, 0.1) * 10.0 * 0.5);
+                    put(
+                        Prim2::ellipse([cx + side * 30.0, -30.0 - 8.0], [32.0, 6.5], side * 0.35),
+                        sid::CORTICAL,
+                    );
+                    put(
+                        Prim2::ellipse([cx + side * 30.0, -30.0 - 8.0], [30.0, 4.5], side * 0.35),
+                        sid::MARROW,
+                    );
+                }
             }
         }
         // Airway, esophagus, larynx, thyroid, strap muscles.
@@ -672,6 +682,17 @@ impl Anatomy {
             put(Prim2::shell([0.0, -12.0], [36.0, 46.0], 0.0, 9.0).cut(-18.0), sid::CORTICAL);
             put(Prim2::shell([0.0, -12.0], [35.0, 45.0], 0.0, 7.0).cut(-20.0), sid::TEETH);
         }
+        // Mid-face: nasal cavity and maxillary sinuses (air in bony walls) above the palate.
+        if u > mu + 0.24 {
+            let f = smooth(mu + 0.24, mu + 0.3, u);
+            put(Prim2::ellipse([0.0, -38.0], [9.0 * f, 16.0 * f], 0.0), sid::CORTICAL);
+            put(Prim2::ellipse([0.0, -38.0], [7.5 * f, 14.5 * f], 0.0), sid::AIRWAY);
+            put(Prim2::ellipse([0.0, -38.0], [0.8, 14.0 * f], 0.0), sid::CORTICAL); // septum
+            for side in [-1.0f64, 1.0] {
+                put(Prim2::ellipse([side * 24.0, -36.0], [13.0 * f, 15.0 * f], side * 0.2), sid::CORTICAL);
+                put(Prim2::ellipse([side * 24.0, -36.0], [11.5 * f, 13.5 * f], side * 0.2), sid::AIRWAY);
+            }
+        }
         // Skull base: mastoids, clivus, occiput.
         if u > 0.9 {
             let f = smooth(0.9, 1.05, u);
@@ -689,13 +710,13 @@ impl Anatomy {
         // Great vessels and sternocleidomastoid (painted last: they displace everything else).
         for side in [-1.0f64, 1.0] {
             if u < 0.97 {
+                let (vc, vr, vrot) = self.ijv(u, side);
+                put(Prim2::ellipse(vc, vr, vrot), if side < 0.0 { sid::VEIN_R } else { sid::VEIN_L });
                 let (cc, cr) = self.carotid(u, side);
                 put(Prim2::circle(cc, cr), sid::ARTERY);
                 if let Some((ec, er)) = self.ext_carotid(u, side) {
                     put(Prim2::circle(ec, er), sid::ARTERY);
                 }
-                let (vc, vr, vrot) = self.ijv(u, side);
-                put(Prim2::ellipse(vc, vr, vrot), if side < 0.0 { sid::VEIN_R } else { sid::VEIN_L });
             }
             if u > -0.05 && u < 0.93 {
                 let (sc, sr, srot) = self.scm(u, side);

@@ -155,7 +155,7 @@ impl Scanner {
         } else {
             uni(rng, 0.6, 1.0) * artery_hu
         };
-        let noise_hu = uni(rng, 9.0, 22.0) * (120.0 / kvp).sqrt();
+        let noise_hu = uni(rng, 6.0, 16.0) * (120.0 / kvp).sqrt();
         let psf_sigma_mm = uni(rng, 0.35, 0.7);
         let dental_metal = cfg.artifacts && chance(rng, 0.35);
         Scanner {

@@ -16,13 +16,19 @@ pub fn generate_phantom(cfg: &PhantomConfig, seed: u64) -> Result<Phantom, Phant
     let sc = Scanner::draw(cfg, &mut stream(seed, "scanner"));
     let mut grng = stream(seed, "grid");
     let (m, n) = (sc.matrix, sc.slices);
-    let ip = sc.in_plane_mm;
+    let ip = sc.in_plane_mm as f32 as f64;
     let origin = [
         -((m - 1) as f64) / 2.0 * ip + uni(&mut grng, -8.0, 8.0),
         -((m - 1) as f64) / 2.0 * ip + uni(&mut grng, -12.0, 6.0),
         uni(&mut grng, -350.0, -150.0),
     ];
-    let geom = Geometry::axis_aligned([ip, ip, sc.slice_mm], origin);
+    // Spacing and origin are made f32-exact: NIfTI stores them as f32, and nodes.json must match
+    // what the evaluator measures on the file read back.
+    let f32x = |v: f64| v as f32 as f64;
+    let geom = Geometry::axis_aligned(
+        [f32x(ip), f32x(ip), f32x(sc.slice_mm)],
+        [f32x(origin[0]), f32x(origin[1]), f32x(origin[2])],
+    );
     let grid = Grid { geom, dims: [m, m, n] };
     let z_lo = grid.z(0) - sc.slice_mm / 2.0;
     let z_hi = grid.z(n - 1) + sc.slice_mm / 2.0;

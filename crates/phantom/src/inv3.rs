@@ -106,7 +106,8 @@ pub fn read_inv3(path: &Path) -> Result<Volume<i16>, PhantomError> {
     let mut arr = arr;
     arr.invert_axis(ndarray::Axis(1));
     let arr = arr.as_standard_layout().into_owned();
-    let geom = Geometry::axis_aligned(spacing, [0.0, 0.0, 0.0]);
+    // f32-exact spacing, as NIfTI will store it.
+    let geom = Geometry::axis_aligned(spacing.map(|s| s as f32 as f64), [0.0, 0.0, 0.0]);
     Ok(Volume::new(arr, geom)?)
 }
 

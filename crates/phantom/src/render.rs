@@ -1,0 +1,422 @@
+//! Rasterisation: the anatomy's tissue map, node placement, the HU image with sub-slice
+//! integration, and the scanner model (metal and shoulder streaks, correlated noise, blur).
+use crate::anatomy::{sid, Anatomy, StructInfo, Tissue};
+use crate::config::Scanner;
+use crate::nodes::NodeShape;
+use crate::rng::{hash_normal, mix64, texture};
+use crate::shapes::Prim2;
+use ndarray::{Array3, Axis};
+use nodal_core::Geometry;
+use rayon::prelude::*;
+
+/// The output grid: geometry (axis-aligned LPS) and dims (ni, nj, nk).
+#[derive(Clone, Copy, Debug)]
+pub struct Grid {
+    pub geom: Geometry,
+    pub dims: [usize; 3],
+}
+
+impl Grid {
+    #[inline]
+    pub fn x(&self, i: usize) -> f64 {
+        self.geom.origin_mm[0] + i as f64 * self.geom.spacing_mm[0]
+    }
+    #[inline]
+    pub fn y(&self, j: usize) -> f64 {
+        self.geom.origin_mm[1] + j as f64 * self.geom.spacing_mm[1]
+    }
+    #[inline]
+    pub fn z(&self, k: usize) -> f64 {
+        self.geom.origin_mm[2] + k as f64 * self.geom.spacing_mm[2]
+    }
+    /// Inclusive index range along axis `a` covering `[lo, hi]` mm, clipped to the grid.
+    pub fn range(&self, a: usize, lo: f64, hi: f64) -> Option<(usize, usize)> {
+        let s = self.geom.spacing_mm[a];
+        let o = self.geom.origin_mm[a];
+        let i0 = ((lo - o) / s).ceil().max(0.0);
+        let i1 = ((hi - o) / s).floor().min(self.dims[a] as f64 - 1.0);
+        if i1 < i0 {
+            None
+        } else {
+            Some((i0 as usize, i1 as usize))
+        }
+    }
+}
+
+/// Paints the structure ids of the axial plane at `z` into `buf` (`nj * ni`, i fastest).
+pub fn paint_sids(anat: &Anatomy, grid: &Grid, z: f64, buf: &mut [u16]) {
+    let ni = grid.dims[0];
+    buf.fill(sid::AIR);
+    let prims = anat.slice(z);
+    for (p, id) in &prims {
+        paint_prim(grid, p, *id, ni, buf);
+    }
+    // Small vessels: only through fat.
+    for v in &anat.vessels {
+        let t = &v.tube;
+        for s in 0..t.pts.len().saturating_sub(1) {
+            let (a, b) = (t.pts[s], t.pts[s + 1]);
+            let r = t.radius[s].max(t.radius[s + 1]);
+            if z < a[2].min(b[2]) - r || z > a[2].max(b[2]) + r {
+                continue;
+            }
+            let seg = crate::shapes::Tube { pts: vec![a, b], radius: vec![t.radius[s], t.radius[s + 1]] };
+            let (Some((i0, i1)), Some((j0, j1))) = (
+                grid.range(0, a[0].min(b[0]) - r, a[0].max(b[0]) + r),
+                grid.range(1, a[1].min(b[1]) - r, a[1].max(b[1]) + r),
+            ) else {
+                continue;
+            };
+            for j in j0..=j1 {
+                let y = grid.y(j);
+                for i in i0..=i1 {
+                    let cur = buf[j * ni + i];
+                    if (cur == sid::FAT || cur == sid::DEEP_FAT) && seg.contains([grid.x(i), y, z]) {
+                        buf[j * ni + i] = v.sid;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn paint_prim(grid: &Grid, p: &Prim2, id: u16, ni: usize, buf: &mut [u16]) {
+    let bb = p.bbox();
+    let (Some((i0, i1)), Some((j0, j1))) = (grid.range(0, bb[0], bb[1]), grid.range(1, bb[2], bb[3])) else {
+        return;
+    };
+    for j in j0..=j1 {
+        let y = grid.y(j);
+        let row = &mut buf[j * ni..(j + 1) * ni];
+        for i in i0..=i1 {
+            if p.contains(grid.x(i), y) {
+                row[i] = id;
+            }
+        }
+    }
+}
+
+/// HU of a structure at a point (mean plus texture).
+#[inline]
+pub fn struct_hu(info: &StructInfo, id: u16, seed: u64, p: [f64; 3]) -> f64 {
+    if info.tex_hu == 0.0 {
+        return info.hu;
+    }
+    let t = texture(seed ^ (id as u64).wrapping_mul(0x9E37), p, info.tex_mm);
+    match id {
+        // Mottled calcification: only the positive lobes of the texture calcify.
+        sid::CALC_CARTILAGE => info.hu + info.tex_hu * (2.0 * t - 0.3).max(0.0),
+        // Intermuscular fat planes: thin sheets where a coarse noise field crosses zero.
+        sid::MUSCLE | sid::TONGUE => {
+            let n = crate::rng::value_noise(seed ^ 0xFA7, [p[0] / 11.0, p[1] / 11.0, p[2] / 25.0]);
+            let septa = (-(n * n) / (2.0 * 0.03 * 0.03)).exp();
+            info.hu + info.tex_hu * t - 0.8 * septa * (info.hu + 95.0)
+        }
+        _ => info.hu + info.tex_hu * t,
+    }
+}
+
+/// Pass A: the tissue map on the output grid (slice centres), `[nk, nj, ni]`.
+pub fn tissue_map(anat: &Anatomy, grid: &Grid) -> Array3<u8> {
+    let [ni, nj, nk] = grid.dims;
+    let mut out = Array3::<u8>::zeros([nk, nj, ni]);
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut sl)| {
+        let mut buf = vec![0u16; ni * nj];
+        paint_sids(anat, grid, grid.z(k), &mut buf);
+        let s = sl.as_slice_mut().expect("standard layout");
+        for (o, id) in s.iter_mut().zip(&buf) {
+            *o = anat.structs[*id as usize].tissue as u8;
+        }
+    });
+    out
+}
+
+/// A node placed in the volume: its label id (1-based), shape and cluster.
+#[derive(Clone, Debug)]
+pub struct PlacedNode {
+    pub id: u16,
+    pub shape: NodeShape,
+    pub cluster: Option<u32>,
+}
+
+/// For a point, the node (index into `nodes`) whose shape contains it with the smallest level,
+/// among the candidates, and that level.
+#[inline]
+pub fn node_at(nodes: &[PlacedNode], cand: &[usize], p: [f64; 3]) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    for &n in cand {
+        let l = nodes[n].shape.level_of(p);
+        if l < 1.0 && best.is_none_or(|(_, bl)| l < bl) {
+            best = Some((n, l));
+        }
+    }
+    best
+}
+
+/// Node candidates whose bounding sphere meets the plane `z` (with a margin).
+pub fn nodes_near_z(nodes: &[PlacedNode], z: f64, margin: f64) -> Vec<usize> {
+    (0..nodes.len())
+        .filter(|&n| (nodes[n].shape.centre[2] - z).abs() <= nodes[n].shape.extent_mm() + margin)
+        .collect()
+}
+
+/// Pass B: the noiseless, unblurred HU image `[nk, nj, ni]` (f32) and the label map (slice
+/// centres). Each output slice averages `n_sub` sub-slices across its thickness (slice profile /
+/// partial volume along z).
+pub fn hu_and_labels(
+    anat: &Anatomy,
+    grid: &Grid,
+    nodes: &[PlacedNode],
+    tex_seed: u64,
+    n_sub: usize,
+) -> (Array3<f32>, Array3<u16>) {
+    let [ni, nj, nk] = grid.dims;
+    let mut hu = Array3::<f32>::zeros([nk, nj, ni]);
+    let mut lab = Array3::<u16>::zeros([nk, nj, ni]);
+    let dz = grid.geom.spacing_mm[2];
+    hu.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(lab.axis_iter_mut(Axis(0)).into_par_iter())
+        .enumerate()
+        .for_each(|(k, (mut hs, mut ls))| {
+            let hs = hs.as_slice_mut().expect("standard layout");
+            let ls = ls.as_slice_mut().expect("standard layout");
+            let mut buf = vec![0u16; ni * nj];
+            for s in 0..n_sub {
+                let off = (s as f64 + 0.5) / n_sub as f64 - 0.5;
+                let z = grid.z(k) + off * dz;
+                let centre = 2 * s + 1 == n_sub;
+                paint_sids(anat, grid, z, &mut buf);
+                for j in 0..nj {
+                    let y = grid.y(j);
+                    for i in 0..ni {
+                        let id = buf[j * ni + i];
+                        let v = struct_hu(&anat.structs[id as usize], id, tex_seed, [grid.x(i), y, z]);
+                        hs[j * ni + i] += (v / n_sub as f64) as f32;
+                    }
+                }
+                // Nodes overwrite fat and muscle (placement guarantees nothing else is under them).
+                let cand = nodes_near_z(nodes, z, 0.0);
+                for &n in &cand {
+                    let sh = &nodes[n].shape;
+                    let e = sh.extent_mm();
+                    let c = sh.centre;
+                    let (Some((i0, i1)), Some((j0, j1))) =
+                        (grid.range(0, c[0] - e, c[0] + e), grid.range(1, c[1] - e, c[1] + e))
+                    else {
+                        continue;
+                    };
+                    for j in j0..=j1 {
+                        let y = grid.y(j);
+                        for i in i0..=i1 {
+                            let p = [grid.x(i), y, z];
+                            let l = sh.level_of(p);
+                            if l >= 1.0 {
+                                continue;
+                            }
+                            // In a cluster the voxel belongs to the mate with the smallest level.
+                            if let Some((b, _)) = node_at(nodes, &cand, p) {
+                                if b != n {
+                                    continue;
+                                }
+                            }
+                            let idx = j * ni + i;
+                            let id = buf[idx];
+                            let under = struct_hu(&anat.structs[id as usize], id, tex_seed, p);
+                            let v = sh.hu_at(p, l);
+                            hs[idx] += ((v - under) / n_sub as f64) as f32;
+                            if centre {
+                                ls[idx] = nodes[n].id;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    (hu, lab)
+}
+
+/// Adds streaks: lines through `centre` at `angles`, Gaussian profile of width `width_mm`,
+/// amplitude `amps` (HU), decaying as `1 / (1 + d / decay_mm)` from the centre.
+fn add_streaks(
+    grid: &Grid,
+    slice: &mut [f32],
+    centre: [f64; 2],
+    angles: &[f64],
+    amps: &[f64],
+    width_mm: f64,
+    decay_mm: f64,
+) {
+    let ni = grid.dims[0];
+    let inv2w2 = 1.0 / (2.0 * width_mm * width_mm);
+    for j in 0..grid.dims[1] {
+        let dy = grid.y(j) - centre[1];
+        for i in 0..ni {
+            let dx = grid.x(i) - centre[0];
+            let d = (dx * dx + dy * dy).sqrt();
+            let fall = 1.0 / (1.0 + d / decay_mm);
+            let mut acc = 0.0;
+            for (a, amp) in angles.iter().zip(amps) {
+                let (s, c) = a.sin_cos();
+                let perp = -s * dx + c * dy;
+                let e = perp * perp * inv2w2;
+                if e < 9.0 {
+                    acc += amp * (-e).exp();
+                }
+            }
+            slice[j * ni + i] += (acc * fall) as f32;
+        }
+    }
+}
+
+/// Scanner artefacts before blur: dental metal streaks near the metal, and photon-starvation
+/// streaks through the shoulders.
+pub fn add_artifacts(anat: &Anatomy, grid: &Grid, sc: &Scanner, seed: u64, hu: &mut Array3<f32>) {
+    hu.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut sl)| {
+        let s = sl.as_slice_mut().expect("standard layout");
+        let z = grid.z(k);
+        let h = mix64(seed ^ 0x57AE ^ k as u64);
+        for (m_i, m) in anat.metal.iter().enumerate() {
+            let dz = (m[2] - z).abs();
+            if dz > 6.0 {
+                continue;
+            }
+            let w = 1.0 - dz / 6.0;
+            let hm = mix64(seed ^ (m_i as u64) << 8);
+            let n = 10 + (hm % 8) as usize;
+            let angles: Vec<f64> = (0..n)
+                .map(|a| {
+                    (a as f64 + ((mix64(hm ^ a as u64) % 1000) as f64) / 1000.0) * std::f64::consts::PI
+                        / n as f64
+                })
+                .collect();
+            let amps: Vec<f64> = (0..n)
+                .map(|a| {
+                    let r = (mix64(hm ^ 0xF00 ^ a as u64 ^ k as u64 >> 1) % 1000) as f64 / 1000.0;
+                    w * if a % 2 == 0 { -150.0 - 350.0 * r } else { 80.0 + 250.0 * r }
+                })
+                .collect();
+            add_streaks(grid, s, [m[0], m[1]], &angles, &amps, 1.2, 25.0);
+        }
+        // Dark band between pairs of metal objects.
+        for a in 0..anat.metal.len() {
+            for b in a + 1..anat.metal.len() {
+                let (p, q) = (anat.metal[a], anat.metal[b]);
+                let dz = ((p[2] + q[2]) / 2.0 - z).abs();
+                if dz > 4.0 {
+                    continue;
+                }
+                let ang = (q[1] - p[1]).atan2(q[0] - p[0]);
+                let c = [(p[0] + q[0]) / 2.0, (p[1] + q[1]) / 2.0];
+                add_streaks(grid, s, c, &[ang], &[-350.0 * (1.0 - dz / 4.0)], 2.0, 40.0);
+            }
+        }
+        let u = anat.u_of(z);
+        if u < 0.12 {
+            let f = ((0.12 - u) / 0.15).clamp(0.0, 1.0);
+            let n = 3;
+            let angles: Vec<f64> =
+                (0..n).map(|a| ((mix64(h ^ a) % 1000) as f64 / 1000.0 - 0.5) * 0.25).collect();
+            let amps: Vec<f64> = (0..n)
+                .map(|a| f * (((mix64(h ^ 0xAA ^ a) % 1000) as f64 / 1000.0) - 0.5) * 10.0 * sc.noise_hu)
+                .collect();
+            let c = anat.to_world(u, [0.0, 10.0]);
+            add_streaks(grid, s, c, &angles, &amps, 2.5, 400.0);
+        }
+    });
+}
+
+/// Normalised 1D Gaussian kernel (sigma in voxels), truncated at 3 sigma; identity for tiny sigma.
+pub fn gauss_kernel(sigma: f64) -> Vec<f32> {
+    if sigma < 0.2 {
+        return vec![1.0];
+    }
+    let r = (3.0 * sigma).ceil() as i64;
+    let w: Vec<f64> = (-r..=r).map(|x| (-(x * x) as f64 / (2.0 * sigma * sigma)).exp()).collect();
+    let s: f64 = w.iter().sum();
+    w.iter().map(|v| (v / s) as f32).collect()
+}
+
+/// Separable convolution along one axis of `[nk, nj, ni]` (edges clamp), in parallel.
+pub fn convolve_axis(v: &mut Array3<f32>, axis: usize, kernel: &[f32]) {
+    if kernel.len() <= 1 {
+        return;
+    }
+    let r = (kernel.len() / 2) as i64;
+    let [nk, nj, ni] = [v.shape()[0], v.shape()[1], v.shape()[2]];
+    match axis {
+        // i (within rows) and j (within slices): per slice.
+        0 | 1 => {
+            v.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut sl| {
+                let s = sl.as_slice_mut().expect("standard layout");
+                let (n, stride, lines, lstride) = if axis == 0 { (ni, 1, nj, ni) } else { (nj, ni, ni, 1) };
+                let mut line = vec![0f32; n];
+                for l in 0..lines {
+                    let base = l * lstride;
+                    for x in 0..n {
+                        line[x] = s[base + x * stride];
+                    }
+                    for x in 0..n as i64 {
+                        let mut acc = 0f32;
+                        for (t, w) in kernel.iter().enumerate() {
+                            let xx = (x + t as i64 - r).clamp(0, n as i64 - 1) as usize;
+                            acc += w * line[xx];
+                        }
+                        s[base + x as usize * stride] = acc;
+                    }
+                }
+            });
+        }
+        _ => {
+            // k: process columns of j-rows in parallel over j.
+            let src = v.clone();
+            v.axis_iter_mut(Axis(1)).into_par_iter().enumerate().for_each(|(j, mut plane)| {
+                // plane: [nk, ni]
+                for k in 0..nk as i64 {
+                    for i in 0..ni {
+                        let mut acc = 0f32;
+                        for (t, w) in kernel.iter().enumerate() {
+                            let kk = (k + t as i64 - r).clamp(0, nk as i64 - 1) as usize;
+                            acc += w * src[[kk, j, i]];
+                        }
+                        plane[[k as usize, i]] = acc;
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Adds white noise scaled so that, after the blur with `kernels` (i, j, k), its standard
+/// deviation is `noise_hu(z)`; then blurs. Blurring signal and noise together gives partial-volume
+/// edges and the spatially correlated noise of a reconstruction kernel in one pass.
+pub fn noise_and_blur(
+    grid: &Grid,
+    hu: &mut Array3<f32>,
+    kernels: [&[f32]; 3],
+    noise_hu: impl Fn(f64) -> f64 + Sync,
+    seed: u64,
+) {
+    let gain: f64 =
+        kernels.iter().map(|k| k.iter().map(|w| (*w as f64).powi(2)).sum::<f64>()).product::<f64>().sqrt();
+    let ni = grid.dims[0];
+    hu.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut sl)| {
+        let s = sl.as_slice_mut().expect("standard layout");
+        let sd = (noise_hu(grid.z(k)) / gain) as f32;
+        let base = mix64(seed ^ (k as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        for (idx, v) in s.iter_mut().enumerate() {
+            // Air outside the patient is also noisy but never brighter than air.
+            *v += sd * hash_normal(mix64(base ^ idx as u64));
+        }
+        let _ = ni;
+    });
+    for (a, kern) in kernels.iter().enumerate() {
+        convolve_axis(hu, a, kern);
+    }
+}
+
+/// Is this tissue allowed under a node?
+#[inline]
+pub fn node_allowed(t: u8) -> bool {
+    matches!(Tissue::from_u8(t), Some(Tissue::Fat) | Some(Tissue::Muscle))
+}

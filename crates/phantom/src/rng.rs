@@ -80,7 +80,11 @@ pub fn hash_normal(h: u64) -> f32 {
 pub fn value_noise(seed: u64, p: [f64; 3]) -> f64 {
     let f = [p[0].floor(), p[1].floor(), p[2].floor()];
     let t = [p[0] - f[0], p[1] - f[1], p[2] - f[2]];
-    let s = [t[0] * t[0] * (3.0 - 2.0 * t[0]), t[1] * t[1] * (3.0 - 2.0 * t[1]), t[2] * t[2] * (3.0 - 2.0 * t[2])];
+    let s = [
+        t[0] * t[0] * (3.0 - 2.0 * t[0]),
+        t[1] * t[1] * (3.0 - 2.0 * t[1]),
+        t[2] * t[2] * (3.0 - 2.0 * t[2]),
+    ];
     let (x0, y0, z0) = (f[0] as i64, f[1] as i64, f[2] as i64);
     let corner = |dx: i64, dy: i64, dz: i64| -> f64 {
         let h = mix64(

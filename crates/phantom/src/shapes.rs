@@ -108,7 +108,11 @@ impl Tube {
             let ab = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
             let ap = [p[0] - a[0], p[1] - a[1], p[2] - a[2]];
             let l2 = ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2];
-            let t = if l2 > 0.0 { ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / l2).clamp(0.0, 1.0) } else { 0.0 };
+            let t = if l2 > 0.0 {
+                ((ap[0] * ab[0] + ap[1] * ab[1] + ap[2] * ab[2]) / l2).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             let d = [ap[0] - t * ab[0], ap[1] - t * ab[1], ap[2] - t * ab[2]];
             let r = self.radius[s] + t * (self.radius[s + 1] - self.radius[s]);
             if d[0] * d[0] + d[1] * d[1] + d[2] * d[2] <= r * r {

@@ -29,7 +29,13 @@ fn neighbours(v: usize, dims: [usize; 3]) -> impl Iterator<Item = usize> {
                     continue;
                 }
                 let (x, y, z) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
-                if x < 0 || y < 0 || z < 0 || x >= dims[0] as i64 || y >= dims[1] as i64 || z >= dims[2] as i64 {
+                if x < 0
+                    || y < 0
+                    || z < 0
+                    || x >= dims[0] as i64
+                    || y >= dims[1] as i64
+                    || z >= dims[2] as i64
+                {
                     continue;
                 }
                 out.push((z as usize * dims[1] + y as usize) * dims[0] + x as usize);
@@ -108,7 +114,9 @@ fn node_json_matches_the_written_label_map() {
         assert!((n["lad_mm"].as_f64().unwrap() - ax.long_axis_mm).abs() < 1e-9);
         let vol = count[&(id as u16)] as f64 * vv;
         assert!((n["volume_mm3"].as_f64().unwrap() - vol).abs() < 1e-6);
-        for key in ["level", "side", "metastatic", "necrotic", "cystic", "calcified", "cluster_id", "centroid_mm"] {
+        for key in
+            ["level", "side", "metastatic", "necrotic", "cystic", "calcified", "cluster_id", "centroid_mm"]
+        {
             assert!(n.get(key).is_some(), "nodes.json lacks {key}");
         }
     }
@@ -135,13 +143,13 @@ fn tissue_hu_statistics_are_in_range() {
     let mut acc: HashMap<u8, (f64, usize)> = HashMap::new();
     for v in 0..t.len() {
         let [i, j, k] = ijk(v, dims);
-        if i < 2 || j < 2 || i + 2 >= dims[0] || j + 2 >= dims[1] || k == 0 || k + 1 >= dims[2] || lab[v] != 0 {
+        if i < 2 || j < 2 || i + 2 >= dims[0] || j + 2 >= dims[1] || k == 0 || k + 1 >= dims[2] || lab[v] != 0
+        {
             continue;
         }
         // Interior voxels only (no partial volume): the whole 5x5 in-plane neighbourhood shares the class.
-        let interior = (-2i64..=2).all(|dj| {
-            (-2i64..=2).all(|di| t[(v as i64 + dj * dims[0] as i64 + di) as usize] == t[v])
-        });
+        let interior = (-2i64..=2)
+            .all(|dj| (-2i64..=2).all(|di| t[(v as i64 + dj * dims[0] as i64 + di) as usize] == t[v]));
         if interior {
             let e = acc.entry(t[v]).or_default();
             e.0 += ct[v] as f64;
@@ -205,7 +213,10 @@ fn hu_threshold_baseline_stays_poor() {
     for seed in [7u64, 12, 13, 14] {
         let p = if seed == 7 { seed7().clone() } else { small(seed) };
         let mask = p.ct.map(|v| (0..=100).contains(&v) as u8);
-        let (comp, n) = nodal_nodes::components::label_components(&mask, nodal_nodes::components::Connectivity::TwentySix);
+        let (comp, n) = nodal_nodes::components::label_components(
+            &mask,
+            nodal_nodes::components::Connectivity::TwentySix,
+        );
         let axes = nodal_nodes::measure::axial_axes(&comp);
         let keep: Vec<bool> = (0..=n)
             .map(|c| axes.get(c).copied().flatten().is_some_and(|a| (5.0..=60.0).contains(&a.short_axis_mm)))
@@ -221,7 +232,8 @@ fn hu_threshold_baseline_stays_poor() {
                 }
             }
         }
-        let localized: Vec<bool> = (0..gt.len()).map(|l| l > 0 && hit[l] as f64 >= 0.4 * gt[l] as f64).collect();
+        let localized: Vec<bool> =
+            (0..gt.len()).map(|l| l > 0 && hit[l] as f64 >= 0.4 * gt[l] as f64).collect();
         let recall = localized.iter().filter(|&&x| x).count() as f64 / p.nodes.len() as f64;
         let mut tp = HashSet::new();
         for v in 0..ls.len() {
@@ -232,6 +244,9 @@ fn hu_threshold_baseline_stays_poor() {
         let kept = keep.iter().filter(|&&k| k).count();
         let fp = kept - tp.len();
         eprintln!("seed {seed}: threshold recall {recall:.2}, FP {fp}, kept {kept}");
-        assert!(recall < 0.6 || fp > 20, "seed {seed}: threshold finds nodes too well (recall {recall}, FP {fp})");
+        assert!(
+            recall < 0.6 || fp > 20,
+            "seed {seed}: threshold finds nodes too well (recall {recall}, FP {fp})"
+        );
     }
 }

@@ -40,12 +40,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let t2 = Instant::now();
     write_report(&out.join("report.html"), &data, &ph.ct, &ph.labels)?;
+    let t_report = t2.elapsed().as_secs_f64();
     write_report_json(&out.join("report.json"), &data)?;
     save_pngs(&out, &data, &ph.ct, &ph.labels)?;
     println!(
-        "{} nodes; report in {:.2} s: {}",
+        "{} nodes, CT {:?}; phantom {t_gen:.2} s, measure {t_measure:.2} s, report {t_report:.2} s: {}",
         data.nodes.len(),
-        t2.elapsed().as_secs_f64(),
+        ph.ct.dims(),
         out.join("report.html").display()
     );
     Ok(())
@@ -64,7 +65,8 @@ fn save_pngs<L: Label>(
         let ax = nodal_report::views::axial_thumbnail(ct, labels, n);
         let co = nodal_report::views::coronal_thumbnail(ct, labels, n);
         let gap = 6;
-        let mut both = image::RgbImage::from_pixel(ax.width() * 2 + gap, ax.height(), image::Rgb([255, 255, 255]));
+        let mut both =
+            image::RgbImage::from_pixel(ax.width() * 2 + gap, ax.height(), image::Rgb([255, 255, 255]));
         image::imageops::replace(&mut both, &ax, 0, 0);
         image::imageops::replace(&mut both, &co, (ax.width() + gap) as i64, 0);
         both.save(out.join("node.png"))?;

@@ -98,6 +98,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "summary": summary,
     });
     std::fs::write(out.join("roundtrip.json"), serde_json::to_vec_pretty(&meta)?)?;
-    println!("SEG: {} frames, {} segments; SR: {} groups; warnings: {:?}", seg.n_frames, seg.segments.len(), sr.n_groups, seg.warnings);
+    println!(
+        "SEG: {} frames, {} segments; SR: {} groups; warnings: {:?}",
+        seg.n_frames,
+        seg.segments.len(),
+        sr.n_groups,
+        seg.warnings
+    );
     Ok(())
 }

@@ -331,7 +331,10 @@ pub fn summarize(data: &ReportData) -> ReportSummary {
     if by_side.left > 0 && by_side.right > 0 {
         flags.push(Flag {
             code: "bilateral".into(),
-            text: format!("Nodes on both sides of the neck (right: {}, left: {})", by_side.right, by_side.left),
+            text: format!(
+                "Nodes on both sides of the neck (right: {}, left: {})",
+                by_side.right, by_side.left
+            ),
         });
     }
     let ge10_side = |s: Side| ranked.iter().any(|r| r.node.side == s && r.node.short_axis_mm >= 10.0);

@@ -135,12 +135,26 @@ pub fn render_report<L: Label>(
 }
 
 fn check_labels_present<L: Label>(summary: &ReportSummary, labels: &Volume<L>) -> Result<(), ReportError> {
-    let mut present = std::collections::HashSet::new();
+    // Only the nodes' labels matter: mark them as found in one pass, stopping once all are.
+    let wanted: std::collections::HashSet<u32> = summary.nodes.iter().map(|n| n.node.label).collect();
+    let mut missing = wanted.len();
+    let mut found = std::collections::HashSet::new();
+    let mut last = 0u32;
     for &v in labels.as_slice() {
-        present.insert(v.as_usize() as u32);
+        let v = v.as_usize() as u32;
+        if v == 0 || v == last {
+            continue;
+        }
+        last = v;
+        if wanted.contains(&v) && found.insert(v) {
+            missing -= 1;
+            if missing == 0 {
+                break;
+            }
+        }
     }
     for n in &summary.nodes {
-        if n.node.label == 0 || !present.contains(&n.node.label) {
+        if n.node.label == 0 || !found.contains(&n.node.label) {
             return Err(ReportError::InvalidInput(format!(
                 "node with short axis {:.1} mm has label {}, which is not in the label map",
                 n.node.short_axis_mm, n.node.label
@@ -182,7 +196,9 @@ fn compose(
     // Key findings.
     h.push_str("<h2>Findings relevant to N staging</h2><ul class=\"flags\">");
     if s.flags.is_empty() {
-        h.push_str("<li class=\"none\">No node with short axis ≥ 10 mm; fewer than 6 nodes; one side only.</li>");
+        h.push_str(
+            "<li class=\"none\">No node with short axis ≥ 10 mm; fewer than 6 nodes; one side only.</li>",
+        );
     }
     for f in &s.flags {
         let _ = write!(h, "<li data-code=\"{}\">{}</li>", escape(&f.code), escape(&f.text));
@@ -191,7 +207,11 @@ fn compose(
 
     // Counts.
     h.push_str("<h2>Node counts</h2><div class=\"grid\">");
-    let _ = write!(h, "<div class=\"card\"><div class=\"k\">Nodes</div><div class=\"v\">{}</div></div>", s.n_nodes);
+    let _ = write!(
+        h,
+        "<div class=\"card\"><div class=\"k\">Nodes</div><div class=\"v\">{}</div></div>",
+        s.n_nodes
+    );
     for (cat, n) in [
         (RecistCategory::Below10, s.by_recist.below_10),
         (RecistCategory::From10To15, s.by_recist.from_10_to_15),
@@ -432,6 +452,8 @@ mod tests {
     #[test]
     fn non_svg_figure_is_rejected() {
         assert!(svg_data_uri("<script>alert(1)</script>").is_err());
-        assert!(svg_data_uri("<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>").unwrap().starts_with("data:image/svg"));
+        assert!(svg_data_uri("<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>")
+            .unwrap()
+            .starts_with("data:image/svg"));
     }
 }

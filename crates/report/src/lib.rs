@@ -22,8 +22,8 @@
 //! ```
 
 pub mod atomic;
-mod dcm;
 mod data;
+mod dcm;
 mod error;
 mod html;
 pub mod raster;

@@ -234,7 +234,8 @@ mod tests {
                 let red = img.get_pixel(x as u32, y as u32).0[0] == 255;
                 let inside = mask[y * w + x];
                 let four_adjacent = !inside
-                    && ((3..6).contains(&y) && (x == 2 || x == 6) || (3..6).contains(&x) && (y == 2 || y == 6));
+                    && ((3..6).contains(&y) && (x == 2 || x == 6)
+                        || (3..6).contains(&x) && (y == 2 || y == 6));
                 assert_eq!(red, four_adjacent, "({x},{y})");
             }
         }

@@ -203,7 +203,11 @@ pub fn write_seg<L: Label>(
                 tags::SEGMENTED_PROPERTY_CATEGORY_CODE_SEQUENCE,
                 vec![code("91723000", "SCT", "Anatomical Structure")],
             );
-            put_seq(&mut it, tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE, vec![code("59441001", "SCT", "Lymph node")]);
+            put_seq(
+                &mut it,
+                tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE,
+                vec![code("59441001", "SCT", "Lymph node")],
+            );
             put_str(&mut it, tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC");
             put_str(&mut it, tags::SEGMENT_ALGORITHM_NAME, VR::LO, "nodal");
             let mut alg = Obj::new_empty();
@@ -240,7 +244,11 @@ pub fn write_seg<L: Label>(
         &mut o,
         tags::DIMENSION_INDEX_SEQUENCE,
         vec![
-            dim(tags::REFERENCED_SEGMENT_NUMBER, tags::SEGMENT_IDENTIFICATION_SEQUENCE, "Referenced Segment Number"),
+            dim(
+                tags::REFERENCED_SEGMENT_NUMBER,
+                tags::SEGMENT_IDENTIFICATION_SEQUENCE,
+                "Referenced Segment Number",
+            ),
             dim(tags::IMAGE_POSITION_PATIENT, tags::PLANE_POSITION_SEQUENCE, "Image Position Patient"),
         ],
     );

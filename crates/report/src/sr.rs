@@ -119,11 +119,18 @@ pub fn write_sr(
         let m = &n.node;
         let mut items = vec![
             text_item("HAS OBS CONTEXT", code("112039", "DCM", "Tracking Identifier"), &s.tracking_id),
-            uidref_item("HAS OBS CONTEXT", code("112040", "DCM", "Tracking Unique Identifier"), &s.tracking_uid),
+            uidref_item(
+                "HAS OBS CONTEXT",
+                code("112040", "DCM", "Tracking Unique Identifier"),
+                &s.tracking_uid,
+            ),
             code_item("CONTAINS", code("121071", "DCM", "Finding"), code("59441001", "SCT", "Lymph node")),
         ];
-        let mut site =
-            code_item("HAS CONCEPT MOD", code("363698007", "SCT", "Finding Site"), code("45048000", "SCT", "Neck"));
+        let mut site = code_item(
+            "HAS CONCEPT MOD",
+            code("363698007", "SCT", "Finding Site"),
+            code("45048000", "SCT", "Neck"),
+        );
         let lat = match m.side {
             Side::Left => Some(code("7771000", "SCT", "Left")),
             Side::Right => Some(code("24028007", "SCT", "Right")),
@@ -151,7 +158,11 @@ pub fn write_sr(
         ));
         items.push(num_item(code("103340004", "SCT", "Short axis"), m.short_axis_mm, mm()));
         items.push(num_item(code("103339001", "SCT", "Long axis"), m.long_axis_mm, mm()));
-        items.push(num_item(code("118565006", "SCT", "Volume"), m.volume_mm3, code("mm3", "UCUM", "cubic millimeter")));
+        items.push(num_item(
+            code("118565006", "SCT", "Volume"),
+            m.volume_mm3,
+            code("mm3", "UCUM", "cubic millimeter"),
+        ));
         if let Some(hu_mean) = m.hu_mean.filter(|v| v.is_finite()) {
             let mut hu = num_item(
                 code("112031", "DCM", "Attenuation Coefficient"),
@@ -161,11 +172,20 @@ pub fn write_sr(
             put_seq(
                 &mut hu,
                 tags::CONTENT_SEQUENCE,
-                vec![code_item("HAS CONCEPT MOD", code("121401", "DCM", "Derivation"), code("373098007", "SCT", "Mean"))],
+                vec![code_item(
+                    "HAS CONCEPT MOD",
+                    code("121401", "DCM", "Derivation"),
+                    code("373098007", "SCT", "Mean"),
+                )],
             );
             items.push(hu);
         }
-        groups.push(container(Some("CONTAINS"), code("125007", "DCM", "Measurement Group"), Some("1411"), items));
+        groups.push(container(
+            Some("CONTAINS"),
+            code("125007", "DCM", "Measurement Group"),
+            Some("1411"),
+            items,
+        ));
     }
     let n_groups = groups.len();
 
@@ -176,7 +196,11 @@ pub fn write_sr(
             code("en-US", "RFC5646", "English (United States)"),
         ),
         code_item("HAS OBS CONTEXT", code("121005", "DCM", "Observer Type"), code("121007", "DCM", "Device")),
-        uidref_item("HAS OBS CONTEXT", code("121012", "DCM", "Device Observer UID"), dcm::IMPLEMENTATION_CLASS_UID),
+        uidref_item(
+            "HAS OBS CONTEXT",
+            code("121012", "DCM", "Device Observer UID"),
+            dcm::IMPLEMENTATION_CLASS_UID,
+        ),
         text_item("HAS OBS CONTEXT", code("121013", "DCM", "Device Observer Name"), "nodal"),
         code_item(
             "HAS CONCEPT MOD",
@@ -185,7 +209,8 @@ pub fn write_sr(
         ),
         container(Some("CONTAINS"), code("126010", "DCM", "Imaging Measurements"), None, groups),
     ];
-    let mut o = container(None, code("126000", "DCM", "Imaging Measurement Report"), Some("1500"), root_children);
+    let mut o =
+        container(None, code("126000", "DCM", "Imaging Measurement Report"), Some("1500"), root_children);
 
     dcm::put_patient_study(&mut o, src, &study_uid);
     if src.study_instance_uid.trim().is_empty() {

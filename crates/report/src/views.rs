@@ -9,6 +9,7 @@ use crate::data::{RankedNode, RecistCategory};
 use crate::raster::{self, Window};
 use image::RgbImage;
 use nodal_core::{Label, Vec3, Volume};
+use rayon::prelude::*;
 
 /// A display plane: the centre of pixel (c, r) is `origin_mm + (c * col_dir + r * row_dir) * px_mm`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -134,19 +135,25 @@ fn indicator_at<L: Label>(labels: &Volume<L>, p: Vec3, target: u32) -> f64 {
     acc
 }
 
-/// Nearest-neighbour label at a world point (0 outside the grid).
-fn label_at<L: Label>(labels: &Volume<L>, p: Vec3) -> u32 {
-    let idx = labels.geometry().world_to_index(p);
-    let dims = labels.dims();
+/// Index (i, j, k) of the voxel nearest to a world point, if inside the grid.
+#[inline]
+fn nearest_index(g: &nodal_core::Geometry, dims: [usize; 3], p: Vec3) -> Option<[usize; 3]> {
+    let idx = g.world_to_index(p);
     let mut at = [0usize; 3];
     for a in 0..3 {
         let r = idx[a].round();
         if !(r >= 0.0 && r < dims[a] as f64) {
-            return 0;
+            return None;
         }
         at[a] = r as usize;
     }
-    labels.get(at[0], at[1], at[2]).as_usize() as u32
+    Some(at)
+}
+
+/// Nearest-neighbour label at a world point (0 outside the grid).
+fn label_at<L: Label>(labels: &Volume<L>, p: Vec3) -> u32 {
+    nearest_index(labels.geometry(), labels.dims(), p)
+        .map_or(0, |[i, j, k]| labels.get(i, j, k).as_usize() as u32)
 }
 
 /// CT (windowed grey) and labels sampled on a plane. Row-major, `width * height`.
@@ -158,7 +165,12 @@ pub struct PlaneSample {
 }
 
 /// Samples the CT (trilinear, windowed) and the label map (nearest) on `plane`.
-pub fn sample_plane<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, plane: &Plane, window: Window) -> PlaneSample {
+pub fn sample_plane<L: Label>(
+    ct: &Volume<i16>,
+    labels: &Volume<L>,
+    plane: &Plane,
+    window: Window,
+) -> PlaneSample {
     let n = (plane.width * plane.height) as usize;
     let mut grey = Vec::with_capacity(n);
     let mut lab = Vec::with_capacity(n);
@@ -208,7 +220,13 @@ fn grey_image(plane: &Plane, sample: &PlaneSample) -> RgbImage {
     })
 }
 
-fn draw_outlines<L: Label>(img: &mut RgbImage, labels: &Volume<L>, plane: &Plane, sample: &PlaneSample, target: u32) {
+fn draw_outlines<L: Label>(
+    img: &mut RgbImage,
+    labels: &Volume<L>,
+    plane: &Plane,
+    sample: &PlaneSample,
+    target: u32,
+) {
     let (w, h) = (plane.width as usize, plane.height as usize);
     let others: Vec<bool> = sample.labels.iter().map(|&l| l != 0 && l != target).collect();
     raster::outline(img, &others, w, h, 1, OTHER_CONTOUR_RGB);
@@ -302,34 +320,43 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
     let center = [0, 1, 2].map(|a| (lo[a] + hi[a]) / 2.0);
     let mut plane = Plane::centred(center, CORONAL, px_mm, width, height);
     plane.origin_mm[1] = lo[1];
-    // Rays run along +y (anterior to posterior) through the whole volume.
+    // Rays run along +y (anterior to posterior) through the whole volume. Nearest-neighbour samples
+    // at the finest voxel spacing visit every voxel a ray crosses; rows are independent (rayon).
     let step = min_sp;
     let n_steps = ((hi[1] - lo[1]) / step).floor() as usize + 1;
     let by_label: std::collections::HashMap<u32, (RecistCategory, f64)> =
         nodes.iter().map(|r| (r.node.label, (r.recist, r.node.short_axis_mm))).collect();
-    let mut grey = vec![0u8; (width * height) as usize];
-    let mut proj: Vec<Option<(u32, f64)>> = vec![None; (width * height) as usize];
-    for r in 0..height {
-        for c in 0..width {
-            let p0 = plane.to_world(c as f64, r as f64);
-            let mut max_hu = OUTSIDE_HU;
-            let mut hit: Option<(u32, f64)> = None;
-            for s in 0..n_steps {
-                let p = [p0[0], lo[1] + s as f64 * step, p0[2]];
-                max_hu = max_hu.max(hu_at(ct, p));
-                let l = label_at(labels, p);
-                if let Some(&(_, sad)) = by_label.get(&l) {
-                    // Show the largest node along the ray.
-                    if hit.is_none_or(|(_, s0)| sad > s0) {
-                        hit = Some((l, sad));
+    let rows: Vec<(Vec<u8>, Vec<Option<(u32, f64)>>)> = (0..height)
+        .into_par_iter()
+        .map(|r| {
+            let mut grey = Vec::with_capacity(width as usize);
+            let mut proj = Vec::with_capacity(width as usize);
+            for c in 0..width {
+                let p0 = plane.to_world(c as f64, r as f64);
+                let mut max_hu = OUTSIDE_HU;
+                let mut hit: Option<(u32, f64)> = None;
+                for s in 0..n_steps {
+                    let p = [p0[0], lo[1] + s as f64 * step, p0[2]];
+                    let Some(at) = nearest_index(g, dims, p) else { continue };
+                    max_hu = max_hu.max(ct.data()[[at[2], at[1], at[0]]] as f64);
+                    let l = labels.data()[[at[2], at[1], at[0]]].as_usize() as u32;
+                    if l != 0 {
+                        if let Some(&(_, sad)) = by_label.get(&l) {
+                            // Show the largest node along the ray.
+                            if hit.is_none_or(|(_, s0)| sad > s0) {
+                                hit = Some((l, sad));
+                            }
+                        }
                     }
                 }
+                grey.push(OVERVIEW_WINDOW.grey(max_hu));
+                proj.push(hit);
             }
-            let i = (r * width + c) as usize;
-            grey[i] = OVERVIEW_WINDOW.grey(max_hu);
-            proj[i] = hit;
-        }
-    }
+            (grey, proj)
+        })
+        .collect();
+    let grey: Vec<u8> = rows.iter().flat_map(|(g, _)| g.iter().copied()).collect();
+    let proj: Vec<Option<(u32, f64)>> = rows.into_iter().flat_map(|(_, p)| p).collect();
     let mut img = raster::from_rgb(width, height, |x, y| {
         let v = grey[(y * width + x) as usize];
         [v, v, v]
@@ -356,7 +383,7 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
         let out = if x < width as f64 / 2.0 { -1.0 } else { 1.0 };
         let side = |dir: f64| if dir < 0.0 { x - off - tw } else { x + off };
         let mut candidates = Vec::new();
-        for extra in [0.0, 1.0, 2.0, 3.0] {
+        for extra in [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0] {
             let dy = extra * (th + 3.0);
             for (cx, cy) in [
                 (side(out), y - th / 2.0 - dy),

@@ -2,7 +2,10 @@
 pub mod dataset;
 pub mod evaluate;
 pub mod info;
+pub mod measure;
 pub mod phantom;
+pub mod segment;
+pub mod train;
 
 /// 2 when the error chain holds a typed input error from one of the library crates (the user can
 /// fix the input), 1 otherwise.
@@ -11,7 +14,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         e.is::<nodal_io::IoError>()
             || e.is::<nodal_phantom::PhantomError>()
             || e.is::<nodal_core::CoreError>()
+            || e.downcast_ref::<nodal_net::NetError>().is_some_and(|e| e.is_input_error())
             || e.downcast_ref::<nodal_eval::EvalError>().is_some_and(|e| e.is_input())
+            || e.downcast_ref::<nodal_nodes::NodesError>().is_some_and(|e| e.is_input())
     });
     if input {
         2

@@ -1,0 +1,187 @@
+//! `nodes.json` and `nodes.csv`: one record per node, written atomically.
+//!
+//! `nodes.json` is `{"schema": "nodal.nodes/1", "definitions": {...}, "source": {...},
+//! "postprocess": <report or null>, "nodes": [NodeMeasurement...]}`; `nodes.csv` has one row per
+//! node with the same fields flattened (`centroid_mm` -> `centroid_x_mm`, `centroid_y_mm`,
+//! `centroid_z_mm`; end points -> `..._p1_x_mm` ...; empty cells for absent values).
+use crate::measure::NodeMeasurement;
+use crate::postprocess::PostProcessReport;
+use crate::NodesError;
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+/// Version tag of `nodes.json`.
+pub const NODES_SCHEMA: &str = "nodal.nodes/1";
+
+/// What the measurements were taken from (free-form, for provenance).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Source {
+    /// The label map or mask file.
+    pub labels: Option<String>,
+    /// The CT file, when given.
+    pub ct: Option<String>,
+    /// How the input was read: "label_map" (ids kept) or "mask" (components).
+    pub input_kind: String,
+}
+
+#[derive(Serialize)]
+struct NodesFile<'a> {
+    schema: &'static str,
+    definitions: Definitions,
+    source: &'a Source,
+    postprocess: Option<&'a PostProcessReport>,
+    nodes: &'a [NodeMeasurement],
+}
+
+#[derive(Serialize)]
+struct Definitions {
+    frame: &'static str,
+    axial_axes: &'static str,
+    max_diameter_3d: &'static str,
+    surface_area: &'static str,
+    necrosis_fraction: &'static str,
+    node_rads_size: &'static str,
+}
+
+const DEFINITIONS: Definitions = Definitions {
+    frame: "positions in DICOM patient LPS mm; indices (i, j, k) of the input grid",
+    axial_axes:
+        "per axial slice: convex hull of pixel corners; long axis = hull diameter, short axis = hull \
+                 width perpendicular to it; node values = maxima over slices (nodal evaluation protocol)",
+    max_diameter_3d: "largest distance between two voxel corners",
+    surface_area: "exposed voxel-face area x 2/3 (isotropic-orientation correction)",
+    necrosis_fraction: "fraction of 6-eroded interior voxels below 20 HU; null without CT or interior",
+    node_rads_size: "bulky: long axis >= 30 mm; enlarged: short axis >= 10 mm; else normal",
+};
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodesError> {
+    let err = |source| NodesError::Write { path: path.display().to_string(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// Writes `nodes.json` (schema [`NODES_SCHEMA`]).
+pub fn write_nodes_json(
+    path: &Path,
+    nodes: &[NodeMeasurement],
+    source: &Source,
+    postprocess: Option<&PostProcessReport>,
+) -> Result<(), NodesError> {
+    let file = NodesFile { schema: NODES_SCHEMA, definitions: DEFINITIONS, source, postprocess, nodes };
+    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| NodesError::Write {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// The CSV header, in column order.
+pub fn csv_header() -> Vec<String> {
+    let mut h: Vec<String> = ["label", "voxel_count", "volume_mm3"].map(String::from).to_vec();
+    let xyz = |p: &str, h: &mut Vec<String>| {
+        for c in ["x", "y", "z"] {
+            h.push(format!("{p}_{c}_mm"));
+        }
+    };
+    let ijk = |p: &str, h: &mut Vec<String>| {
+        for c in ["i", "j", "k"] {
+            h.push(format!("{p}_{c}"));
+        }
+    };
+    xyz("centroid", &mut h);
+    ijk("bbox_min_index", &mut h);
+    ijk("bbox_max_index", &mut h);
+    xyz("bbox_min", &mut h);
+    xyz("bbox_max", &mut h);
+    h.extend(["short_axis_mm", "long_axis_mm", "short_axis_slice", "long_axis_slice"].map(String::from));
+    for axis in ["short_axis", "long_axis"] {
+        for p in ["p1", "p2"] {
+            xyz(&format!("{axis}_{p}"), &mut h);
+        }
+    }
+    h.extend(
+        [
+            "axial_reformatted",
+            "max_diameter_3d_mm",
+            "surface_area_mm2",
+            "sphericity",
+            "mean_hu",
+            "std_hu",
+            "p10_hu",
+            "p50_hu",
+            "p90_hu",
+            "interior_voxel_count",
+            "necrosis_fraction",
+            "side",
+            "recist_category",
+            "node_rads_size",
+        ]
+        .map(String::from),
+    );
+    h
+}
+
+fn enum_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+/// One CSV row (same order as [`csv_header`]).
+pub fn csv_row(m: &NodeMeasurement) -> Vec<String> {
+    let f = |v: f64| format!("{v}");
+    let mut r = vec![m.label.to_string(), m.voxel_count.to_string(), f(m.volume_mm3)];
+    r.extend(m.centroid_mm.map(f));
+    r.extend(m.bbox_min_index.map(|v| v.to_string()));
+    r.extend(m.bbox_max_index.map(|v| v.to_string()));
+    r.extend(m.bbox_min_mm.map(f));
+    r.extend(m.bbox_max_mm.map(f));
+    let a = &m.axes;
+    r.extend([
+        f(a.short_axis_mm),
+        f(a.long_axis_mm),
+        a.short_axis_slice.to_string(),
+        a.long_axis_slice.to_string(),
+    ]);
+    for p in a.short_axis_endpoints_mm.iter().chain(&a.long_axis_endpoints_mm) {
+        r.extend(p.map(f));
+    }
+    r.extend([
+        m.axial_reformatted.to_string(),
+        f(m.max_diameter_3d_mm),
+        f(m.surface_area_mm2),
+        f(m.sphericity),
+    ]);
+    match &m.hu {
+        Some(h) => r.extend([h.mean_hu, h.std_hu, h.p10_hu, h.p50_hu, h.p90_hu].map(f)),
+        None => r.extend(std::iter::repeat_n(String::new(), 5)),
+    }
+    r.push(m.interior_voxel_count.to_string());
+    r.push(m.necrosis_fraction.map(f).unwrap_or_default());
+    r.extend([enum_name(&m.side), enum_name(&m.recist_category), enum_name(&m.node_rads_size)]);
+    r
+}
+
+/// Writes `nodes.csv`: a header and one row per node. No field needs quoting (numbers and
+/// snake_case names only).
+pub fn write_nodes_csv(path: &Path, nodes: &[NodeMeasurement]) -> Result<(), NodesError> {
+    let mut s = csv_header().join(",");
+    s.push('\n');
+    for m in nodes {
+        s.push_str(&csv_row(m).join(","));
+        s.push('\n');
+    }
+    write_atomic(path, s.as_bytes())
+}

@@ -1,0 +1,601 @@
+//! From a probability map or mask to measured node instances (paper section 2.5, extended).
+//!
+//! Steps, each optional and recorded in [`PostProcessConfig`]:
+//!
+//! 1. threshold: `p >= threshold` is foreground (probability maps only; a mask's nonzero voxels are
+//!    foreground);
+//! 2. connected components ([`crate::label_components`]);
+//! 3. drop components whose axial short axis is below `min_short_axis_mm` (the protocol's 4.5 mm);
+//! 4. fill enclosed holes per component in 3D: background voxels inside the component's bounding box
+//!    that cannot reach the box's border through non-component voxels (6-connectivity) join the
+//!    component — a node whose necrotic centre was left out becomes whole;
+//! 5. optionally split touching nodes ([`SplitConfig`]): Euclidean distance transform in mm
+//!    (anisotropic), markers = the maxima whose dynamic is at least `h_mm` (h-maxima), at least
+//!    `min_marker_distance_mm` apart and with an inscribed radius of at least `min_marker_radius_mm`,
+//!    then a watershed by flooding from the markers in order of decreasing distance;
+//! 6. relabel `1..=n` by decreasing short axis (ties: lower old id first).
+//!
+//! The size filter runs once, before filling and splitting, as the protocol orders it; pieces made
+//! by splitting are kept whatever their size (each holds a marker of at least
+//! `min_marker_radius_mm`).
+use crate::components::{label_components, Connectivity};
+use crate::measure::{
+    axial_axes_sparse, label_boxes, measure_nodes, LabelBox, MeasureOptions, NodeMeasurement,
+};
+use crate::NodesError;
+use nodal_core::{Label, Volume};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// Splitting of touching nodes (step 5).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitConfig {
+    /// A distance maximum becomes a marker only when it rises at least this much above the saddle
+    /// joining it to a higher maximum, mm (h-maxima).
+    pub h_mm: f64,
+    /// Markers closer than this to a higher marker are dropped, mm.
+    pub min_marker_distance_mm: f64,
+    /// Markers whose distance value (inscribed ball radius) is below this are dropped, mm — the
+    /// minimum-size guard that keeps bumps from becoming nodes.
+    pub min_marker_radius_mm: f64,
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        SplitConfig { h_mm: 1.0, min_marker_distance_mm: 5.0, min_marker_radius_mm: 2.0 }
+    }
+}
+
+/// The post-processing recipe; saved next to its outputs so a run can be repeated exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PostProcessConfig {
+    /// Probability threshold: `p >= threshold` is foreground. Ignored for masks.
+    pub threshold: f32,
+    /// Connectivity of components (and of the watershed flooding).
+    pub connectivity: Connectivity,
+    /// Drop components whose axial short axis is below this, mm; `None` keeps all.
+    pub min_short_axis_mm: Option<f64>,
+    /// Fill enclosed holes per component.
+    pub fill_holes: bool,
+    /// Split touching nodes; `None` leaves components whole.
+    pub split_touching: Option<SplitConfig>,
+}
+
+impl Default for PostProcessConfig {
+    fn default() -> Self {
+        PostProcessConfig {
+            threshold: 0.5,
+            connectivity: Connectivity::TwentySix,
+            min_short_axis_mm: Some(4.5),
+            fill_holes: true,
+            split_touching: None,
+        }
+    }
+}
+
+/// What post-processing did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PostProcessReport {
+    /// The recipe used.
+    pub config: PostProcessConfig,
+    /// Foreground voxels after thresholding.
+    pub foreground_voxels: usize,
+    /// Components before filtering.
+    pub n_components: usize,
+    /// Components dropped by the short-axis filter (the protocol's `n_pred_removed_small`).
+    pub n_removed_small: usize,
+    /// Voxels added by hole filling.
+    pub holes_filled_voxels: usize,
+    /// Components that the splitting step cut into several nodes.
+    pub n_components_split: usize,
+    /// Nodes in the output.
+    pub n_nodes: usize,
+}
+
+/// The output of post-processing: instance labels `1..=n` ordered by decreasing short axis, their
+/// measurements (in label order) and the report.
+#[derive(Clone, Debug)]
+pub struct PostProcessed {
+    /// Instance label map on the input grid.
+    pub labels: Volume<u32>,
+    /// One entry per node, `measurements[l - 1]` for label `l`.
+    pub measurements: Vec<NodeMeasurement>,
+    /// What was done.
+    pub report: PostProcessReport,
+}
+
+/// Post-processes a probability map (values in any range; `p >= threshold` is foreground).
+///
+/// # Errors
+/// [`NodesError::NonFinite`] for NaN/infinite probabilities, [`NodesError::InvalidOption`] for a
+/// non-finite threshold or negative sizes, and the errors of [`measure_nodes`] for `ct`.
+pub fn postprocess_probability(
+    prob: &Volume<f32>,
+    ct: Option<&Volume<i16>>,
+    cfg: &PostProcessConfig,
+) -> Result<PostProcessed, NodesError> {
+    if !cfg.threshold.is_finite() {
+        return Err(NodesError::InvalidOption {
+            name: "threshold",
+            value: cfg.threshold.to_string(),
+            reason: "must be finite",
+        });
+    }
+    if let Some(pos) = prob.as_slice().iter().position(|v| !v.is_finite()) {
+        let [ni, nj, _] = prob.dims();
+        return Err(NodesError::NonFinite { index: [pos % ni, (pos / ni) % nj, pos / (ni * nj)] });
+    }
+    let mask = prob.map(|p| u8::from(p >= cfg.threshold));
+    postprocess_mask(&mask, ct, cfg)
+}
+
+/// Post-processes a mask (nonzero = foreground); `cfg.threshold` is not used.
+///
+/// # Errors
+/// As [`postprocess_probability`].
+pub fn postprocess_mask<T: Label>(
+    mask: &Volume<T>,
+    ct: Option<&Volume<i16>>,
+    cfg: &PostProcessConfig,
+) -> Result<PostProcessed, NodesError> {
+    check_config(cfg)?;
+    if let Some(ct) = ct {
+        mask.check_same_grid(ct).map_err(|source| NodesError::GridMismatch { what: "CT".into(), source })?;
+    }
+    let foreground_voxels = mask.as_slice().iter().filter(|&&v| v != T::default()).count();
+    let (mut labels, n_components) = label_components(mask, cfg.connectivity);
+
+    // 3. Size filter on the raw components.
+    let mut n_removed_small = 0;
+    if let Some(min_sad) = cfg.min_short_axis_mm {
+        let keep: Vec<bool> = {
+            let mut keep = vec![false; n_components + 1];
+            for (id, ax) in axial_axes_sparse(&labels) {
+                keep[id as usize] = ax.short_axis_mm >= min_sad;
+            }
+            keep
+        };
+        n_removed_small = keep[1..].iter().filter(|k| !**k).count();
+        for v in labels.as_slice_mut() {
+            if !keep[*v as usize] {
+                *v = 0;
+            }
+        }
+    }
+
+    // 4. Hole filling.
+    let mut holes_filled_voxels = 0;
+    if cfg.fill_holes {
+        for (id, b) in label_boxes(&labels) {
+            holes_filled_voxels += fill_holes(&mut labels, id, &b);
+        }
+    }
+
+    // 5. Splitting.
+    let mut n_components_split = 0;
+    if let Some(split) = &cfg.split_touching {
+        let mut next_id = labels.as_slice().iter().copied().max().unwrap_or(0) + 1;
+        for (id, b) in label_boxes(&labels) {
+            let pieces = split_component(&mut labels, id, &b, split, cfg.connectivity, &mut next_id);
+            n_components_split += usize::from(pieces > 1);
+        }
+    }
+
+    // 6. Relabel by decreasing SAD.
+    let mut order: Vec<(u32, f64)> =
+        axial_axes_sparse(&labels).into_iter().map(|(id, ax)| (id, ax.short_axis_mm)).collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let max_id = order.iter().map(|o| o.0).max().unwrap_or(0) as usize;
+    let mut new_id = vec![0u32; max_id + 1];
+    for (rank, (id, _)) in order.iter().enumerate() {
+        new_id[*id as usize] = rank as u32 + 1;
+    }
+    for v in labels.as_slice_mut() {
+        *v = new_id[*v as usize];
+    }
+    let measurements = measure_nodes(&labels, ct, &MeasureOptions::default())?;
+    let report = PostProcessReport {
+        config: *cfg,
+        foreground_voxels,
+        n_components,
+        n_removed_small,
+        holes_filled_voxels,
+        n_components_split,
+        n_nodes: order.len(),
+    };
+    Ok(PostProcessed { labels, measurements, report })
+}
+
+fn check_config(cfg: &PostProcessConfig) -> Result<(), NodesError> {
+    let bad = |name, v: f64| NodesError::InvalidOption {
+        name,
+        value: v.to_string(),
+        reason: "must be finite and >= 0",
+    };
+    let ok = |v: f64| v.is_finite() && v >= 0.0;
+    if let Some(m) = cfg.min_short_axis_mm {
+        if !ok(m) {
+            return Err(bad("min_short_axis_mm", m));
+        }
+    }
+    if let Some(s) = &cfg.split_touching {
+        for (name, v) in [
+            ("h_mm", s.h_mm),
+            ("min_marker_distance_mm", s.min_marker_distance_mm),
+            ("min_marker_radius_mm", s.min_marker_radius_mm),
+        ] {
+            if !ok(v) {
+                return Err(bad(name, v));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A component's bounding box grown by one voxel on every side; `lo` may be -1 and `hi` may be `n`
+/// (outside the volume), so the component is always surrounded by a layer of non-component voxels.
+struct Padded {
+    lo: [i64; 3],
+    n: [usize; 3],
+}
+
+impl Padded {
+    fn new(b: &LabelBox) -> Self {
+        Padded {
+            lo: std::array::from_fn(|a| b.min[a] as i64 - 1),
+            n: std::array::from_fn(|a| b.max[a] - b.min[a] + 3),
+        }
+    }
+    #[inline]
+    fn idx(&self, i: usize, j: usize, k: usize) -> usize {
+        (k * self.n[1] + j) * self.n[0] + i
+    }
+    #[inline]
+    fn global(&self, i: usize, j: usize, k: usize) -> [i64; 3] {
+        [i as i64 + self.lo[0], j as i64 + self.lo[1], k as i64 + self.lo[2]]
+    }
+    fn len(&self) -> usize {
+        self.n.iter().product()
+    }
+    /// The component's voxels in the padded box (`true` = component), flat, i fastest.
+    fn member_mask(&self, labels: &Volume<u32>, id: u32) -> Vec<bool> {
+        let dims = labels.dims();
+        let mut m = vec![false; self.len()];
+        for k in 0..self.n[2] {
+            for j in 0..self.n[1] {
+                for i in 0..self.n[0] {
+                    let g = self.global(i, j, k);
+                    if (0..3).all(|a| g[a] >= 0 && (g[a] as usize) < dims[a])
+                        && labels.get(g[0] as usize, g[1] as usize, g[2] as usize) == id
+                    {
+                        m[self.idx(i, j, k)] = true;
+                    }
+                }
+            }
+        }
+        m
+    }
+}
+
+const FACE: [[i64; 3]; 6] = [[-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]];
+
+/// Fills the enclosed holes of component `id`; returns the voxels added.
+fn fill_holes(labels: &mut Volume<u32>, id: u32, b: &LabelBox) -> usize {
+    let p = Padded::new(b);
+    let member = p.member_mask(labels, id);
+    // Flood the outside from the padded box's border through non-component voxels (6-connected).
+    let mut outside = vec![false; p.len()];
+    let mut queue = VecDeque::new();
+    let [ni, nj, nk] = p.n;
+    for k in 0..nk {
+        for j in 0..nj {
+            for i in 0..ni {
+                let border = i == 0 || j == 0 || k == 0 || i == ni - 1 || j == nj - 1 || k == nk - 1;
+                let x = p.idx(i, j, k);
+                if border && !member[x] {
+                    outside[x] = true;
+                    queue.push_back([i, j, k]);
+                }
+            }
+        }
+    }
+    while let Some([i, j, k]) = queue.pop_front() {
+        for d in FACE {
+            let (x, y, z) = (i as i64 + d[0], j as i64 + d[1], k as i64 + d[2]);
+            if x < 0 || y < 0 || z < 0 || x >= ni as i64 || y >= nj as i64 || z >= nk as i64 {
+                continue;
+            }
+            let (x, y, z) = (x as usize, y as usize, z as usize);
+            let q = p.idx(x, y, z);
+            if !member[q] && !outside[q] {
+                outside[q] = true;
+                queue.push_back([x, y, z]);
+            }
+        }
+    }
+    // Enclosed background joins the component; enclosed voxels of other components stay theirs.
+    let mut filled = 0;
+    let mut data = labels.data_mut();
+    for k in 1..nk - 1 {
+        for j in 1..nj - 1 {
+            for i in 1..ni - 1 {
+                let x = p.idx(i, j, k);
+                if member[x] || outside[x] {
+                    continue;
+                }
+                let g = p.global(i, j, k);
+                let v = &mut data[[g[2] as usize, g[1] as usize, g[0] as usize]];
+                if *v == 0 {
+                    *v = id;
+                    filled += 1;
+                }
+            }
+        }
+    }
+    filled
+}
+
+/// Squared Euclidean distance transform along one line with sample spacing `s` (Felzenszwalb and
+/// Huttenlocher's lower envelope of parabolas). `f` holds 0 at background and a large value inside;
+/// the result overwrites `f`.
+fn edt_1d(f: &mut [f64], s: f64, v: &mut Vec<usize>, z: &mut Vec<f64>, out: &mut Vec<f64>) {
+    let n = f.len();
+    v.clear();
+    z.clear();
+    out.clear();
+    let pos = |q: usize| q as f64 * s;
+    v.push(0);
+    z.push(f64::NEG_INFINITY);
+    z.push(f64::INFINITY);
+    for q in 1..n {
+        loop {
+            let r = *v.last().expect("non-empty");
+            let sq = ((f[q] + pos(q) * pos(q)) - (f[r] + pos(r) * pos(r))) / (2.0 * (pos(q) - pos(r)));
+            if sq <= z[v.len() - 1] && v.len() > 1 {
+                v.pop();
+                z.pop();
+            } else {
+                let last = z.len() - 1;
+                z[last] = sq;
+                v.push(q);
+                z.push(f64::INFINITY);
+                break;
+            }
+        }
+    }
+    let mut kk = 0;
+    for q in 0..n {
+        while z[kk + 1] < pos(q) {
+            kk += 1;
+        }
+        let r = v[kk];
+        out.push((pos(q) - pos(r)).powi(2) + f[r]);
+    }
+    f.copy_from_slice(out);
+}
+
+/// Euclidean distance (mm) from each member voxel to the nearest non-member voxel, in the padded
+/// box (whose border layer is never a member). Flat, i fastest.
+pub(crate) fn distance_transform_mm(member: &[bool], n: [usize; 3], spacing_mm: [f64; 3]) -> Vec<f64> {
+    let big = 1e30;
+    let mut d: Vec<f64> = member.iter().map(|&m| if m { big } else { 0.0 }).collect();
+    let (mut v, mut z, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    let idx = |i: usize, j: usize, k: usize| (k * n[1] + j) * n[0] + i;
+    let mut line = Vec::new();
+    for axis in 0..3 {
+        let (a1, a2) = match axis {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        };
+        for y in 0..n[a2] {
+            for x in 0..n[a1] {
+                line.clear();
+                for t in 0..n[axis] {
+                    let mut c = [0; 3];
+                    c[axis] = t;
+                    c[a1] = x;
+                    c[a2] = y;
+                    line.push(d[idx(c[0], c[1], c[2])]);
+                }
+                edt_1d(&mut line, spacing_mm[axis], &mut v, &mut z, &mut out);
+                for t in 0..n[axis] {
+                    let mut c = [0; 3];
+                    c[axis] = t;
+                    c[a1] = x;
+                    c[a2] = y;
+                    d[idx(c[0], c[1], c[2])] = line[t];
+                }
+            }
+        }
+    }
+    d.iter_mut().for_each(|x| *x = x.sqrt());
+    d
+}
+
+fn find(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
+/// Heap entry for flooding: highest distance first, then first pushed (deterministic).
+#[derive(PartialEq)]
+struct Entry {
+    d: f64,
+    seq: u64,
+    voxel: usize,
+    label: u32,
+}
+impl Eq for Entry {}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.d.total_cmp(&o.d).then(o.seq.cmp(&self.seq))
+    }
+}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// Splits component `id` by a marker-controlled watershed of its distance transform. Returns the
+/// number of pieces (1 = left alone). New pieces get ids from `next_id`.
+fn split_component(
+    labels: &mut Volume<u32>,
+    id: u32,
+    b: &LabelBox,
+    cfg: &SplitConfig,
+    conn: Connectivity,
+    next_id: &mut u32,
+) -> usize {
+    let p = Padded::new(b);
+    let member = p.member_mask(labels, id);
+    let sp = labels.geometry().spacing_mm;
+    let dist = distance_transform_mm(&member, p.n, sp);
+    let offsets = conn.offsets();
+    let [ni, nj, nk] = p.n;
+    let neighbours = |x: usize| {
+        let (i, j, k) = (x % ni, (x / ni) % nj, x / (ni * nj));
+        offsets.iter().filter_map(move |d| {
+            let (a, b, c) = (i as i64 + d[0], j as i64 + d[1], k as i64 + d[2]);
+            if a < 0 || b < 0 || c < 0 || a >= ni as i64 || b >= nj as i64 || c >= nk as i64 {
+                None
+            } else {
+                Some((c as usize * nj + b as usize) * ni + a as usize)
+            }
+        })
+    };
+
+    // h-maxima by persistence: add voxels from high to low distance, merging regions with a
+    // union-find; when regions meet, every region but the highest ends, and its peak is a marker when
+    // it stood at least h above the meeting level.
+    let mut order: Vec<usize> = (0..member.len()).filter(|&x| member[x]).collect();
+    order.sort_by(|&a, &c| dist[c].total_cmp(&dist[a]).then(a.cmp(&c)));
+    let mut parent: Vec<usize> = (0..member.len()).collect();
+    let mut added = vec![false; member.len()];
+    // Per root: its highest voxel. A root is always the first (highest) voxel of its region, and the
+    // surviving root of a merge is the highest one, so this stays the identity.
+    let peak: Vec<usize> = (0..member.len()).collect();
+    let mut markers: Vec<usize> = Vec::new();
+    for &x in &order {
+        added[x] = true;
+        let mut roots: Vec<usize> =
+            neighbours(x).filter(|&y| added[y]).map(|y| find(&mut parent, y)).collect();
+        roots.sort_unstable();
+        roots.dedup();
+        if roots.is_empty() {
+            continue; // a new region with peak x
+        }
+        let best = *roots
+            .iter()
+            .max_by(|&&a, &&c| dist[peak[a]].total_cmp(&dist[peak[c]]).then(peak[c].cmp(&peak[a])))
+            .expect("non-empty");
+        for &r in &roots {
+            if r != best && dist[peak[r]] - dist[x] >= cfg.h_mm {
+                markers.push(peak[r]);
+            }
+            parent[r] = best;
+        }
+        parent[x] = best;
+    }
+    if let Some(&first) = order.first() {
+        markers.push(first); // the global maximum always stands
+    }
+    // Guards: inscribed radius, then distance to higher markers.
+    markers.retain(|&m| dist[m] >= cfg.min_marker_radius_mm);
+    markers.sort_by(|&a, &c| dist[c].total_cmp(&dist[a]).then(a.cmp(&c)));
+    let pos =
+        |x: usize| [(x % ni) as f64 * sp[0], ((x / ni) % nj) as f64 * sp[1], (x / (ni * nj)) as f64 * sp[2]];
+    let mut kept: Vec<usize> = Vec::new();
+    for m in markers {
+        let pm = pos(m);
+        let far = kept.iter().all(|&q| {
+            let pq = pos(q);
+            ((pm[0] - pq[0]).powi(2) + (pm[1] - pq[1]).powi(2) + (pm[2] - pq[2]).powi(2)).sqrt()
+                >= cfg.min_marker_distance_mm
+        });
+        if far {
+            kept.push(m);
+        }
+    }
+    if kept.len() <= 1 {
+        return 1;
+    }
+
+    // Watershed by flooding from the markers, highest distance first.
+    let mut lab = vec![0u32; member.len()];
+    let mut heap = BinaryHeap::new();
+    let mut seq = 0u64;
+    for (n, &m) in kept.iter().enumerate() {
+        let l = if n == 0 {
+            id
+        } else {
+            *next_id += 1;
+            *next_id - 1
+        };
+        lab[m] = l;
+        heap.push(Entry { d: dist[m], seq, voxel: m, label: l });
+        seq += 1;
+    }
+    while let Some(e) = heap.pop() {
+        for y in neighbours(e.voxel) {
+            if member[y] && lab[y] == 0 {
+                lab[y] = e.label;
+                heap.push(Entry { d: dist[y], seq, voxel: y, label: e.label });
+                seq += 1;
+            }
+        }
+    }
+    let mut data = labels.data_mut();
+    for k in 0..nk {
+        for j in 0..nj {
+            for i in 0..ni {
+                let x = p.idx(i, j, k);
+                if member[x] && lab[x] != 0 {
+                    let g = p.global(i, j, k);
+                    data[[g[2] as usize, g[1] as usize, g[0] as usize]] = lab[x];
+                }
+            }
+        }
+    }
+    kept.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edt_matches_brute_force() {
+        // A random-ish blob in a padded box, anisotropic spacing.
+        let n = [9, 8, 7];
+        let member: Vec<bool> = (0..n[0] * n[1] * n[2])
+            .map(|x| {
+                let (i, j, k) = (x % n[0], (x / n[0]) % n[1], x / (n[0] * n[1]));
+                i > 0 && j > 0 && k > 0 && i < 8 && j < 7 && k < 6 && (i * 7 + j * 3 + k * 5) % 11 != 0
+            })
+            .collect();
+        let sp = [0.7, 1.1, 2.3];
+        let d = distance_transform_mm(&member, n, sp);
+        for x in 0..member.len() {
+            let (i, j, k) = (x % n[0], (x / n[0]) % n[1], x / (n[0] * n[1]));
+            let mut best = f64::INFINITY;
+            for y in 0..member.len() {
+                if member[y] {
+                    continue;
+                }
+                let (a, b, c) = (y % n[0], (y / n[0]) % n[1], y / (n[0] * n[1]));
+                let dd = ((i as f64 - a as f64) * sp[0]).powi(2)
+                    + ((j as f64 - b as f64) * sp[1]).powi(2)
+                    + ((k as f64 - c as f64) * sp[2]).powi(2);
+                best = best.min(dd);
+            }
+            let want = if member[x] { best.sqrt() } else { 0.0 };
+            assert!((d[x] - want).abs() < 1e-9, "{x}: {} vs {want}", d[x]);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Post-processing: hole filling, splitting of touching balls, size filter, relabelling, bad input.
+use ndarray::Array3;
+use nodal_core::{Geometry, Volume};
+use nodal_nodes::measure::{axial_axes, measure_nodes, MeasureOptions};
+use nodal_nodes::postprocess::{postprocess_mask, postprocess_probability, PostProcessConfig, SplitConfig};
+use nodal_nodes::NodesError;
+
+fn grid(spacing: [f64; 3]) -> Geometry {
+    Geometry::axis_aligned(spacing, [-20.0, 10.0, 50.0])
+}
+
+/// Voxels whose centre (in mm, relative to voxel (0,0,0)) satisfies `f`.
+fn shape(dims: [usize; 3], sp: [f64; 3], f: impl Fn([f64; 3]) -> bool) -> Volume<u8> {
+    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
+        u8::from(f([i as f64 * sp[0], j as f64 * sp[1], k as f64 * sp[2]]))
+    });
+    Volume::new(a, grid(sp)).unwrap()
+}
+
+fn in_ball(p: [f64; 3], c: [f64; 3], r: f64) -> bool {
+    (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2) <= r * r
+}
+
+#[test]
+fn hole_filling_restores_a_ball_with_a_hollow_core() {
+    let sp = [0.8, 0.8, 1.6];
+    let c = [16.0, 16.0, 16.0];
+    let full = shape([41, 41, 21], sp, |p| in_ball(p, c, 10.0));
+    let hollow = shape([41, 41, 21], sp, |p| in_ball(p, c, 10.0) && !in_ball(p, c, 5.0));
+    let cfg = PostProcessConfig::default();
+    let out = postprocess_mask(&hollow, None, &cfg).unwrap();
+    assert_eq!(out.report.n_nodes, 1);
+    let want_fill = full.as_slice().iter().zip(hollow.as_slice()).filter(|(a, b)| a != b).count();
+    assert!(want_fill > 100);
+    assert_eq!(out.report.holes_filled_voxels, want_fill);
+    let got: Vec<u8> = out.labels.as_slice().iter().map(|&v| u8::from(v > 0)).collect();
+    assert_eq!(got, full.as_slice());
+    // Without filling the core stays empty.
+    let out = postprocess_mask(&hollow, None, &PostProcessConfig { fill_holes: false, ..cfg }).unwrap();
+    assert_eq!(out.report.holes_filled_voxels, 0);
+    assert_eq!(
+        out.labels.as_slice().iter().filter(|&&v| v > 0).count(),
+        hollow.as_slice().iter().filter(|&&v| v > 0).count()
+    );
+}
+
+#[test]
+fn a_cavity_open_to_the_outside_is_not_filled() {
+    // A hollow ball with a tunnel to the outside along +i: nothing is enclosed.
+    let sp = [1.0; 3];
+    let c = [15.0, 15.0, 15.0];
+    let v = shape([31, 31, 31], sp, |p| {
+        in_ball(p, c, 10.0)
+            && !in_ball(p, c, 5.0)
+            && !(p[0] > 15.0 && (p[1] - 15.0).abs() < 1.5 && (p[2] - 15.0).abs() < 1.5)
+    });
+    let out = postprocess_mask(&v, None, &PostProcessConfig::default()).unwrap();
+    assert_eq!(out.report.holes_filled_voxels, 0);
+}
+
+#[test]
+fn splitting_separates_two_touching_balls_and_leaves_one_alone() {
+    let sp = [0.7, 0.7, 1.0];
+    let (c1, c2) = ([12.0, 14.0, 14.0], [26.0, 14.0, 14.0]);
+    // Radii 8 mm, centres 14 mm apart: the balls overlap in a neck of radius sqrt(64 - 49) = 3.9 mm.
+    let two = shape([56, 40, 29], sp, |p| in_ball(p, c1, 8.0) || in_ball(p, c2, 8.0));
+    let split = PostProcessConfig { split_touching: Some(SplitConfig::default()), ..Default::default() };
+    let out = postprocess_mask(&two, None, &split).unwrap();
+    assert_eq!(out.report.n_components, 1);
+    assert_eq!(out.report.n_components_split, 1);
+    assert_eq!(out.report.n_nodes, 2);
+    // Each ball's centre lies in a different node, and every voxel is closer to its node's centre.
+    let at = |c: [f64; 3]| {
+        out.labels.get(
+            (c[0] / sp[0]).round() as usize,
+            (c[1] / sp[1]).round() as usize,
+            (c[2] / sp[2]).round() as usize,
+        )
+    };
+    let (l1, l2) = (at(c1), at(c2));
+    assert!(l1 > 0 && l2 > 0 && l1 != l2);
+    let [ni, nj, nk] = two.dims();
+    let mut wrong = 0;
+    for k in 0..nk {
+        for j in 0..nj {
+            for i in 0..ni {
+                let l = out.labels.get(i, j, k);
+                if l == 0 {
+                    continue;
+                }
+                let p = [i as f64 * sp[0], j as f64 * sp[1], k as f64 * sp[2]];
+                let nearer1 = (p[0] - c1[0]).abs() < (p[0] - c2[0]).abs();
+                if (l == l1) != nearer1 && (p[0] - 19.0).abs() > sp[0] {
+                    wrong += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(wrong, 0, "voxels away from the neck assigned to the far ball");
+    // The same balls with splitting off stay one node.
+    assert_eq!(postprocess_mask(&two, None, &PostProcessConfig::default()).unwrap().report.n_nodes, 1);
+    // A single ball is left alone.
+    let one = shape([56, 40, 29], sp, |p| in_ball(p, c1, 8.0));
+    let out = postprocess_mask(&one, None, &split).unwrap();
+    assert_eq!(out.report.n_nodes, 1);
+    assert_eq!(out.report.n_components_split, 0);
+}
+
+#[test]
+fn size_filter_and_relabel_by_decreasing_short_axis() {
+    let sp = [0.5, 0.5, 1.0];
+    // Balls of radius 2 (SAD ~ 4.7 mm > 4.5 -> kept? computed below), 6 and 9 mm, and a 1 mm speck.
+    let centres = [
+        ([8.0, 8.0, 10.0], 1.0),
+        ([25.0, 10.0, 10.0], 6.0),
+        ([50.0, 30.0, 12.0], 9.0),
+        ([10.0, 40.0, 10.0], 3.0),
+    ];
+    let v = shape([130, 100, 24], sp, |p| centres.iter().any(|&(c, r)| in_ball(p, c, r)));
+    let out = postprocess_mask(&v, None, &PostProcessConfig::default()).unwrap();
+    assert_eq!(out.report.n_components, 4);
+    // Independent check of the filter: the raw components' SAD against 4.5 mm.
+    let raw = axial_axes(&nodal_nodes::label_components(&v, nodal_nodes::Connectivity::TwentySix).0);
+    let small = raw.iter().flatten().filter(|a| a.short_axis_mm < 4.5).count();
+    assert_eq!(small, 1, "only the 1 mm speck is below 4.5 mm");
+    assert_eq!(out.report.n_removed_small, 1);
+    assert_eq!(out.report.n_nodes, 3);
+    let sads: Vec<f64> = out.measurements.iter().map(|m| m.axes.short_axis_mm).collect();
+    assert!(sads.windows(2).all(|w| w[0] >= w[1]), "{sads:?}");
+    assert_eq!(out.measurements.iter().map(|m| m.label).collect::<Vec<_>>(), vec![1, 2, 3]);
+    // Label 1 is the 9 mm ball.
+    let c = [50.0, 30.0, 12.0];
+    assert_eq!(out.labels.get(100, 60, 12), 1, "{c:?}");
+    // Probability input: same result after thresholding at 0.5.
+    let prob = v.map(|x| if x > 0 { 0.75f32 } else { 0.25 });
+    let out2 = postprocess_probability(&prob, None, &PostProcessConfig::default()).unwrap();
+    assert_eq!(out2.labels, out.labels);
+    // The report serialises (it is saved next to the outputs).
+    let json = serde_json::to_string(&out.report).unwrap();
+    assert!(json.contains("\"min_short_axis_mm\":4.5"));
+}
+
+#[test]
+fn bad_input_is_a_typed_error_or_documented() {
+    let g = grid([1.0; 3]);
+    // Empty mask: no nodes, no error.
+    let empty = Volume::<u8>::zeros([10, 10, 10], g);
+    let out = postprocess_mask(&empty, None, &PostProcessConfig::default()).unwrap();
+    assert_eq!(out.report.n_nodes, 0);
+    assert!(out.measurements.is_empty());
+    assert!(measure_nodes(&empty, None, &MeasureOptions::default()).unwrap().is_empty());
+    assert_eq!(axial_axes(&empty), vec![None]);
+
+    // CT on another grid.
+    let mut lab = Volume::<u8>::zeros([10, 10, 10], g);
+    lab.data_mut()[[5, 5, 5]] = 1;
+    let ct = Volume::<i16>::zeros([10, 10, 11], g);
+    assert!(matches!(
+        measure_nodes(&lab, Some(&ct), &MeasureOptions::default()),
+        Err(NodesError::GridMismatch { .. })
+    ));
+    let shifted = Volume::<i16>::zeros([10, 10, 10], grid([1.0, 1.0, 2.0]));
+    assert!(matches!(
+        measure_nodes(&lab, Some(&shifted), &MeasureOptions::default()),
+        Err(NodesError::GridMismatch { .. })
+    ));
+    assert!(matches!(
+        postprocess_mask(&lab, Some(&ct), &PostProcessConfig::default()),
+        Err(NodesError::GridMismatch { .. })
+    ));
+
+    // Label map with gaps in its ids: absent ids are simply absent, ids are kept.
+    let mut gaps = Volume::<u16>::zeros([20, 10, 10], g);
+    gaps.data_mut()[[2, 2, 2]] = 3;
+    gaps.data_mut()[[2, 2, 12]] = 17;
+    let m = measure_nodes(&gaps, None, &MeasureOptions::default()).unwrap();
+    assert_eq!(m.iter().map(|m| m.label).collect::<Vec<_>>(), vec![3, 17]);
+    let ax = axial_axes(&gaps);
+    assert_eq!(ax.len(), 18);
+    assert_eq!(ax.iter().filter(|a| a.is_some()).count(), 2);
+
+    // Negative ids.
+    let mut neg = Volume::<i16>::zeros([5, 5, 5], g);
+    neg.data_mut()[[1, 1, 1]] = -4;
+    assert!(matches!(
+        measure_nodes(&neg, None, &MeasureOptions::default()),
+        Err(NodesError::NegativeLabel { id: -4 })
+    ));
+
+    // NaN probabilities and bad options.
+    let mut prob = Volume::<f32>::zeros([4, 4, 4], g);
+    prob.data_mut()[[1, 2, 3]] = f32::NAN;
+    assert!(matches!(
+        postprocess_probability(&prob, None, &PostProcessConfig::default()),
+        Err(NodesError::NonFinite { index: [3, 2, 1] })
+    ));
+    let bad = PostProcessConfig { min_short_axis_mm: Some(-1.0), ..Default::default() };
+    assert!(matches!(postprocess_mask(&empty, None, &bad), Err(NodesError::InvalidOption { .. })));
+}
