@@ -124,7 +124,7 @@ def test_sr_reads_back_with_highdicom(out):
         assert got["103339001"] == (pytest.approx(n["long_axis_mm"], rel=1e-12), "mm")
         assert got["118565006"] == (pytest.approx(n["volume_mm3"], rel=1e-12), "mm3")
         site = g.finding_sites[0]
-        assert site.value == "45048000"
+        assert site.value.value == "45048000"
         assert site.laterality.value == {"left": "7771000", "right": "24028007"}[n["side"]]
 
 

@@ -26,7 +26,11 @@ fn main() {
     let _ = nodal_nodes::measure::axial_axes(&gt);
     println!("axes gt        {:>8.3} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let d = nodal_eval::distance::surface_distances(pred.data(), gt.map(|v| u8::from(v != 0)).data(), gt.geometry().spacing_mm);
+    let d = nodal_eval::distance::surface_distances(
+        pred.data(),
+        gt.map(|v| u8::from(v != 0)).data(),
+        gt.geometry().spacing_mm,
+    );
     println!("distances      {:>8.3} s {:?}", t.elapsed().as_secs_f64(), d.map(|d| d.hd));
     let t = Instant::now();
     let r = evaluate_scan(Prediction::Mask(&pred), &gt, None).expect("evaluation");

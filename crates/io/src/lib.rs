@@ -22,7 +22,7 @@ pub use nifti::{read_nifti, read_nifti_header, write_nifti, NiftiDtype, NiftiHea
 
 use std::path::Path;
 
-/// True when `path` names a NIfTI file (by extension, or by the header size field of an existing file).
+/// True when `path` names a NIfTI file by its extension (`.nii`, `.nii.gz`, any case).
 pub fn is_nifti_path(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     name.ends_with(".nii") || name.ends_with(".nii.gz")

@@ -123,8 +123,14 @@ pub fn predict_prepared(
     let data = image.data();
     let shape = [data.shape()[0], data.shape()[1], data.shape()[2]];
     let pyr = Pyramid::new(data, arch.levels(), config.preprocessing.pad_value());
-    // Smaller tiles along short axes: the smallest aligned size covering the axis.
-    let out: [usize; 3] = std::array::from_fn(|a| tile.min(shape[a].next_multiple_of((2 * align).max(2))));
+    // Tiles per axis: as few as `tile` allows, of equal aligned size (so they batch), which wastes
+    // less than one alignment step per tile instead of up to a whole tile at the far end.
+    let step = (2 * align).max(2);
+    let out: [usize; 3] = std::array::from_fn(|a| {
+        let n = shape[a].next_multiple_of(step);
+        let k = n.div_ceil(tile);
+        n.div_ceil(k).next_multiple_of(step).min(tile)
+    });
     let sizes_axis: [Vec<usize>; 3] = std::array::from_fn(|a| arch.input_sizes(out[a]));
     let starts: [Vec<usize>; 3] = std::array::from_fn(|a| tile_starts(shape[a], out[a], overlap, align));
     let mut tiles = Vec::new();

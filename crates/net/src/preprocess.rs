@@ -128,6 +128,15 @@ pub fn body_box(ct: &Volume<i16>, threshold_hu: f32) -> Option<[[f64; 2]; 3]> {
 ///
 /// Errors: [`NetError::UnusableInput`] when no voxel is above the body threshold.
 pub fn prepare(ct: &Volume<i16>, p: &Preprocessing) -> Result<Prepared, NetError> {
+    // A CT in HU shows air (about -1000 HU) around the patient; an MR or an image in other units
+    // has no such values, and a network trained on HU would produce nonsense on it.
+    let (lo, _) = ct.min_max();
+    if lo > -700.0 {
+        return Err(NetError::UnusableInput(format!(
+            "lowest value is {lo}, but a CT in HU has air (about -1000 HU) around the body: \
+             is this a CT (and not an MR or a rescaled image)?"
+        )));
+    }
     let canon = ct.reorient_canonical();
     let g = *canon.geometry();
     let bbox = body_box(&canon, p.body_threshold_hu).ok_or_else(|| {
@@ -204,6 +213,13 @@ mod tests {
         let c = img.geometry().world_to_index(ct.geometry().index_to_world([20.0, 15.0, 10.0]));
         let v = img.get(c[0].round() as usize, c[1].round() as usize, c[2].round() as usize);
         assert!((v - (-10.0 / 125.0)).abs() < 1e-5, "{v}");
+    }
+
+    #[test]
+    fn non_hu_image_is_a_typed_error() {
+        let g = Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+        let mr_like = Volume::filled([8, 8, 8], g, 300i16);
+        assert!(matches!(prepare(&mr_like, &Preprocessing::default()), Err(NetError::UnusableInput(_))));
     }
 
     #[test]

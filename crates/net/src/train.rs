@@ -12,8 +12,8 @@
 //! * Every `val_every` steps: sliding-window inference on the validation CTs, scored on the CT grid
 //!   with the evaluation protocol ([`nodal_eval::evaluate_scan`]): recall (GT node localized when
 //!   >= 40% of it is covered), false positives per scan, Dice, recall of nodes with SAD >= 15 mm.
-//!   The best score (recall + Dice - 0.1 x FP/scan above 3) is exported to `best/` as a model
-//!   folder.
+//!   The best score (recall + Dice - 0.1 x FP/scan above 3) is exported to `best/` as a
+//!   model folder.
 //! * Every `checkpoint_every` steps `checkpoint/` is replaced atomically: model (burnpack, which
 //!   keeps parameter ids so the optimizer state re-attaches), AdamW state, and `state.json` (step,
 //!   RNG state, best score). `--resume` continues bit-for-bit from it.
@@ -505,6 +505,22 @@ fn save_checkpoint(run: &Path, net: &Net, optim: &ModuleOptimizer, state: &RunSt
     std::fs::rename(&tmp, &dst).map_err(|e| NetError::io(&dst, e))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// Exports the run's current checkpoint as a model folder (`config.json` + `model.safetensors`).
+pub fn export_checkpoint(run: &Path, out: &Path) -> Result<(), NetError> {
+    let ckpt = checkpoint_dir(run);
+    let run_err = |reason: String| NetError::Run { path: run.into(), reason };
+    let text = std::fs::read_to_string(run.join("train_config.json")).map_err(|e| NetError::io(run, e))?;
+    let cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| run_err(format!("train_config.json: {e}")))?;
+    let text = std::fs::read_to_string(ckpt.join("state.json")).map_err(|e| NetError::io(&ckpt, e))?;
+    let state: RunState = serde_json::from_str(&text).map_err(|e| run_err(format!("state.json: {e}")))?;
+    let mut net = cfg.model.arch.init(&crate::device())?;
+    let mut store = BurnpackStore::from_file(ckpt.join("model.bpk"));
+    net.load_from(&mut store).map_err(|e| run_err(format!("checkpoint model: {e}")))?;
+    let mut c = cfg.model.clone();
+    c.version = format!("{}-step{}", run.file_name().unwrap_or_default().to_string_lossy(), state.step);
+    save_model(&net, &c, out)
 }
 
 /// Trains (or resumes) a run in folder `run`. Validation cases come from `val_data` (a separate

@@ -9,6 +9,23 @@
 //!   ([`postprocess::PostProcessConfig`] -> [`postprocess::PostProcessed`]).
 //! * [`output`] — `nodes.json` (schema `nodal.nodes/1`) and `nodes.csv`, written atomically.
 //! * [`NodesError`] — typed errors for bad input.
+//!
+//! ```
+//! use nodal_core::{Geometry, Volume};
+//! use nodal_nodes::{label_components, measure::axial_axes, Connectivity};
+//! // A 3 x 2 pixel block in one slice at 1 x 1 x 2 mm: long axis = diagonal of the 3 x 2 mm box.
+//! let mut mask = Volume::<u8>::zeros([6, 6, 3], Geometry::axis_aligned([1.0, 1.0, 2.0], [0.0; 3]));
+//! for j in 1..3 {
+//!     for i in 1..4 {
+//!         mask.data_mut()[[1, j, i]] = 1;
+//!     }
+//! }
+//! let (labels, n) = label_components(&mask, Connectivity::TwentySix);
+//! assert_eq!(n, 1);
+//! let ax = axial_axes(&labels)[1].unwrap();
+//! assert!((ax.long_axis_mm - 13f64.sqrt()).abs() < 1e-12);
+//! assert_eq!(ax.long_axis_slice, 1);
+//! ```
 pub mod components;
 mod error;
 pub mod hull;

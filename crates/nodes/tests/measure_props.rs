@@ -50,7 +50,12 @@ fn same(m: &NodeMeasurement, n: &NodeMeasurement) -> Result<(), String> {
         pairs.push(("bbox_max", m.bbox_max_mm[c], n.bbox_max_mm[c]));
     }
     if let (Some(a), Some(b)) = (&m.hu, &n.hu) {
-        pairs.extend([("mean", a.mean_hu, b.mean_hu), ("std", a.std_hu, b.std_hu), ("p10", a.p10_hu, b.p10_hu), ("p90", a.p90_hu, b.p90_hu)]);
+        pairs.extend([
+            ("mean", a.mean_hu, b.mean_hu),
+            ("std", a.std_hu, b.std_hu),
+            ("p10", a.p10_hu, b.p10_hu),
+            ("p90", a.p90_hu, b.p90_hu),
+        ]);
     }
     for (name, a, b) in pairs {
         if !close(a, b) {

@@ -77,7 +77,9 @@ fn grids(
     half: [usize; 3],
 ) -> Vec<(&'static str, Geometry, [usize; 3], [usize; 2])> {
     let (s, c) = 0.4f64.sin_cos();
-    let dirs: Vec<(&str, [[f64; 3]; 3], [usize; 3])> = vec![
+    // (name, direction, world axis of each index axis)
+    type Storage = (&'static str, [[f64; 3]; 3], [usize; 3]);
+    let dirs: Vec<Storage> = vec![
         ("LPS", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], [0, 1, 2]),
         ("RAS", [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]], [0, 1, 2]),
         ("LPI", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]], [0, 1, 2]),

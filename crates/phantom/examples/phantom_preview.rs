@@ -13,10 +13,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.slice_mm = args.get(4).map(|s| s.parse()).transpose()?;
     cfg.slices = args.get(5).map(|s| s.parse()).transpose()?;
     let t = std::time::Instant::now();
+    let c0 = cpu_seconds();
     let p = generate_phantom(&cfg, seed)?;
-    eprintln!("generated {:?} in {:.2} s", p.ct.dims(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "generated {:?} in {:.2} s wall, {:.2} s CPU",
+        p.ct.dims(),
+        t.elapsed().as_secs_f64(),
+        cpu_seconds() - c0
+    );
     eprintln!("scanner {:?}", p.scanner);
     tissue_counts(&p);
+    nodal_io::write_nifti(&p.tissue, out.join("tissue.nii.gz"))?;
     output::write_phantom(&p, &out, None)?;
     preview::write_previews(&p.ct, &p.labels, &p.nodes, &out)?;
     for n in &p.nodes {
@@ -47,4 +54,12 @@ fn tissue_counts(p: &nodal_phantom::Phantom) {
     for (i, n) in c.iter().enumerate() {
         eprintln!("{:?}: {n}", nodal_phantom::Tissue::from_u8(i as u8).unwrap());
     }
+}
+
+/// User + system CPU time of this process (Linux /proc), seconds.
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
 }

@@ -143,7 +143,18 @@ fn site(rng: &mut PRng, anat: &Anatomy, level: Level, side: f64, r: f64) -> (f64
                 _ => uni(rng, 0.03, 0.3),
             };
             let (vc, vr, _) = anat.ijv(u, side);
-            let th = uni(rng, -110.0f64, 125.0).to_radians();
+            // Large nodes cannot fit lateral to the vein (the skin is there): they sit in front
+            // of or behind it, displacing the sternocleidomastoid.
+            let th = if r > 8.0 && chance(rng, 0.8) {
+                if chance(rng, 0.5) {
+                    uni(rng, -120.0f64, -60.0)
+                } else {
+                    uni(rng, 60.0f64, 120.0)
+                }
+            } else {
+                uni(rng, -110.0f64, 125.0)
+            }
+            .to_radians();
             let d = vr[0].max(vr[1]) + r + uni(rng, 0.5, 5.0);
             (u, [vc[0] + side * d * th.cos(), vc[1] + d * th.sin()])
         }
@@ -222,9 +233,14 @@ fn place_nodes(
         let anchor = cluster.and_then(|c| placed.iter().rev().find(|p| p.cluster == Some(c)).cloned());
         let mut done = false;
         let mut scale = 1.0;
-        for attempt in 0..60 {
-            if attempt > 0 && attempt % 15 == 0 {
-                scale *= 0.8;
+        let mut level = d.attrs.level;
+        for attempt in 0..80 {
+            if attempt > 0 && attempt % 16 == 0 {
+                // Does not fit here: try smaller, and (unless clustered) at another level.
+                scale *= 0.85;
+                if anchor.is_none() {
+                    level = draw_level(rng, d.attrs.metastatic);
+                }
             }
             let base = d.shape.scaled(scale);
             let r = base.radii[0].max(base.radii[1]);
@@ -241,7 +257,7 @@ fn place_nodes(
                     ]
                 }
                 None => {
-                    let (u, q) = site(rng, anat, d.attrs.level, side, r);
+                    let (u, q) = site(rng, anat, level, side, r);
                     let w = anat.to_world(u, q);
                     [w[0], w[1], anat.z_of(u)]
                 }
@@ -301,7 +317,7 @@ fn place_nodes(
                 }
             }
             placed.push(node);
-            attrs.push(d.attrs.clone());
+            attrs.push(NodeAttrs { level, ..d.attrs.clone() });
             done = true;
             break;
         }

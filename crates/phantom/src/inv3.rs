@@ -50,7 +50,8 @@ pub fn parse_main_plist(xml: &str, path: &Path) -> Result<([usize; 3], [f64; 3],
     if shape.len() != 3 || spacing.len() != 3 {
         return Err(err(path, format!("shape {shape:?} / spacing {spacing:?} are not 3D")));
     }
-    if shape.iter().any(|&s| s < 1.0 || s > 4096.0) || spacing.iter().any(|&s| !(s > 0.0 && s < 50.0)) {
+    if shape.iter().any(|&s| !(1.0..=4096.0).contains(&s)) || spacing.iter().any(|&s| !(s > 0.0 && s < 50.0))
+    {
         return Err(err(path, format!("implausible shape {shape:?} or spacing {spacing:?}")));
     }
     // shape = [slices, rows, columns]; spacing = [column, row, slice] (VTK order).

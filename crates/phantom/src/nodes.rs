@@ -42,6 +42,17 @@ pub struct Lobe {
     pub sharp: f64,
 }
 
+/// A hypodense core (necrosis or cyst) inside a node.
+#[derive(Clone, Debug)]
+pub struct Core {
+    /// Centre offset in normalised node coordinates.
+    pub offset: [f64; 3],
+    /// Radius relative to the node's.
+    pub frac: f64,
+    /// Its own surface bumps.
+    pub lobes: Vec<Lobe>,
+}
+
 /// A node as an implicit shape in its own frame plus its internal intensity structure.
 #[derive(Clone, Debug)]
 pub struct NodeShape {
@@ -55,8 +66,8 @@ pub struct NodeShape {
     pub lobes: Vec<Lobe>,
     /// Fatty hilum direction (unit, node frame), if any.
     pub hilum: Option<[f64; 3]>,
-    /// Necrotic / cystic core: offset (normalised node frame), relative radius, lobes.
-    pub core: Option<(([f64; 3], f64), Vec<Lobe>)>,
+    /// Necrotic or cystic core.
+    pub core: Option<Core>,
     /// Calcifications: centre (LPS mm), radius mm.
     pub calcs: Vec<([f64; 3], f64)>,
     /// Solid tissue HU.
@@ -132,7 +143,7 @@ impl NodeShape {
     pub fn hu_at(&self, p: [f64; 3], level: f64) -> f64 {
         let tex = crate::rng::texture(self.tex_seed, p, 2.0) * 7.0;
         let mut hu = self.hu + tex;
-        if let Some(((off, frac), lobes)) = &self.core {
+        if let Some(Core { offset: off, frac, lobes }) = &self.core {
             let n = self.local(p);
             let q = [n[0] - off[0], n[1] - off[1], n[2] - off[2]];
             let rho = dot(q, q).sqrt();
@@ -239,7 +250,7 @@ pub fn draft_node(rng: &mut PRng, attrs: NodeAttrs, sad_mm: f64, fat_hu: f64) ->
                 cl.push(Lobe { dir: unit_vec(rng), amp: uni(rng, 0.05, 0.25), sharp: uni(rng, 2.0, 7.0) });
             }
         }
-        core = Some(((off, frac), cl));
+        core = Some(Core { offset: off, frac, lobes: cl });
         core_hu = if cystic { uni(rng, 5.0, 20.0) } else { uni(rng, 0.0, 25.0) };
         rim_hu = uni(rng, 5.0, 30.0);
     }
@@ -307,9 +318,9 @@ pub fn draw_sad_mm(rng: &mut PRng, metastatic: bool, bulky: bool) -> f64 {
     if bulky {
         lognormal(rng, 24.0, 0.35, 15.0, 58.0)
     } else if metastatic {
-        lognormal(rng, 9.3, 0.42, 5.0, 58.0)
+        lognormal(rng, 10.0, 0.45, 5.0, 58.0)
     } else {
-        lognormal(rng, 4.4, 0.3, 2.6, 23.0)
+        lognormal(rng, 3.9, 0.3, 2.6, 23.0)
     }
 }
 
@@ -390,7 +401,7 @@ mod tests {
         let n = 20_000;
         let benign: f64 = (0..n).map(|_| draw_sad_mm(&mut rng, false, false)).sum::<f64>() / n as f64;
         let met: f64 = (0..n).map(|_| draw_sad_mm(&mut rng, true, false)).sum::<f64>() / n as f64;
-        assert!((4.2..5.2).contains(&benign), "{benign}");
-        assert!((9.0..11.5).contains(&met), "{met}");
+        assert!((3.7..4.6).contains(&benign), "{benign}");
+        assert!((9.5..12.0).contains(&met), "{met}");
     }
 }

@@ -143,13 +143,13 @@ fn tissue_hu_statistics_are_in_range() {
     let mut acc: HashMap<u8, (f64, usize)> = HashMap::new();
     for v in 0..t.len() {
         let [i, j, k] = ijk(v, dims);
-        if i < 2 || j < 2 || i + 2 >= dims[0] || j + 2 >= dims[1] || k == 0 || k + 1 >= dims[2] || lab[v] != 0
+        if i < 1 || j < 1 || i + 1 >= dims[0] || j + 1 >= dims[1] || k == 0 || k + 1 >= dims[2] || lab[v] != 0
         {
             continue;
         }
-        // Interior voxels only (no partial volume): the whole 5x5 in-plane neighbourhood shares the class.
-        let interior = (-2i64..=2)
-            .all(|dj| (-2i64..=2).all(|di| t[(v as i64 + dj * dims[0] as i64 + di) as usize] == t[v]));
+        // Interior voxels only (no partial volume): the in-plane 3x3 neighbourhood shares the class.
+        let interior = (-1i64..=1)
+            .all(|dj| (-1i64..=1).all(|di| t[(v as i64 + dj * dims[0] as i64 + di) as usize] == t[v]));
         if interior {
             let e = acc.entry(t[v]).or_default();
             e.0 += ct[v] as f64;

@@ -46,6 +46,31 @@ pub struct DicomSource {
     pub slice_thickness_mm: Option<f64>,
 }
 
+impl From<&nodal_io::DicomRefs> for DicomSource {
+    /// Copies the DICOM reader's references; absent attributes become empty strings.
+    fn from(r: &nodal_io::DicomRefs) -> Self {
+        let s = |v: &Option<String>| v.clone().unwrap_or_default();
+        DicomSource {
+            study_instance_uid: s(&r.study_instance_uid),
+            series_instance_uid: s(&r.series_instance_uid),
+            frame_of_reference_uid: s(&r.frame_of_reference_uid),
+            sop_class_uid: s(&r.sop_class_uid),
+            sop_instance_uids: r.sop_instance_uids.clone(),
+            patient_name: s(&r.patient_name),
+            patient_id: s(&r.patient_id),
+            patient_birth_date: s(&r.patient_birth_date),
+            patient_sex: s(&r.patient_sex),
+            study_date: s(&r.study_date),
+            study_time: s(&r.study_time),
+            study_id: s(&r.study_id),
+            accession_number: s(&r.accession_number),
+            referring_physician_name: s(&r.referring_physician_name),
+            study_description: String::new(),
+            slice_thickness_mm: None,
+        }
+    }
+}
+
 /// Series-level settings of the written instances.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DicomOptions {
@@ -219,10 +244,13 @@ mod tests {
         assert_eq!(ds(-249.51171875), "-249.51171875");
         assert_eq!(ds(0.9765625), "0.9765625");
         assert_eq!(ds(-0.0), "0");
-        let s = ds(0.1234567890123456789);
-        assert!(s.len() <= 16 && (s.parse::<f64>().unwrap() - 0.1234567890123456789).abs() < 1e-13, "{s}");
-        let s = ds(-1234.56789012345678);
-        assert!(s.len() <= 16 && (s.parse::<f64>().unwrap() + 1234.56789012345678).abs() < 1e-9, "{s}");
+        // Shortest round-trip forms of 17 and 18 characters must be shortened.
+        let x = 1.0 / 3.0;
+        let s = ds(x);
+        assert!(s.len() <= 16 && (s.parse::<f64>().unwrap() - x).abs() < 1e-13, "{s}");
+        let y = -1234.0 - 1.0 / 7.0;
+        let s = ds(y);
+        assert!(s.len() <= 16 && (s.parse::<f64>().unwrap() - y).abs() < 1e-9, "{s}");
     }
 
     #[test]

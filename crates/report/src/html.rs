@@ -106,7 +106,8 @@ fn chip(cat: RecistCategory) -> String {
 }
 
 fn hu(n: &RankedNode) -> String {
-    n.node.hu_mean.map_or("–".into(), |v| format!("{v:.0}"))
+    // `+ 0.0` turns a rounded -0 into 0.
+    n.node.hu_mean.map_or("–".into(), |v| format!("{:.0}", v.round() + 0.0))
 }
 
 fn necrosis(n: &RankedNode) -> String {

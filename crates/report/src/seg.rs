@@ -287,6 +287,10 @@ pub fn write_seg<L: Label>(
     if frames.is_empty() {
         return Err(ReportError::InvalidInput("a DICOM SEG needs at least one segment".into()));
     }
+    // An enhanced multi-frame source is one instance for all slices: frames then reference the
+    // source frame k + 1 of that instance.
+    let multi_frame_source =
+        nk > 1 && src.sop_instance_uids.iter().all(|u| u.trim() == src.sop_instance_uids[0].trim());
     let n_bits = frames.len() * frame_px;
     let mut pixels = vec![0u8; n_bits.div_ceil(8).next_multiple_of(2)];
     let mut per_frame = Vec::with_capacity(frames.len());
@@ -305,6 +309,9 @@ pub fn write_seg<L: Label>(
         let mut src_img = Obj::new_empty();
         put_str(&mut src_img, tags::REFERENCED_SOP_CLASS_UID, VR::UI, &sop_class_src);
         put_str(&mut src_img, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, src.sop_instance_uids[k].trim());
+        if multi_frame_source {
+            put_str(&mut src_img, tags::REFERENCED_FRAME_NUMBER, VR::IS, &(k + 1).to_string());
+        }
         put_str(&mut src_img, tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES");
         put_seq(
             &mut src_img,
@@ -331,8 +338,10 @@ pub fn write_seg<L: Label>(
     put_seq(&mut o, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, per_frame);
 
     // Common instance reference: every source slice that a frame derives from.
+    let mut seen = std::collections::HashSet::new();
     let refs: Vec<Obj> = used_slices
         .iter()
+        .filter(|&&k| seen.insert(src.sop_instance_uids[k].trim()))
         .map(|&k| {
             let mut r = Obj::new_empty();
             put_str(&mut r, tags::REFERENCED_SOP_CLASS_UID, VR::UI, &sop_class_src);
@@ -361,6 +370,46 @@ pub fn write_seg<L: Label>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_frame_source_is_referenced_by_frame_number() {
+        use nodal_core::Geometry;
+        let g = Geometry::axis_aligned([1.0, 1.0, 2.0], [0.0; 3]);
+        let mut labels = Volume::<u16>::zeros([4, 3, 5], g);
+        labels.data_mut()[[1, 0, 0]] = 1;
+        labels.data_mut()[[3, 2, 3]] = 1;
+        let src = DicomSource {
+            frame_of_reference_uid: "2.25.9".into(),
+            sop_instance_uids: vec!["2.25.77".into(); 5],
+            ..Default::default()
+        };
+        let seg = SegmentSpec {
+            number: 1,
+            label: 1,
+            segment_label: "Lymph node 1".into(),
+            tracking_id: "Lymph node 1".into(),
+            tracking_uid: "2.25.5".into(),
+            rgb: [0, 0, 0],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mf.seg.dcm");
+        let out = write_seg(&p, &labels, &[seg], &src, &DicomOptions::default()).unwrap();
+        assert_eq!(out.n_frames, 2);
+        let o = dicom_object::open_file(&p).unwrap();
+        let items = |o: &dicom_object::InMemDicomObject, t| o.element(t).unwrap().items().unwrap().to_vec();
+        let frames = items(&o, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
+        let numbers: Vec<i32> = frames
+            .iter()
+            .map(|f| {
+                let d = &items(f, tags::DERIVATION_IMAGE_SEQUENCE)[0];
+                let s = &items(d, tags::SOURCE_IMAGE_SEQUENCE)[0];
+                s.element(tags::REFERENCED_FRAME_NUMBER).unwrap().to_int::<i32>().unwrap()
+            })
+            .collect();
+        assert_eq!(numbers, [2, 4]);
+        let series = &items(&o, tags::REFERENCED_SERIES_SEQUENCE)[0];
+        assert_eq!(items(series, tags::REFERENCED_INSTANCE_SEQUENCE).len(), 1);
+    }
 
     #[test]
     fn lab_of_white_and_black() {

@@ -295,6 +295,9 @@ pub const OVERVIEW_WINDOW: Window = Window { width: 2000.0, level: 750.0 };
 /// Larger side of the overview image, px (small scans are upsampled to it).
 pub const OVERVIEW_PX: u32 = 560;
 
+/// The largest node (label, short axis mm) met along a projection ray.
+type RayHit = Option<(u32, f64)>;
+
 /// Coronal maximum-intensity projection of the whole scan with every node's projection filled in
 /// the colour of its RECIST category and labelled with its rank.
 pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedNode]) -> RgbImage {
@@ -326,7 +329,7 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
     let n_steps = ((hi[1] - lo[1]) / step).floor() as usize + 1;
     let by_label: std::collections::HashMap<u32, (RecistCategory, f64)> =
         nodes.iter().map(|r| (r.node.label, (r.recist, r.node.short_axis_mm))).collect();
-    let rows: Vec<(Vec<u8>, Vec<Option<(u32, f64)>>)> = (0..height)
+    let rows: Vec<(Vec<u8>, Vec<RayHit>)> = (0..height)
         .into_par_iter()
         .map(|r| {
             let mut grey = Vec::with_capacity(width as usize);
@@ -334,7 +337,7 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
             for c in 0..width {
                 let p0 = plane.to_world(c as f64, r as f64);
                 let mut max_hu = OUTSIDE_HU;
-                let mut hit: Option<(u32, f64)> = None;
+                let mut hit: RayHit = None;
                 for s in 0..n_steps {
                     let p = [p0[0], lo[1] + s as f64 * step, p0[2]];
                     let Some(at) = nearest_index(g, dims, p) else { continue };
@@ -356,7 +359,7 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
         })
         .collect();
     let grey: Vec<u8> = rows.iter().flat_map(|(g, _)| g.iter().copied()).collect();
-    let proj: Vec<Option<(u32, f64)>> = rows.into_iter().flat_map(|(_, p)| p).collect();
+    let proj: Vec<RayHit> = rows.into_iter().flat_map(|(_, p)| p).collect();
     let mut img = raster::from_rgb(width, height, |x, y| {
         let v = grey[(y * width + x) as usize];
         [v, v, v]

@@ -175,3 +175,33 @@ fn empty_report_renders() {
     assert!(html.contains("No nodes found."));
     assert_eq!(html.matches("data:image/png").count(), 1);
 }
+
+#[test]
+fn write_outputs_writes_every_file_and_reruns_safely() {
+    let (ct, lab) = scene();
+    let d = data(&ct);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let src = nodal_report::DicomSource {
+        frame_of_reference_uid: "2.25.1".into(),
+        sop_instance_uids: (0..20).map(|k| format!("2.25.{}", 100 + k)).collect(),
+        ..Default::default()
+    };
+    let opts = nodal_report::DicomOptions::default();
+    for _ in 0..2 {
+        let w = nodal_report::write_outputs(&out, &d, &ct, &lab, Some(&src), &opts).unwrap();
+        assert_eq!(w.seg.as_ref().unwrap().1.segments.len(), 2);
+        assert_eq!(w.sr.as_ref().unwrap().1.n_groups, 2);
+        let mut names: Vec<String> =
+            std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["nodes.seg.dcm", "nodes.sr.dcm", "report.html", "report.json"]);
+    }
+    // Without DICOM references only the report is written.
+    let out2 = dir.path().join("nifti");
+    let w = nodal_report::write_outputs(&out2, &d, &ct, &lab, None, &opts).unwrap();
+    assert!(w.seg.is_none() && w.sr.is_none());
+    assert_eq!(std::fs::read_dir(&out2).unwrap().count(), 2);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&w.json).unwrap()).unwrap();
+    assert_eq!(json["summary"]["n_nodes"], 2);
+}

@@ -41,11 +41,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let conn = Connectivity::from_neighbours(args.connectivity).ok_or(nodal_nodes::NodesError::InvalidOption {
-        name: "connectivity",
-        value: args.connectivity.to_string(),
-        reason: "must be 6, 18 or 26",
-    })?;
+    let conn =
+        Connectivity::from_neighbours(args.connectivity).ok_or(nodal_nodes::NodesError::InvalidOption {
+            name: "connectivity",
+            value: args.connectivity.to_string(),
+            reason: "must be 6, 18 or 26",
+        })?;
     let input: Volume<i32> =
         nodal_io::read_nifti(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let as_mask = if args.mask {
@@ -87,11 +88,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     write_nodes_json(&args.out.join("nodes.json"), &nodes, &source, None)?;
     write_nodes_csv(&args.out.join("nodes.csv"), &nodes)?;
-    println!(
-        "{} nodes ({}) -> {}",
-        nodes.len(),
-        source.input_kind.replace('_', " "),
-        args.out.display()
-    );
+    println!("{} nodes ({}) -> {}", nodes.len(), source.input_kind.replace('_', " "), args.out.display());
     Ok(())
 }

@@ -183,7 +183,8 @@ fn staging_dir(out: &Path) -> anyhow::Result<PathBuf> {
 fn commit(tmp: &Path, out: &Path, files: &[&str]) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for f in files {
-        std::fs::rename(tmp.join(f), out.join(f)).with_context(|| format!("moving {f} into {}", out.display()))?;
+        std::fs::rename(tmp.join(f), out.join(f))
+            .with_context(|| format!("moving {f} into {}", out.display()))?;
     }
     if !files.contains(&"probabilities.nii.gz") {
         let _ = std::fs::remove_file(out.join("probabilities.nii.gz"));
