@@ -4,7 +4,7 @@
 //! Tensors are `[batch, channels, z, y, x]` (burn's `[N, C, D, H, W]`); the spatial order matches the
 //! `[nk, nj, ni]` order of [`nodal_core::Volume`] arrays, so no transposes are ever needed.
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
-use burn::nn::{InstanceNorm, InstanceNormConfig, PaddingConfig3d};
+use burn::nn::{Initializer, InstanceNorm, InstanceNormConfig, PaddingConfig3d};
 use burn::prelude::*;
 use burn::tensor::activation::leaky_relu;
 use serde::{Deserialize, Serialize};
@@ -166,8 +166,15 @@ impl ArchConfig {
     }
 }
 
+/// He initialisation (gain sqrt(2) for ReLU-like activations). burn's default (PyTorch's) shrinks
+/// the activation variance about 3x per layer, which normalisation layers undo; the foveal net has
+/// none, and with the default its output was left to the biases.
+fn he_init() -> Initializer {
+    Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: false }
+}
+
 fn conv3(cin: usize, cout: usize, padding: PaddingConfig3d, device: &Device) -> Conv3d {
-    Conv3dConfig::new([cin, cout], [3, 3, 3]).with_padding(padding).init(device)
+    Conv3dConfig::new([cin, cout], [3, 3, 3]).with_padding(padding).with_initializer(he_init()).init(device)
 }
 
 /// Centre-crops the three spatial axes of `x` `[b, c, z, y, x]` to `size`.
@@ -233,8 +240,17 @@ impl FovealNet {
         for i in 0..l - 1 {
             // Merged width of level i + 1 is its channel count.
             let cin = c.channels[i + 1];
-            ups.push(ConvTranspose3dConfig::new([cin, cin], [2, 2, 2]).with_stride([2, 2, 2]).init(device));
-            fuses.push(Conv3dConfig::new([c.channels[i] + cin, c.channels[i]], [1, 1, 1]).init(device));
+            ups.push(
+                ConvTranspose3dConfig::new([cin, cin], [2, 2, 2])
+                    .with_stride([2, 2, 2])
+                    .with_initializer(he_init())
+                    .init(device),
+            );
+            fuses.push(
+                Conv3dConfig::new([c.channels[i] + cin, c.channels[i]], [1, 1, 1])
+                    .with_initializer(he_init())
+                    .init(device),
+            );
             merges.push(ConvStack::new(c.channels[i], c.channels[i], c.merge_convs, device));
         }
         let head = Conv3dConfig::new([c.channels[0], NUM_CLASSES], [1, 1, 1]).init(device);
