@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/fetch-test-data.sh
 bash scripts/python-env.sh
+bash scripts/system-deps.sh
 
 cargo build --workspace --bins --examples
 cargo test --workspace --no-fail-fast
