@@ -5,7 +5,6 @@ use crate::cohort::{CohortResult, Status};
 use crate::plots;
 use crate::table::{field, num};
 use crate::EvalError;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File names written by [`write_outputs`].
@@ -22,19 +21,7 @@ pub const FIG_FROC: &str = "froc.svg";
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        EvalError::io(path, e)
-    })
+    nodal_io::write_atomic(path, bytes).map_err(|e| EvalError::io(path, e))
 }
 
 fn opt_bool(v: Option<bool>) -> &'static str {

@@ -12,7 +12,7 @@ use crate::IoError;
 use flate2::read::MultiGzDecoder;
 use nodal_core::{Geometry, Volume, Voxel, MAX_VOXELS};
 use std::io::{BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const HEADER_SIZE: usize = 348;
 /// Header + 4-byte extension flag; written files put voxel data here.
@@ -555,7 +555,7 @@ pub fn write_nifti<T: NiftiVoxel>(vol: &Volume<T>, path: impl AsRef<Path>) -> Re
     }
     let header = build_header::<T>(dims, vol.geometry());
     let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    atomic_write(path, |w| {
+    crate::write_atomic_with(path, |w| {
         let mut w: Box<dyn Write + '_> = if gz {
             // Level 3: within a few percent of the default size at about twice the speed on CT.
             Box::new(flate2::write::GzEncoder::new(w, flate2::Compression::new(3)))
@@ -575,41 +575,7 @@ pub fn write_nifti<T: NiftiVoxel>(vol: &Volume<T>, path: impl AsRef<Path>) -> Re
         w.flush()?;
         Ok(())
     })
-}
-
-/// Runs `write` on a temporary file next to `path`, then renames it to `path`. The temporary file is
-/// removed on failure.
-pub(crate) fn atomic_write(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
-) -> Result<(), IoError> {
-    let werr = |source| IoError::Write { path: path.to_path_buf(), error: source };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        werr(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path has no file name"))
-    })?;
-    // Unique per process and call, so concurrent writers never share a temporary file.
-    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut file);
-            write(&mut w)?;
-            w.flush()?;
-        }
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(werr(e));
-    }
-    Ok(())
+    .map_err(|error| IoError::Write { path: path.to_path_buf(), error })
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use crate::measure::NodeMeasurement;
 use crate::postprocess::PostProcessReport;
 use crate::NodesError;
 use serde::Serialize;
-use std::io::Write;
 use std::path::Path;
 
 /// Version tag of `nodes.json`.
@@ -57,20 +56,8 @@ const DEFINITIONS: Definitions = Definitions {
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodesError> {
-    let err = |source| NodesError::Write { path: path.display().to_string(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    nodal_io::write_atomic(path, bytes)
+        .map_err(|source| NodesError::Write { path: path.display().to_string(), source })
 }
 
 /// Writes `nodes.json` (schema [`NODES_SCHEMA`]).

@@ -44,11 +44,7 @@ impl NodesFile {
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PhantomError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| PhantomError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| PhantomError::io(path, e))
+    nodal_io::write_atomic(path, bytes).map_err(|e| PhantomError::io(path, e))
 }
 
 /// Writes JSON atomically.

@@ -2,8 +2,6 @@
 //! nodes, measured by nodal-nodes: `cargo run -p nodal-report --example report_phantom -- OUT_DIR
 //! [SEED] [small|full|train]`. Writes `OUT_DIR/report.html`, `OUT_DIR/report.json` and the PNG
 //! images used in the README (`node.png`, `overview.png`).
-#[path = "../tests/support/records.rs"]
-mod records;
 
 use nodal_core::{Label, Volume};
 use nodal_nodes::measure::{measure_nodes, MeasureOptions};
@@ -33,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             StageTiming { stage: "phantom".into(), seconds: t_gen },
             StageTiming { stage: "measure".into(), seconds: t_measure },
         ],
-        nodes: measured.iter().map(records::record).collect(),
+        nodes: measured.iter().map(nodal_report::NodeRecord::from).collect(),
         evaluation: None,
         created: "example".into(),
         software_version: env!("CARGO_PKG_VERSION").into(),

@@ -7,8 +7,6 @@
 //! highdicom.
 #[path = "../tests/support/dicom_series.rs"]
 mod dicom_series;
-#[path = "../tests/support/records.rs"]
-mod records;
 
 use nodal_core::Volume;
 use nodal_nodes::measure::{measure_nodes, MeasureOptions};
@@ -77,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scan: ScanInfo::from_volume(dicom_dir.display().to_string(), &labels),
         model: None,
         timings: vec![],
-        nodes: measured.iter().map(records::record).collect(),
+        nodes: measured.iter().map(nodal_report::NodeRecord::from).collect(),
         evaluation: None,
         created: "example".into(),
         software_version: env!("CARGO_PKG_VERSION").into(),

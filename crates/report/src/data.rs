@@ -101,6 +101,39 @@ pub struct NodeRecord {
     pub node_rads_size: Option<String>,
 }
 
+impl From<&nodal_nodes::measure::NodeMeasurement> for NodeRecord {
+    /// The measurement stage's per-node result as the report shows it (the one conversion used by
+    /// every caller).
+    fn from(m: &nodal_nodes::measure::NodeMeasurement) -> Self {
+        use nodal_nodes::measure::{NodeRadsSize, Side as NodesSide};
+        NodeRecord {
+            label: m.label,
+            short_axis_mm: m.axes.short_axis_mm,
+            long_axis_mm: m.axes.long_axis_mm,
+            short_axis_slice: m.axes.short_axis_slice,
+            long_axis_slice: m.axes.long_axis_slice,
+            short_axis_endpoints_mm: m.axes.short_axis_endpoints_mm,
+            long_axis_endpoints_mm: m.axes.long_axis_endpoints_mm,
+            volume_mm3: m.volume_mm3,
+            centroid_mm: m.centroid_mm,
+            hu_mean: m.hu.as_ref().map(|h| h.mean_hu),
+            necrosis_fraction: m.necrosis_fraction,
+            side: match m.side {
+                NodesSide::Left => Side::Left,
+                NodesSide::Right => Side::Right,
+            },
+            node_rads_size: Some(
+                match m.node_rads_size {
+                    NodeRadsSize::Normal => "normal",
+                    NodeRadsSize::Enlarged => "enlarged",
+                    NodeRadsSize::Bulky => "bulky",
+                }
+                .to_string(),
+            ),
+        }
+    }
+}
+
 /// Model that produced the segmentation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {

@@ -3,7 +3,6 @@
 //! highdicom checks the same files in `tests/python/test_report_dicom.py`.
 mod support {
     pub mod dicom_series;
-    pub mod records;
 }
 
 use dicom_dictionary_std::tags;
@@ -65,7 +64,7 @@ fn seg_and_sr_round_trip_on_a_real_series() {
         scan: ScanInfo::from_volume("series", &labels),
         model: None,
         timings: vec![],
-        nodes: measured.iter().map(support::records::record).collect(),
+        nodes: measured.iter().map(nodal_report::NodeRecord::from).collect(),
         evaluation: None,
         created: String::new(),
         software_version: "test".into(),
