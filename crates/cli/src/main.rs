@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod commands;
+mod pipeline;
 
 #[derive(Parser)]
 #[command(name = "nodal", version, about = "Finds, segments and measures lymph nodes in head-and-neck CT")]
@@ -30,6 +31,9 @@ enum Command {
     Train(commands::train::Args),
     /// Measure every node of an instance label map or mask (RECIST axes, volume, HU): JSON, CSV, labels.
     Measure(commands::measure::Args),
+    /// Generate a phantom CT, segment it with the shipped model, score it against its ground truth
+    /// and write the HTML report.
+    Demo(commands::demo::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,6 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Segment(args) => commands::segment::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Measure(args) => commands::measure::run(args),
+        Command::Demo(args) => commands::demo::run(args),
     }
 }
 

@@ -582,7 +582,18 @@ fn assemble(origin: &Path, uid: &str, files: Vec<FileHeader>) -> Result<(Volume<
         sop_class_uid: get_str(first, tags::SOP_CLASS_UID),
         sop_instance_uids: slices
             .iter()
-            .map(|s| get_str(&files[s.file].obj, tags::SOP_INSTANCE_UID).unwrap_or_default())
+            .map(|s| {
+                // Anonymised series often blank the data set's SOP Instance UID; the file meta
+                // group still names the instance.
+                let obj = &files[s.file].obj;
+                get_str(obj, tags::SOP_INSTANCE_UID)
+                    .or_else(|| {
+                        let m = obj.meta().media_storage_sop_instance_uid();
+                        let m = m.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+                        (!m.is_empty()).then(|| m.to_string())
+                    })
+                    .unwrap_or_default()
+            })
             .collect(),
         patient_name: get_str(first, tags::PATIENT_NAME),
         patient_id: get_str(first, tags::PATIENT_ID),

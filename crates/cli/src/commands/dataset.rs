@@ -42,6 +42,7 @@ fn default_backgrounds() -> Vec<PathBuf> {
     let root = PathBuf::from(".cache/testdata");
     [
         "totalsegmentator/tests/reference_files/example_ct.nii.gz",
+        "totalsegmentator/tests/reference_files/pulmonary_report/models/ct_cropped.nii.gz",
         "invesalius/usr/share/doc/invesalius-examples/examples/Cranium.inv3",
     ]
     .iter()

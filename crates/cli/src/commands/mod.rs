@@ -1,5 +1,6 @@
 //! One module per subcommand; each has `Args` (clap) and `run(args) -> anyhow::Result<()>`.
 pub mod dataset;
+pub mod demo;
 pub mod evaluate;
 pub mod info;
 pub mod measure;

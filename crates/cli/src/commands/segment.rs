@@ -2,14 +2,15 @@
 //! measurements (`nodal_nodes::postprocess`).
 //!
 //! Outputs in `-o DIR`: `nodes.nii.gz` (u16 instance labels, 1 = largest short axis), `mask.nii.gz`
-//! (u8), optional `probabilities.nii.gz` (f32), `nodes.json` / `nodes.csv` and `segment.json` (model,
-//! timings per stage, configuration). Everything is written into a temporary folder next to DIR and
+//! (u8), optional `probabilities.nii.gz` (f32), `nodes.json` / `nodes.csv`, `segment.json` (model,
+//! timings per stage, configuration), `report.html` / `report.json` (`nodal_report`), and for DICOM
+//! input with at least one node `nodes.seg.dcm` (DICOM SEG) and `nodes.sr.dcm` (TID 1500 SR). Everything is written into a temporary folder next to DIR and
 //! moved into place only when all files are complete, so a failure leaves nothing half-written.
+use crate::pipeline::{report_data, segment_ct, stage_timings, write_segmentation};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use nodal_net::infer::{predict, InferOptions};
-use nodal_nodes::output::{write_nodes_csv, write_nodes_json, Source};
-use nodal_nodes::postprocess::{postprocess_probability, PostProcessConfig};
+use nodal_net::infer::InferOptions;
+use nodal_report::{write_outputs, DicomOptions, DicomSource, REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -80,40 +81,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .context("loading the model")?;
     let t_model = t.elapsed().as_secs_f64();
 
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tiles (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = tile_bar();
     let opts = InferOptions { tile_out: args.tile, tta: args.tta, ..Default::default() };
-    let pred = predict(&model, &ct.hu, &opts, Some(&bar))
+    let seg = segment_ct(&ct.hu, &model, &opts, Some(&bar))
         .with_context(|| format!("segmenting {}", args.ct.display()))?;
     bar.finish_and_clear();
+    let pp = &seg.postprocessed;
 
     let t = Instant::now();
-    let pp_cfg = PostProcessConfig { threshold: model.config.threshold, ..Default::default() };
-    let pp = postprocess_probability(&pred.probability, Some(&ct.hu), &pp_cfg).context("post-processing")?;
-    let t_pp = t.elapsed().as_secs_f64();
-
-    let t = Instant::now();
+    let input = args.ct.display().to_string();
     let tmp = staging_dir(&args.out)?;
     let result = (|| -> anyhow::Result<Vec<&'static str>> {
-        let mut outputs = vec!["nodes.nii.gz", "mask.nii.gz", "nodes.json", "nodes.csv", "segment.json"];
-        let n_max = pp.labels.as_slice().iter().copied().max().unwrap_or(0);
-        anyhow::ensure!(n_max <= u16::MAX as u32, "{n_max} nodes do not fit a uint16 label map");
-        nodal_io::write_nifti(&pp.labels.map(|l| l as u16), tmp.join("nodes.nii.gz"))?;
-        nodal_io::write_nifti(&pp.labels.map(|l| u8::from(l > 0)), tmp.join("mask.nii.gz"))?;
-        if args.probabilities {
-            nodal_io::write_nifti(&pred.probability, tmp.join("probabilities.nii.gz"))?;
-            outputs.push("probabilities.nii.gz");
+        let mut outputs = write_segmentation(&tmp, &seg, &input, args.probabilities)?;
+        let timings = stage_timings(&[("read CT", t_read), ("load model", t_model)], &seg.timings, &[]);
+        let data = report_data(&input, &ct.hu, &model, &seg, timings, None);
+        let dicom = ct.dicom.as_ref().map(DicomSource::from);
+        let written =
+            write_outputs(&tmp, &data, &ct.hu, &pp.labels, dicom.as_ref(), &DicomOptions::default())?;
+        outputs.extend([REPORT_HTML, REPORT_JSON]);
+        if written.seg.is_some() {
+            outputs.push(SEG_FILE);
         }
-        let source = Source {
-            labels: Some("nodes.nii.gz".into()),
-            ct: Some(args.ct.display().to_string()),
-            input_kind: "label_map".into(),
-        };
-        write_nodes_json(&tmp.join("nodes.json"), &pp.measurements, &source, Some(&pp.report))?;
-        write_nodes_csv(&tmp.join("nodes.csv"), &pp.measurements)?;
+        if written.sr.is_some() {
+            outputs.push(SR_FILE);
+        }
+        outputs.push("segment.json");
         Ok(outputs)
     })();
     let outputs = match result {
@@ -127,22 +119,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let record = SegmentRecord {
         schema: "nodal.segment/1",
         nodal_version: env!("CARGO_PKG_VERSION"),
-        input: args.ct.display().to_string(),
+        input,
         model_id: &model.config.model_id,
         model_version: &model.config.version,
         model_folder: model.folder.display().to_string(),
         model_config: &model.config,
         tta: args.tta,
-        tiles: pred.n_tiles,
+        tiles: seg.n_tiles,
         ct_dims: ct.hu.dims(),
         ct_spacing_mm: ct.hu.geometry().spacing_mm,
         timings_s: Timings {
             read_ct: t_read,
             load_model: t_model,
-            preprocess: pred.timings.preprocess_s,
-            network: pred.timings.network_s,
-            map_back: pred.timings.map_back_s,
-            postprocess: t_pp,
+            preprocess: seg.timings.preprocess_s,
+            network: seg.timings.network_s,
+            map_back: seg.timings.map_back_s,
+            postprocess: seg.timings.postprocess_s,
             write: t_write,
             total: t0.elapsed().as_secs_f64(),
         },
@@ -156,14 +148,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     commit(&tmp, &args.out, &record.outputs)?;
     println!(
-        "{}: {} nodes ({} removed below 4.5 mm short axis) in {:.1} s -> {}",
+        "{}: {} nodes ({} removed below 4.5 mm short axis) in {:.1} s -> {} (report: {})",
         args.ct.display(),
         pp.report.n_nodes,
         pp.report.n_removed_small,
         t0.elapsed().as_secs_f64(),
-        args.out.display()
+        args.out.display(),
+        args.out.join(REPORT_HTML).display()
     );
     Ok(())
+}
+
+/// Progress bar over the network's tiles.
+pub(crate) fn tile_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tiles (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// A fresh staging folder beside `out` (same file system, so the final moves are renames).
@@ -178,7 +181,7 @@ fn staging_dir(out: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Moves the finished files from `tmp` into `out` (each a rename) and removes `tmp`. A stale
-/// `probabilities.nii.gz` from an earlier run is removed when this run wrote none, so the folder
+/// `probabilities.nii.gz`, SEG or SR from an earlier run is removed when this run wrote none, so the folder
 /// always describes one run.
 fn commit(tmp: &Path, out: &Path, files: &[&str]) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -186,8 +189,10 @@ fn commit(tmp: &Path, out: &Path, files: &[&str]) -> anyhow::Result<()> {
         std::fs::rename(tmp.join(f), out.join(f))
             .with_context(|| format!("moving {f} into {}", out.display()))?;
     }
-    if !files.contains(&"probabilities.nii.gz") {
-        let _ = std::fs::remove_file(out.join("probabilities.nii.gz"));
+    for optional in ["probabilities.nii.gz", SEG_FILE, SR_FILE] {
+        if !files.contains(&optional) {
+            let _ = std::fs::remove_file(out.join(optional));
+        }
     }
     let _ = std::fs::remove_dir_all(tmp);
     Ok(())

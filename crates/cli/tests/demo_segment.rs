@@ -1,0 +1,120 @@
+//! End-to-end runs of the `nodal` binary: `demo` on a small phantom, `segment` on a phantom and on a
+//! real DICOM series (SEG written on the source grid, one segment per node).
+//!
+//! The model is a small randomly initialised foveal net saved with `nodal_net::save_model`, with a
+//! threshold of 1e-3 so that the whole body box is foreground: the runs are fast and always find
+//! at least one node, which is what the structure of the outputs is checked against.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nodal_net::{save_model, ArchConfig, FovealConfig, ModelConfig};
+
+fn nodal() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nodal"))
+}
+
+fn test_model(dir: &Path) -> PathBuf {
+    let mut cfg = ModelConfig::default_foveal();
+    cfg.arch = ArchConfig::Foveal(FovealConfig { channels: vec![3, 4], convs: vec![1, 1], merge_convs: 1 });
+    cfg.train_patch_out = 8;
+    cfg.infer_tile_out = 32;
+    cfg.threshold = 1e-3;
+    cfg.version = "test-random".into();
+    let net = cfg.arch.init(&nodal_net::device()).unwrap();
+    let folder = dir.join("model");
+    save_model(&net, &cfg, &folder).unwrap();
+    folder
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn demo_writes_report_and_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = test_model(tmp.path());
+    let out = tmp.path().join("demo");
+    for _ in 0..2 {
+        // The second run goes into the same folder and must succeed as well.
+        let stdout =
+            run_ok(nodal().args(["demo", "--size", "small", "--model"]).arg(&model).arg("-o").arg(&out));
+        assert!(stdout.contains("report.html"), "{stdout}");
+        assert!(stdout.contains("GT nodes"), "{stdout}");
+    }
+    for f in ["ct.nii.gz", "gt_nodes.nii.gz", "gt_nodes.json", "nodes.nii.gz", "nodes.json", "report.json"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<table"), "no table in report.html");
+    assert!(html.contains("Table 1"), "no Table 1 in report.html");
+    assert!(html.contains("test-random"), "model version missing from report.html");
+    let eval = json(&out.join("evaluation/evaluation.json"));
+    let gt = json(&out.join("gt_nodes.json"));
+    assert_eq!(eval["summary"]["n_gt_nodes"], gt["nodes"].as_array().unwrap().len());
+    let report = json(&out.join("report.json"));
+    let nodes = json(&out.join("nodes.json"));
+    assert!(!nodes["nodes"].as_array().unwrap().is_empty());
+    assert!(report.to_string().contains("\"evaluation\""));
+    // No leftover temporary files.
+    let stray: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn segment_phantom_writes_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = test_model(tmp.path());
+    let ph = tmp.path().join("phantom");
+    run_ok(nodal().args(["phantom", "--seed", "3", "-o"]).arg(&ph));
+    let out = tmp.path().join("seg");
+    run_ok(nodal().arg("segment").arg(ph.join("ct.nii.gz")).arg("--model").arg(&model).arg("-o").arg(&out));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<table"));
+    assert!(out.join("report.json").is_file());
+    // NIfTI input: no DICOM outputs.
+    assert!(!out.join("nodes.seg.dcm").exists());
+    let seg = json(&out.join("segment.json"));
+    assert!(seg["outputs"].as_array().unwrap().iter().any(|o| o == "report.html"));
+}
+
+#[test]
+fn segment_dicom_writes_seg_with_one_segment_per_node() {
+    let series = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../.cache/testdata/totalsegmentator/tests/reference_files/example_ct_dicom"
+    ));
+    assert!(series.is_dir(), "{} missing: run `bash scripts/fetch-test-data.sh`", series.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let model = test_model(tmp.path());
+    let out = tmp.path().join("seg");
+    run_ok(nodal().arg("segment").arg(series).arg("--model").arg(&model).arg("-o").arg(&out));
+    let nodes = json(&out.join("nodes.json"));
+    let n_nodes = nodes["nodes"].as_array().unwrap().len();
+    assert!(n_nodes > 0);
+    assert!(out.join("report.html").is_file());
+    assert!(out.join("nodes.sr.dcm").is_file());
+    let obj = dicom_object::open_file(out.join("nodes.seg.dcm")).unwrap();
+    let segments = obj.element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE).unwrap();
+    assert_eq!(segments.items().unwrap().len(), n_nodes);
+    let sop_class = obj.element(dicom_dictionary_std::tags::SOP_CLASS_UID).unwrap().to_str().unwrap();
+    assert_eq!(sop_class.trim_end_matches('\0'), "1.2.840.10008.5.1.4.1.1.66.4");
+}
