@@ -10,8 +10,9 @@
 //! * Loss = cross-entropy + soft Dice (batch Dice of the node channel); AdamW with gradient-norm
 //!   clipping; learning rate: linear warm-up then cosine decay to 1% ([`learning_rate`]).
 //! * Every `val_every` steps: sliding-window inference on the validation CTs, scored on the CT grid
-//!   with the evaluation protocol ([`nodal_eval::evaluate_scan`]): recall (GT node localized when
-//!   >= 40% of it is covered), false positives per scan, Dice, recall of nodes with SAD >= 15 mm.
+//!   with the evaluation protocol ([`nodal_eval::evaluate_scan`]): recall (a GT node is localized
+//!   when at least 40% of it is covered), false positives per scan, Dice, recall of nodes with
+//!   SAD of at least 15 mm.
 //!   The best score (recall + Dice - 0.1 x FP/scan above 3) is exported to `best/` as a
 //!   model folder.
 //! * Every `checkpoint_every` steps `checkpoint/` is replaced atomically: model (burnpack, which
