@@ -61,6 +61,15 @@ pub struct TrainConfig {
     pub warmup_steps: usize,
     /// Fraction of patches centred near a node.
     pub foreground_fraction: f64,
+    /// Which node a foreground patch is centred on: each node is drawn with weight
+    /// `voxels^node_size_exponent` (0 = every node equally often, 1 = every node voxel equally
+    /// often). Large nodes are few, and with 0 the net rarely sees a whole bulky or necrotic node.
+    #[serde(default)]
+    pub node_size_exponent: f64,
+    /// Start from the weights of this model folder (fine-tuning, e.g. on a user's cohort) instead
+    /// of a random initialisation. Its architecture and preprocessing must equal `model`'s.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
     /// Apply random augmentation.
     pub augment: bool,
     /// Held-out validation cases (taken from the dataset by the seeded shuffle).
@@ -89,6 +98,8 @@ impl TrainConfig {
             weight_decay: 1e-4,
             warmup_steps: 100,
             foreground_fraction: 0.67,
+            node_size_exponent: 0.0,
+            init_from: None,
             augment: true,
             val_cases: 4,
             val_every: 500,
@@ -111,6 +122,9 @@ impl TrainConfig {
         }
         if !(0.0..=1.0).contains(&self.foreground_fraction) {
             return bad(format!("foreground_fraction {} outside [0, 1]", self.foreground_fraction));
+        }
+        if !(0.0..=2.0).contains(&self.node_size_exponent) {
+            return bad(format!("node_size_exponent {} outside [0, 2]", self.node_size_exponent));
         }
         if self.checkpoint_every == 0 || self.log_every == 0 {
             return bad("checkpoint_every and log_every must be positive".into());
@@ -175,6 +189,33 @@ pub fn list_cases(data: &Path) -> Result<Vec<CaseFiles>, NetError> {
     }
     cases.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(cases)
+}
+
+/// Lists the cases of one or more datasets. With several, each id is prefixed by its dataset
+/// folder's name (`train/case_000`), so equal case names stay distinct.
+pub fn list_datasets(data: &[PathBuf]) -> Result<Vec<CaseFiles>, NetError> {
+    let Some(first) = data.first() else {
+        return Err(NetError::Dataset { path: PathBuf::new(), reason: "no dataset folder given".into() });
+    };
+    if data.len() == 1 {
+        return list_cases(first);
+    }
+    let mut all = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for d in data {
+        let name = d.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        for mut c in list_cases(d)? {
+            c.id = format!("{name}/{}", c.id);
+            if !seen.insert(c.id.clone()) {
+                return Err(NetError::Dataset {
+                    path: d.clone(),
+                    reason: format!("case {} appears twice (two dataset folders with one name?)", c.id),
+                });
+            }
+            all.push(c);
+        }
+    }
+    Ok(all)
 }
 
 /// Seeded split: returns (training, validation) cases.
@@ -258,7 +299,9 @@ pub struct ValMetrics {
     pub recall_sad_ge_15mm: Option<f64>,
     /// Recall of GT nodes with SAD >= 5 mm; `None` without such nodes.
     pub recall_sad_ge_5mm: Option<f64>,
-    /// Selection score: recall + Dice - 0.1 x max(0, FP/scan - 3).
+    /// Selection score: harmonic mean of recall and Dice, minus 0.05 per false positive per scan
+    /// beyond 3. (A sum of recall and Dice would reward one component covering the whole body:
+    /// recall 1, no false positive.)
     pub score: f64,
 }
 
@@ -300,8 +343,14 @@ pub fn validate(
     m.dice = (!dices.is_empty()).then(|| dices.iter().sum::<f64>() / dices.len() as f64);
     m.recall_sad_ge_15mm = (n15 > 0).then(|| l15 as f64 / n15 as f64);
     m.recall_sad_ge_5mm = (n5 > 0).then(|| l5 as f64 / n5 as f64);
-    m.score = m.recall + m.dice.unwrap_or(0.0) - 0.1 * (m.fp_per_scan - 3.0).max(0.0);
+    m.score = selection_score(m.recall, m.dice.unwrap_or(0.0), m.fp_per_scan);
     Ok(m)
+}
+
+/// See [`ValMetrics::score`].
+pub fn selection_score(recall: f64, dice: f64, fp_per_scan: f64) -> f64 {
+    let h = if recall + dice > 0.0 { 2.0 * recall * dice / (recall + dice) } else { 0.0 };
+    h - 0.05 * (fp_per_scan - 3.0).max(0.0)
 }
 
 /// State saved with each checkpoint.
@@ -395,6 +444,22 @@ pub fn loss(logits: Tensor<5>, labels: Tensor<4>) -> (Tensor<1>, Tensor<1>, Tens
     (ce.clone() + dice.clone(), ce, dice)
 }
 
+/// Index of a node drawn with weight `voxels^exponent`.
+fn pick_node(nodes: &[Vec<[u32; 3]>], exponent: f64, rng: &mut Rng) -> usize {
+    if exponent == 0.0 {
+        return rng.below(nodes.len());
+    }
+    let weights: Vec<f64> = nodes.iter().map(|n| (n.len() as f64).powf(exponent)).collect();
+    let mut u = rng.uniform(0.0, weights.iter().sum());
+    for (i, w) in weights.iter().enumerate() {
+        if u < *w {
+            return i;
+        }
+        u -= w;
+    }
+    nodes.len() - 1
+}
+
 /// Draws one batch: per-level inputs `[b, 1, s, s, s]` and labels `[b, o, o, o]` (flat buffers).
 fn draw_batch(cases: &[TrainCase], cfg: &TrainConfig, rng: &mut Rng) -> (Vec<Vec<f32>>, Vec<f32>) {
     let m = &cfg.model;
@@ -410,7 +475,7 @@ fn draw_batch(cases: &[TrainCase], cfg: &TrainConfig, rng: &mut Rng) -> (Vec<Vec
             let c = &cases[ci];
             let shape = c.pyramid.shape();
             let centre: [f64; 3] = if !c.nodes.is_empty() && rng.chance(cfg.foreground_fraction) {
-                let node = &c.nodes[rng.below(c.nodes.len())];
+                let node = &c.nodes[pick_node(&c.nodes, cfg.node_size_exponent, rng)];
                 let v = node[rng.below(node.len())];
                 let j = out as f64 / 4.0;
                 std::array::from_fn(|a| v[a] as f64 + rng.uniform(-j, j))
@@ -525,11 +590,12 @@ pub fn export_checkpoint(run: &Path, out: &Path) -> Result<(), NetError> {
     save_model(&net, &c, out)
 }
 
-/// Trains (or resumes) a run in folder `run`. Validation cases come from `val_data` (a separate
-/// dataset, e.g. `nodal dataset --split val`) when given, else they are held out of `data` by the
-/// seeded split. With `resume`, the run's saved split and checkpoint are used.
+/// Trains (or resumes) a run in folder `run` on the cases of the `data` folders. Validation cases
+/// come from `val_data` (a separate dataset, e.g. `nodal dataset --split val`) when given, else
+/// they are held out of `data` by the seeded split. With `resume`, the run's saved split and
+/// checkpoint are used.
 pub fn train(
-    data: &Path,
+    data: &[PathBuf],
     val_data: Option<&Path>,
     cfg: &TrainConfig,
     run: &Path,
@@ -553,7 +619,7 @@ pub fn train(
         serde_json::from_str::<(Vec<CaseFiles>, Vec<CaseFiles>)>(&text)
             .map_err(|e| run_err(format!("split.json: {e}")))?
     } else {
-        let cases = list_cases(data)?;
+        let cases = list_datasets(data)?;
         let (mut t, v) = match val_data {
             Some(vd) => {
                 let mut v = list_cases(vd)?;
@@ -570,7 +636,7 @@ pub fn train(
     };
     if train_files.is_empty() {
         return Err(NetError::Dataset {
-            path: data.into(),
+            path: data.first().cloned().unwrap_or_default(),
             reason: "no training cases after the split".into(),
         });
     }
@@ -597,6 +663,16 @@ pub fn train(
         .with_grad_clipping(Some(GradientClippingConfig::Norm(12.0)))
         .init();
     let mut state = RunState { step: 0, rng: Rng::new(cfg.seed), best: None, elapsed_s: 0.0 };
+    if let (Some(init), false) = (&cfg.init_from, resume) {
+        let from = crate::load_model(init)?;
+        if from.config.arch != cfg.model.arch || from.config.preprocessing != cfg.model.preprocessing {
+            return Err(NetError::InvalidConfig(format!(
+                "init_from {}: its architecture or preprocessing differs from the configured model",
+                init.display()
+            )));
+        }
+        crate::config::load_weights(&mut net, &init.join(crate::config::WEIGHTS_FILE))?;
+    }
     if resume {
         let text = std::fs::read_to_string(ckpt.join("state.json")).map_err(|e| NetError::io(&ckpt, e))?;
         state = serde_json::from_str(&text).map_err(|e| run_err(format!("state.json: {e}")))?;
@@ -790,6 +866,8 @@ mod tests {
             weight_decay: 0.0,
             warmup_steps: 1,
             foreground_fraction: 0.5,
+            node_size_exponent: 0.0,
+            init_from: None,
             augment: true,
             val_cases: 1,
             val_every: 0,
@@ -827,6 +905,86 @@ mod tests {
     }
 
     #[test]
+    fn node_sampling_follows_the_size_exponent() {
+        // One node of 1 voxel and one of 9: exponent 0 draws both equally, exponent 1 by voxels.
+        let nodes = vec![vec![[0u32; 3]; 1], vec![[0u32; 3]; 9]];
+        let mut rng = Rng::new(3);
+        let n = 20_000;
+        for (exp, expected) in [(0.0, 0.5), (1.0, 0.9), (0.5, 0.75)] {
+            let big = (0..n).filter(|_| pick_node(&nodes, exp, &mut rng) == 1).count() as f64 / n as f64;
+            assert!((big - expected).abs() < 0.015, "exponent {exp}: {big}");
+        }
+    }
+
+    #[test]
+    fn selection_score_does_not_reward_a_whole_body_blob() {
+        // One component over the whole body: every node localized, no FP, Dice near 0.
+        let blob = selection_score(1.0, 0.002, 0.0);
+        let model = selection_score(0.68, 0.82, 7.0);
+        assert!(blob < 0.01 && model > 0.5, "{blob} {model}");
+        assert!((selection_score(0.5, 0.5, 3.0) - 0.5).abs() < 1e-12);
+        assert!((selection_score(0.5, 0.5, 5.0) - 0.4).abs() < 1e-12);
+        assert_eq!(selection_score(0.0, 0.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn init_from_starts_at_the_given_weights_and_checks_the_architecture() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        write_dataset(&data, 2);
+        let mut cfg = tiny_config();
+        cfg.val_cases = 0;
+        cfg.steps = 3;
+        train(std::slice::from_ref(&data), None, &cfg, &dir.path().join("a"), false, None).unwrap();
+        let init = dir.path().join("a/last");
+        // One step at a negligible learning rate from those weights keeps them.
+        let mut fine = cfg.clone();
+        fine.init_from = Some(init.clone());
+        fine.steps = 1;
+        fine.lr = 1e-12;
+        train(std::slice::from_ref(&data), None, &fine, &dir.path().join("b"), false, None).unwrap();
+        let (ct, _) = synthetic_case(1);
+        let p = |m: &Path| {
+            let model = crate::load_model(m).unwrap();
+            predict(&model, &ct, &InferOptions::default(), None).unwrap().probability
+        };
+        let (pa, pb) = (p(&init), p(&dir.path().join("b/last")));
+        let max = pa.as_slice().iter().zip(pb.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(max < 1e-5, "max difference {max}");
+        // A fresh random initialisation differs.
+        let mut fresh = fine.clone();
+        fresh.init_from = None;
+        fresh.seed = 99;
+        train(std::slice::from_ref(&data), None, &fresh, &dir.path().join("c"), false, None).unwrap();
+        let pc = p(&dir.path().join("c/last"));
+        assert!(pa.as_slice().iter().zip(pc.as_slice()).any(|(a, c)| (a - c).abs() > 1e-3));
+        // Another architecture is refused.
+        let mut other = fine.clone();
+        other.model.arch =
+            ArchConfig::Foveal(FovealConfig { channels: vec![4, 8], convs: vec![1, 1], merge_convs: 1 });
+        let err =
+            train(std::slice::from_ref(&data), None, &other, &dir.path().join("d"), false, None).unwrap_err();
+        assert!(matches!(err, NetError::InvalidConfig(_)), "{err}");
+    }
+
+    #[test]
+    fn several_datasets_are_joined_with_distinct_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        write_dataset(&a, 2);
+        write_dataset(&b, 1);
+        let one = list_datasets(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(one.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["case_000", "case_001"]);
+        let both = list_datasets(&[a.clone(), b]).unwrap();
+        let ids: Vec<&str> = both.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a/case_000", "a/case_001", "b/case_000"]);
+        assert!(both[2].image.starts_with(dir.path().join("b")));
+        // The same folder twice would train on its cases twice: refused.
+        assert!(matches!(list_datasets(&[a.clone(), a]), Err(NetError::Dataset { .. })));
+        assert!(list_datasets(&[]).is_err());
+    }
+
+    #[test]
     fn split_is_seeded_and_disjoint() {
         let cases: Vec<CaseFiles> = (0..10)
             .map(|i| CaseFiles { id: format!("c{i}"), image: "i".into(), label: "l".into() })
@@ -844,18 +1002,18 @@ mod tests {
         let data = dir.path().join("data");
         write_dataset(&data, 3);
         let cfg = tiny_config();
-        let a = train(&data, None, &cfg, &dir.path().join("a"), false, None).unwrap();
-        let b = train(&data, None, &cfg, &dir.path().join("b"), false, None).unwrap();
+        let a = train(std::slice::from_ref(&data), None, &cfg, &dir.path().join("a"), false, None).unwrap();
+        let b = train(std::slice::from_ref(&data), None, &cfg, &dir.path().join("b"), false, None).unwrap();
         assert_eq!(a.losses, b.losses);
         assert_eq!(a.steps, 4);
         // Interrupted after 2 steps, then resumed: the same losses as the uninterrupted run.
         let run_c = dir.path().join("c");
         STOP_AFTER.with(|s| s.set(Some(2)));
-        let first = train(&data, None, &cfg, &run_c, false, None);
+        let first = train(std::slice::from_ref(&data), None, &cfg, &run_c, false, None);
         STOP_AFTER.with(|s| s.set(None));
         let first = first.unwrap();
         assert_eq!(first.steps, 2);
-        let rest = train(&data, None, &cfg, &run_c, true, None).unwrap();
+        let rest = train(std::slice::from_ref(&data), None, &cfg, &run_c, true, None).unwrap();
         assert_eq!(rest.steps, 4);
         let joined: Vec<f64> = first.losses.iter().chain(&rest.losses).copied().collect();
         assert_eq!(joined, a.losses);
@@ -870,7 +1028,10 @@ mod tests {
             assert!(run_c.join(f).is_file(), "{f}");
         }
         // A fresh run refuses to overwrite a checkpoint.
-        assert!(matches!(train(&data, None, &cfg, &run_c, false, None), Err(NetError::Run { .. })));
+        assert!(matches!(
+            train(std::slice::from_ref(&data), None, &cfg, &run_c, false, None),
+            Err(NetError::Run { .. })
+        ));
     }
 
     #[test]
@@ -887,7 +1048,7 @@ mod tests {
         cfg.checkpoint_every = 100;
         cfg.foreground_fraction = 0.7;
         let run = dir.path().join("run");
-        let s = train(&data, None, &cfg, &run, false, None).unwrap();
+        let s = train(std::slice::from_ref(&data), None, &cfg, &run, false, None).unwrap();
         let first: f64 = s.losses[..8].iter().sum::<f64>() / 8.0;
         let last: f64 = s.losses[72..].iter().sum::<f64>() / 8.0;
         assert!(last < 0.5 * first, "loss {first:.3} -> {last:.3}");

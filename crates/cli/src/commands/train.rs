@@ -8,9 +8,10 @@ use std::path::PathBuf;
 /// Arguments of `nodal train`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset folder (imagesTr/, labelsTr/), e.g. written by `nodal dataset`.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Dataset folder (imagesTr/, labelsTr/), e.g. written by `nodal dataset`; repeat to train on
+    /// several (case ids are then prefixed by the folder name).
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
     /// Separate validation dataset (e.g. `nodal dataset --split val`); default: cases held out of
     /// --data by the seeded split.
     #[arg(long)]
