@@ -204,6 +204,8 @@ pub struct Anatomy {
     mandible_u: f64,
     /// Small vessels in fat.
     pub vessels: Vec<Vessel>,
+    /// Displacement by large nodes (empty until nodes are planned).
+    pub mass: crate::mass::MassEffect,
     /// Dental metal centres (x, y, z), LPS mm.
     pub metal: Vec<[f64; 3]>,
     /// Structure table indexed by structure id.
@@ -305,6 +307,7 @@ impl Anatomy {
             hyoid_u: uni(rng, 0.5, 0.56),
             mandible_u: uni(rng, 0.56, 0.62),
             vessels: Vec::new(),
+            mass: crate::mass::MassEffect::default(),
             metal: Vec::new(),
             structs,
         };

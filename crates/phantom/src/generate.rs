@@ -13,35 +13,19 @@ use rand::Rng;
 /// stream or a positional hash, so thread scheduling cannot change a single voxel.
 pub fn generate_phantom(cfg: &PhantomConfig, seed: u64) -> Result<Phantom, PhantomError> {
     cfg.validate()?;
-    let sc = Scanner::draw(cfg, &mut stream(seed, "scanner"));
-    let mut grng = stream(seed, "grid");
-    let (m, n) = (sc.matrix, sc.slices);
-    let ip = sc.in_plane_mm as f32 as f64;
-    let origin = [
-        -((m - 1) as f64) / 2.0 * ip + uni(&mut grng, -8.0, 8.0),
-        -((m - 1) as f64) / 2.0 * ip + uni(&mut grng, -12.0, 6.0),
-        uni(&mut grng, -350.0, -150.0),
-    ];
-    // Spacing and origin are made f32-exact: NIfTI stores them as f32, and nodes.json must match
-    // what the evaluator measures on the file read back.
-    let f32x = |v: f64| v as f32 as f64;
-    let geom = Geometry::axis_aligned(
-        [f32x(ip), f32x(ip), f32x(sc.slice_mm)],
-        [f32x(origin[0]), f32x(origin[1]), f32x(origin[2])],
-    );
-    let grid = Grid { geom, dims: [m, m, n] };
-    let z_lo = grid.z(0) - sc.slice_mm / 2.0;
-    let z_hi = grid.z(n - 1) + sc.slice_mm / 2.0;
-    let anat = Anatomy::draw(&mut stream(seed, "anatomy"), &sc, z_lo, z_hi);
-
-    // Pass A: tissue map at the slice centres.
-    let tissue = render::tissue_map(&anat, &grid);
-    // Nodes.
+    let (sc, grid, mut anat) = scan_and_anatomy(cfg, seed);
+    let geom = grid.geom;
+    let ip = grid.geom.spacing_mm[0];
+    // Nodes: large ones are sited first and push the anatomy aside.
     let mut nrng = stream(seed, "nodes");
     let fat_hu = anat.structs[crate::anatomy::sid::FAT as usize].hu;
     let drafts = draw_scan_nodes(&mut nrng, cfg, fat_hu);
+    let planned = plan_mass_effect(&mut stream(seed, "mass"), &mut anat, &grid, &drafts);
+
+    // Pass A: tissue map at the slice centres.
+    let tissue = render::tissue_map(&anat, &grid);
     let mut labels = Array3::<u16>::zeros(tissue.raw_dim());
-    let (placed, attrs) = place_nodes(&mut nrng, &anat, &grid, &tissue, &mut labels, drafts);
+    let (placed, attrs) = place_nodes(&mut nrng, &anat, &grid, &tissue, &mut labels, drafts, &planned);
     // Pass B: HU with sub-slice integration and the final labels.
     let n_sub = if sc.slice_mm > 1.3 { 3 } else { 1 };
     let tex_seed = rng::stream_seed(seed, "texture");
@@ -69,6 +53,31 @@ pub fn generate_phantom(cfg: &PhantomConfig, seed: u64) -> Result<Phantom, Phant
         scanner: Some(sc),
         seed,
     })
+}
+
+/// The scanner, the output grid and the anatomy of a seed (before any node).
+pub(crate) fn scan_and_anatomy(cfg: &PhantomConfig, seed: u64) -> (Scanner, Grid, Anatomy) {
+    let sc = Scanner::draw(cfg, &mut stream(seed, "scanner"));
+    let mut grng = stream(seed, "grid");
+    let (m, n) = (sc.matrix, sc.slices);
+    let ip = sc.in_plane_mm as f32 as f64;
+    let origin = [
+        -((m - 1) as f64) / 2.0 * ip + uni(&mut grng, -8.0, 8.0),
+        -((m - 1) as f64) / 2.0 * ip + uni(&mut grng, -12.0, 6.0),
+        uni(&mut grng, -350.0, -150.0),
+    ];
+    // Spacing and origin are made f32-exact: NIfTI stores them as f32, and nodes.json must match
+    // what the evaluator measures on the file read back.
+    let f32x = |v: f64| v as f32 as f64;
+    let geom = Geometry::axis_aligned(
+        [f32x(ip), f32x(ip), f32x(sc.slice_mm)],
+        [f32x(origin[0]), f32x(origin[1]), f32x(origin[2])],
+    );
+    let grid = Grid { geom, dims: [m, m, n] };
+    let z_lo = grid.z(0) - sc.slice_mm / 2.0;
+    let z_hi = grid.z(n - 1) + sc.slice_mm / 2.0;
+    let anat = Anatomy::draw(&mut stream(seed, "anatomy"), &sc, z_lo, z_hi);
+    (sc, grid, anat)
 }
 
 /// Per-scan node draw: count, metastatic subset (one primary side), bulky clusters.
@@ -122,6 +131,81 @@ pub(crate) fn draw_scan_nodes(
         }
     }
     out
+}
+
+/// Nodes with at least this short axis push the anatomy aside ([`crate::mass`]) instead of having
+/// to fit between the structures.
+pub(crate) const MASS_EFFECT_MIN_SAD_MM: f64 = 12.0;
+
+/// Sites the large drafts (the first node of a cluster, or a single node, with short axis >=
+/// [`MASS_EFFECT_MIN_SAD_MM`]) in fat at their level, apart from each other, and records their
+/// pushes in `anat`. Returns each draft's planned shape (placed), if it has one. A node too big
+/// for any site is tried again 10% smaller, up to three times.
+pub(crate) fn plan_mass_effect(
+    rng: &mut PRng,
+    anat: &mut Anatomy,
+    grid: &Grid,
+    drafts: &[(NodeDraft, Option<u32>)],
+) -> Vec<Option<NodeShape>> {
+    use crate::anatomy::sid;
+    let mut planned = vec![None; drafts.len()];
+    let mut seen_clusters = std::collections::HashSet::new();
+    for (n, (d, cluster)) in drafts.iter().enumerate() {
+        let first_of_cluster = cluster.is_none_or(|c| seen_clusters.insert(c));
+        if d.sad_mm < MASS_EFFECT_MIN_SAD_MM || !first_of_cluster {
+            continue;
+        }
+        let side = if d.attrs.side == "R" { -1.0 } else { 1.0 };
+        for attempt in 0..80 {
+            let base = d.shape.scaled(0.9f64.powi(attempt / 20));
+            let ext = base.extent_mm();
+            // Half-height of the node's bounding box (its axes are tilted), with the lobes.
+            let amp: f64 = base.lobes.iter().map(|l| l.amp.max(0.0)).sum();
+            let half_z =
+                (0..3).map(|a| (base.axes[a][2] * base.radii[a]).powi(2)).sum::<f64>().sqrt() * (1.0 + amp);
+            // Sited like a node of moderate size: it then grows and pushes its surroundings.
+            let (u, q) = site(rng, anat, d.attrs.level, side, ext.min(8.0));
+            let w = anat.to_world(u, q);
+            let c = [w[0], w[1], anat.z_of(u)];
+            let shape = base.placed(c, &d.shape.calcs);
+            if rasterize(grid, &shape, 2.0).is_none() {
+                continue;
+            }
+            let apart = anat.mass.pushes.iter().all(|p| {
+                let e = p.shape.centre;
+                let dist = ((e[0] - c[0]).powi(2) + (e[1] - c[1]).powi(2) + (e[2] - c[2]).powi(2)).sqrt();
+                dist > p.shape.extent_mm() + ext + 3.0
+            });
+            // The node's inside and rim show the tissue of the column through its centre
+            // (structures are painted per axial plane, so the push moves points in-plane): the
+            // centre must be fat, and the column, with a little around it, tissue a node may
+            // cover over the node's height.
+            let ring: Vec<[f64; 2]> = std::iter::once([0.0, 0.0])
+                .chain((0..8).map(|a| {
+                    let t = a as f64 * std::f64::consts::FRAC_PI_4;
+                    [3.0 * t.cos(), 3.0 * t.sin()]
+                }))
+                .collect();
+            let fat = matches!(render::sid_at(anat, anat.mass.source(c)), sid::FAT | sid::DEEP_FAT)
+                && grid.range(2, c[2] - half_z, c[2] + half_z).is_some_and(|(k0, k1)| {
+                    (k0..=k1).all(|k| {
+                        let z = grid.z(k);
+                        let prims = anat.slice(z);
+                        ring.iter().all(|o| {
+                            let src = anat.mass.source([c[0] + o[0], c[1] + o[1], z]);
+                            let id = render::sid_in(anat, &prims, [src[0], src[1], z]);
+                            render::node_allowed(anat.structs[id as usize].tissue as u8)
+                        })
+                    })
+                });
+            if apart && fat {
+                anat.mass.pushes.push(crate::mass::Push::new(shape.clone()));
+                planned[n] = Some(shape);
+                break;
+            }
+        }
+    }
+    planned
 }
 
 /// Where a node of a level sits at height `u` (neck frame), drawn.
@@ -221,12 +305,17 @@ fn place_nodes(
     tissue: &Array3<u8>,
     labels: &mut Array3<u16>,
     drafts: Vec<(NodeDraft, Option<u32>)>,
+    planned: &[Option<NodeShape>],
 ) -> (Vec<PlacedNode>, Vec<NodeAttrs>) {
     let tis = tissue.as_slice().expect("standard layout");
     let mut placed: Vec<PlacedNode> = Vec::new();
     let mut attrs: Vec<NodeAttrs> = Vec::new();
     let margin = 0.8;
-    for (d, cluster) in drafts {
+    // Nodes with a planned site go first: their room is made for them, not for a small node
+    // that would land there by chance.
+    let mut order: Vec<(usize, (NodeDraft, Option<u32>))> = drafts.into_iter().enumerate().collect();
+    order.sort_by_key(|(n, _)| planned.get(*n).is_none_or(|p| p.is_none()));
+    for (n, (d, cluster)) in order {
         let side = if d.attrs.side == "R" { -1.0 } else { 1.0 };
         let calcs_frac = d.shape.calcs.clone();
         // Cluster mates grow from the previous member of the same cluster.
@@ -244,7 +333,10 @@ fn place_nodes(
             }
             let base = d.shape.scaled(scale);
             let r = base.radii[0].max(base.radii[1]);
+            // A large node's planned site and size, where its mass effect made room.
+            let plan = planned.get(n).and_then(|p| p.as_ref()).filter(|_| attempt == 0);
             let centre = match &anchor {
+                _ if plan.is_some() => [0.0; 3],
                 Some(a) => {
                     let dir = rng::unit_vec(rng);
                     let dir = crate::nodes::norm3([dir[0], dir[1], dir[2] * 0.6]);
@@ -262,7 +354,7 @@ fn place_nodes(
                     [w[0], w[1], anat.z_of(u)]
                 }
             };
-            let shape = base.placed(centre, &calcs_frac);
+            let shape = plan.cloned().unwrap_or_else(|| base.placed(centre, &calcs_frac));
             let Some((inside, near)) = rasterize(grid, &shape, margin) else { continue };
             if inside.len() < 3 {
                 continue;
@@ -275,7 +367,10 @@ fn place_nodes(
             let mut ok = true;
             let mut muscle = 0usize;
             let mut touches_mate = anchor.is_none();
-            for &v in inside.iter().chain(&near) {
+            // A node at its planned site owns the room its push made: only its inside must be
+            // on allowed tissue (the rim may abut whatever it pushed aside).
+            let rim = if plan.is_some() { &near[..0] } else { &near[..] };
+            for &v in inside.iter().chain(rim) {
                 let t = tis[v];
                 if !render::node_allowed(t) {
                     ok = false;
@@ -489,4 +584,58 @@ pub(crate) fn measure(labels: &Volume<u16>, attrs: &[NodeAttrs]) -> Vec<NodeInfo
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PhantomSize;
+
+    /// A 40 mm metastasis planned into a small phantom: the anatomy is pushed aside, not erased.
+    #[test]
+    fn a_bulky_node_displaces_the_anatomy_and_keeps_its_size() {
+        let cfg = PhantomConfig::preset(PhantomSize::Small);
+        let mut planned_any = false;
+        for seed in 0..6 {
+            let (_, grid, mut anat) = scan_and_anatomy(&cfg, seed);
+            let before = render::tissue_map(&anat, &grid);
+            let fat_hu = anat.structs[crate::anatomy::sid::FAT as usize].hu;
+            let attrs = NodeAttrs {
+                level: Level::III,
+                side: "L".into(),
+                metastatic: true,
+                necrotic: false,
+                cystic: false,
+                calcified: false,
+                cluster_id: None,
+            };
+            let draft = draft_node(&mut stream(seed, "t"), attrs, 40.0, fat_hu);
+            let plan = plan_mass_effect(&mut stream(seed, "m"), &mut anat, &grid, &[(draft, None)]);
+            let Some(shape) = plan[0].clone() else { continue };
+            planned_any = true;
+            // Full size or at most three 10% reductions.
+            assert!(shape.radii[0] * 2.0 >= 40.0 * 0.729 - 1e-9, "{:?}", shape.radii);
+            let after = render::tissue_map(&anat, &grid);
+            let (inside, _) = rasterize(&grid, &shape, 0.0).expect("planned inside the grid");
+            let tis = after.as_slice().unwrap();
+            assert!(
+                inside.iter().all(|&v| render::node_allowed(tis[v])),
+                "seed {seed}: node on forbidden tissue"
+            );
+            // Structures are moved, not destroyed: every tissue class keeps most of its voxels
+            // (some leave the field of view or are thinned where they are stretched), and the
+            // tissue map did change.
+            let count = |m: &Array3<u8>, t: u8| m.iter().filter(|&&x| x == t).count();
+            let mut changed = 0;
+            for t in [Tissue::Muscle, Tissue::Cortical, Tissue::Gland, Tissue::Thyroid] {
+                let (b, a) = (count(&before, t as u8), count(&after, t as u8));
+                assert!(a as f64 >= 0.8 * b as f64, "seed {seed}: {} {b} -> {a}", t.name());
+            }
+            for (x, y) in before.iter().zip(after.iter()) {
+                changed += usize::from(x != y);
+            }
+            assert!(changed > inside.len() / 2, "seed {seed}: only {changed} voxels changed");
+        }
+        assert!(planned_any, "no seed could site a 40 mm node");
+    }
 }

@@ -34,6 +34,7 @@ pub mod dataset;
 mod error;
 mod generate;
 pub mod inv3;
+pub mod mass;
 pub mod nodes;
 pub mod output;
 pub mod preview;

@@ -316,9 +316,12 @@ impl NodeShape {
 /// max 23 mm; metastatic mean ~11 mm, max 58 mm).
 pub fn draw_sad_mm(rng: &mut PRng, metastatic: bool, bulky: bool) -> f64 {
     if bulky {
-        lognormal(rng, 24.0, 0.35, 15.0, 58.0)
+        lognormal(rng, 24.0, 0.45, 15.0, 58.0)
     } else if metastatic {
         lognormal(rng, 10.0, 0.45, 5.0, 58.0)
+    } else if chance(rng, 0.04) {
+        // Reactive (hyperplastic) enlargement: a few benign nodes reach 10-23 mm.
+        lognormal(rng, 9.0, 0.35, 6.0, 23.0)
     } else {
         lognormal(rng, 3.9, 0.3, 2.6, 23.0)
     }

@@ -78,6 +78,79 @@ pub fn paint_sids(anat: &Anatomy, grid: &Grid, z: f64, buf: &mut [u16]) {
             }
         }
     }
+    if !anat.mass.is_empty() {
+        paint_displaced(anat, grid, z, &prims, buf);
+    }
+}
+
+/// Repaints the pixels of plane `z` that a node's mass effect displaces: each shows the structure
+/// at its source point (see [`crate::mass`]).
+fn paint_displaced(anat: &Anatomy, grid: &Grid, z: f64, prims: &[(Prim2, u16)], buf: &mut [u16]) {
+    let ni = grid.dims[0];
+    for b in anat.mass.boxes(z) {
+        let (Some((i0, i1)), Some((j0, j1))) = (grid.range(0, b[0], b[1]), grid.range(1, b[2], b[3])) else {
+            continue;
+        };
+        // Sources lie within the box grown by the largest displacement (the node size): keep
+        // only structures that can reach it.
+        let grow = anat.mass.pushes.iter().map(|p| p.shape.extent_mm()).fold(0.0, f64::max);
+        let near = |bb: [f64; 4]| {
+            bb[1] >= b[0] - grow && bb[0] <= b[1] + grow && bb[3] >= b[2] - grow && bb[2] <= b[3] + grow
+        };
+        let local: Vec<&(Prim2, u16)> = prims.iter().filter(|(p, _)| near(p.bbox())).collect();
+        let tubes: Vec<(&crate::shapes::Tube, u16)> = anat
+            .vessels
+            .iter()
+            .filter(|v| {
+                let t = &v.tube;
+                let r = t.radius.iter().cloned().fold(0.0, f64::max);
+                let (lo, hi) = t.pts.iter().fold(([f64::MAX; 3], [f64::MIN; 3]), |(lo, hi), p| {
+                    (std::array::from_fn(|a| lo[a].min(p[a])), std::array::from_fn(|a| hi[a].max(p[a])))
+                });
+                z >= lo[2] - r - grow
+                    && z <= hi[2] + r + grow
+                    && near([lo[0] - r, hi[0] + r, lo[1] - r, hi[1] + r])
+            })
+            .map(|v| (&v.tube, v.sid))
+            .collect();
+        for j in j0..=j1 {
+            let y = grid.y(j);
+            for i in i0..=i1 {
+                let p = [grid.x(i), y, z];
+                let q = anat.mass.source(p);
+                if !anat.mass.moves(p, q) {
+                    continue;
+                }
+                let mut id = local
+                    .iter()
+                    .rev()
+                    .find(|(pr, _)| pr.contains(q[0], q[1]))
+                    .map_or(sid::AIR, |(_, id)| *id);
+                if id == sid::FAT || id == sid::DEEP_FAT {
+                    if let Some((_, vs)) = tubes.iter().find(|(t, _)| t.contains([q[0], q[1], z])) {
+                        id = *vs;
+                    }
+                }
+                buf[j * ni + i] = id;
+            }
+        }
+    }
+}
+
+/// Structure id at a point of the undisplaced anatomy (what [`paint_sids`] paints there).
+pub fn sid_at(anat: &Anatomy, p: [f64; 3]) -> u16 {
+    sid_in(anat, &anat.slice(p[2]), p)
+}
+
+/// [`sid_at`] with the primitives of the plane `p[2]` already made.
+pub fn sid_in(anat: &Anatomy, prims: &[(Prim2, u16)], p: [f64; 3]) -> u16 {
+    let mut id = prims.iter().rev().find(|(pr, _)| pr.contains(p[0], p[1])).map_or(sid::AIR, |(_, id)| *id);
+    if id == sid::FAT || id == sid::DEEP_FAT {
+        if let Some(v) = anat.vessels.iter().find(|v| v.tube.contains(p)) {
+            id = v.sid;
+        }
+    }
+    id
 }
 
 fn paint_prim(grid: &Grid, p: &Prim2, id: u16, ni: usize, buf: &mut [u16]) {
