@@ -12,11 +12,12 @@
 //! `--meta DIR` looks for `<case>.json`, `<case>_nodes.json` or `<case>/nodes.json` in DIR (a case
 //! without a file has unknown metastatic status); `--meta FILE.csv` reads `case_id,node_id,metastatic`.
 use crate::meta::{read_meta_csv, NodeMeta};
-use crate::scan::{evaluate_scan, Prediction, SadGroup, ScanResult};
+use crate::scan::{evaluate_runs, min_threshold, PredictionRuns, SadGroup, ScanResult};
+use crate::sparse::{ProbRuns, Runs};
 use crate::stats::{self, DunnPair, TestResult};
 use crate::EvalError;
-use nodal_core::Volume;
-use nodal_io::{read_nifti, read_nifti_header, NiftiDtype};
+use nodal_core::{Label, Voxel};
+use nodal_io::{read_nifti_header, NiftiDtype, NiftiHeader, NiftiRows};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -194,10 +195,90 @@ fn read_err(path: &Path, source: nodal_io::IoError) -> EvalError {
     EvalError::Read { path: path.to_path_buf(), source }
 }
 
-/// Reads and evaluates one case.
+/// Streams the rows of a NIfTI file as `T` (converted like [`nodal_io::read_nifti`]) into
+/// `row(state, r, values)`, `state` made from the header by `init`.
+fn read_rows<T: Voxel, S>(
+    path: &Path,
+    init: impl FnOnce(&NiftiHeader) -> S,
+    mut row: impl FnMut(&mut S, usize, &[T]),
+) -> Result<(S, NiftiHeader), EvalError> {
+    let mut rows = NiftiRows::<T>::open(path).map_err(|e| read_err(path, e))?;
+    let mut state = init(rows.header());
+    let ni = rows.header().dims[0];
+    let mut block = Vec::new();
+    loop {
+        block.clear();
+        let Some(first) = rows.next_rows(&mut block).map_err(|e| read_err(path, e))? else { break };
+        for (x, values) in block.chunks(ni).enumerate() {
+            row(&mut state, first + x, values);
+        }
+    }
+    Ok((state, rows.header().clone()))
+}
+
+/// Ground truth read as `u32` labels (as `read_nifti::<u32>` reads them) into runs of equal labels,
+/// with the largest label and the header. Unscaled 8- and 16-bit unsigned labels are read as
+/// themselves: the same values, without widening every voxel.
+fn read_gt_runs(path: &Path) -> Result<(Runs, usize, NiftiHeader), EvalError> {
+    fn read<T: Label>(path: &Path) -> Result<(Runs, usize, NiftiHeader), EvalError> {
+        let ((runs, max), header) = read_rows::<T, _>(
+            path,
+            |h| (Runs::new(h.dims), 0usize),
+            |(runs, max), r, row| *max = (*max).max(runs.push_row(r, row, true)),
+        )?;
+        Ok((runs, max, header))
+    }
+    let header = read_nifti_header(path).map_err(|e| read_err(path, e))?;
+    match (header.dtype, header.scaling) {
+        (NiftiDtype::U8, None) => read::<u8>(path),
+        (NiftiDtype::U16, None) => read::<u16>(path),
+        _ => read::<u32>(path),
+    }
+}
+
+/// A prediction read into runs. A mask is read as `u8` (or, for wider integer types, as `i32`) and
+/// any nonzero value is foreground; a probability map is read as `f32`. A probability outside
+/// [0, 1] is reported only once the whole file has been read, so read errors come first (as when
+/// the file was read whole before being checked).
+fn read_pred_runs(path: &Path, dtype: NiftiDtype, kind: PredictionKind) -> Result<PredictionRuns, EvalError> {
+    let mask = |h: &NiftiHeader| Runs::new(h.dims);
+    match kind {
+        PredictionKind::Mask if dtype == NiftiDtype::U8 => {
+            let (runs, _) = read_rows::<u8, _>(path, mask, |runs, r, row| {
+                runs.push_row(r, row, false);
+            })?;
+            Ok(PredictionRuns::Mask(runs))
+        }
+        PredictionKind::Mask => {
+            let (runs, _) = read_rows::<i32, _>(path, mask, |runs, r, row| {
+                runs.push_row(r, row, false);
+            })?;
+            Ok(PredictionRuns::Mask(runs))
+        }
+        PredictionKind::Probability => {
+            let ((p, bad), _) = read_rows::<f32, _>(
+                path,
+                |h| (ProbRuns::new(h.dims, min_threshold()), None::<f32>),
+                |(p, bad), r, row| {
+                    if bad.is_none() {
+                        *bad = row.iter().copied().find(|v| !(0.0..=1.0).contains(v));
+                    }
+                    p.push_row(r, row);
+                },
+            )?;
+            match bad {
+                Some(v) => Err(EvalError::InvalidProbability { value: v as f64 }),
+                None => Ok(PredictionRuns::Probability(p)),
+            }
+        }
+    }
+}
+
+/// Reads and evaluates one case. The two files are read in parallel, row by row, straight into
+/// runs of their nonzero voxels (see [`crate::sparse`]); errors are reported in the order of
+/// reading the prediction's header, the ground truth, the grid check, then the prediction's voxels.
 pub fn evaluate_case(case: &CaseInput) -> Result<CaseResult, EvalError> {
     let header = read_nifti_header(&case.pred).map_err(|e| read_err(&case.pred, e))?;
-    let gt: Volume<u32> = read_nifti(&case.gt).map_err(|e| read_err(&case.gt, e))?;
     let mismatch = |detail: String| EvalError::GridMismatch {
         case_id: case.case_id.clone(),
         pred: case.pred.clone(),
@@ -209,39 +290,25 @@ pub fn evaluate_case(case: &CaseInput) -> Result<CaseResult, EvalError> {
         _ if header.scaling.is_some() => PredictionKind::Probability,
         _ => PredictionKind::Mask,
     };
-    // Compare grids from the header before reading the voxels, so a mismatch is reported cheaply.
-    let pred_geom_ok = header.dims == gt.dims() && header.geometry.same_grid(gt.geometry(), gt.dims(), 1e-3);
+    let (gt, pred) =
+        rayon::join(|| read_gt_runs(&case.gt), || read_pred_runs(&case.pred, header.dtype, kind));
+    let (gt, max_label, gt_header) = gt?;
+    let (gt_dims, gt_geom) = (gt_header.dims, gt_header.geometry);
+    // A grid mismatch is reported before any problem with the prediction's voxels.
+    let pred_geom_ok = header.dims == gt_dims && header.geometry.same_grid(&gt_geom, gt_dims, 1e-3);
     if !pred_geom_ok {
         return Err(mismatch(format!(
             "dims {:?} spacing {:?} origin {:?} vs dims {:?} spacing {:?} origin {:?}",
             header.dims,
             header.geometry.spacing_mm,
             header.geometry.origin_mm,
-            gt.dims(),
-            gt.geometry().spacing_mm,
-            gt.geometry().origin_mm
+            gt_dims,
+            gt_geom.spacing_mm,
+            gt_geom.origin_mm
         )));
     }
-    let result = match kind {
-        PredictionKind::Mask => {
-            let pred: Volume<u8> = match header.dtype {
-                NiftiDtype::U8 => read_nifti(&case.pred).map_err(|e| read_err(&case.pred, e))?,
-                // wider integer masks: any nonzero value is foreground
-                _ => read_nifti::<i32>(&case.pred)
-                    .map_err(|e| read_err(&case.pred, e))?
-                    .map(|v| u8::from(v != 0)),
-            };
-            evaluate_scan(Prediction::Mask(&pred), &gt, case.meta.as_ref())
-        }
-        PredictionKind::Probability => {
-            let pred: Volume<f32> = read_nifti(&case.pred).map_err(|e| read_err(&case.pred, e))?;
-            evaluate_scan(Prediction::Probability(&pred), &gt, case.meta.as_ref())
-        }
-    };
-    let result = result.map_err(|e| match e {
-        EvalError::Geometry(d) => mismatch(d),
-        other => other,
-    })?;
+    let pred = pred?;
+    let result = evaluate_runs(&pred, &gt, max_label, &gt_geom, case.meta.as_ref())?;
     Ok(CaseResult {
         case_id: case.case_id.clone(),
         pred: case.pred.display().to_string(),

@@ -17,14 +17,16 @@
 //!   running the transform again on the box grown by D (all B-surface voxels inside it, from any
 //!   component) gives the exact distances. A component without B voxels falls back to the box of
 //!   everything. Surface flags always look at the true neighbours in the full volume.
+//! * The masks themselves are held as runs ([`crate::sparse`]): components, boxes and the dense
+//!   copies of the boxes the transform runs on come from the runs, so nothing full-size is built.
+//!   The boxes, and hence every distance bit for bit, are the same as on dense masks.
 //! * Summaries (names as in the evaluation protocol): `assd` pools both directions,
 //!   `avg_hd` averages the two directed means, `mhd` takes their maximum, `hd` the maximum of the
 //!   directed maxima and `hd95` the maximum of the two directed 95th percentiles, each percentile
 //!   computed like `numpy.percentile` (linear interpolation between order statistics).
+use crate::sparse::{bbox_of, components_26, group_by_label, Bbox, Runs};
 use crate::stats::percentile_sorted;
-use ndarray::{Array3, ArrayView3, Axis, Zip};
-use nodal_core::{Geometry, Volume};
-use nodal_nodes::components::{label_components, Connectivity};
+use ndarray::{Array3, ArrayView3, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::sync::OnceLock;
@@ -61,22 +63,36 @@ pub fn directed_surface_distances(
     spacing_mm: [f64; 3],
 ) -> Option<DirectedDistances> {
     debug_assert_eq!(a.shape(), b.shape());
-    let everything = union_bbox(a, b)?;
-    let union = Zip::from(a).and(b).par_map_collect(|&x, &y| u8::from(x != 0 || y != 0));
-    let geom = Geometry::axis_aligned(spacing_mm, [0.0; 3]);
-    let union = Volume::new(union, geom).ok()?;
-    let (labels, n) = label_components(&union, Connectivity::TwentySix);
-    drop(union);
-    let boxes = component_boxes(labels.data(), n);
+    let (ra, _) = Runs::from_view(a, false);
+    let (rb, _) = Runs::from_view(b, false);
+    directed_runs(&ra, &rb, spacing_mm)
+}
+
+/// [`directed_surface_distances`] of two binary run sets on the same grid.
+pub(crate) fn directed_runs(a: &Runs, b: &Runs, spacing_mm: [f64; 3]) -> Option<DirectedDistances> {
+    debug_assert_eq!(a.dims, b.dims);
+    let (ba, bb) = (a.bbox()?, b.bbox()?);
+    let everything: Bbox = ([0, 1, 2].map(|x| ba.0[x].min(bb.0[x])), [0, 1, 2].map(|x| ba.1[x].max(bb.1[x])));
+    let union = a.union(b);
+    let (comp, _) = components_26(&union);
+    // (component, its runs of the union) for every component, and its box
+    let groups = group_by_label(comp.iter().copied());
+    let boxes: Vec<Bbox> = groups
+        .iter()
+        .map(|(_, idx)| bbox_of(idx.iter().map(|&x| &union.runs[x])).expect("a component has runs"))
+        .collect();
     // spacing per array axis [k, j, i]
     let sp = [spacing_mm[2], spacing_mm[1], spacing_mm[0]];
-    let lab = labels.data();
-    let directed = |from: ArrayView3<'_, u8>, to: ArrayView3<'_, u8>| -> Vec<f64> {
+    let directed = |from: &Runs, to: &Runs| -> Vec<f64> {
         // squared distances to `to`'s surface over the box of everything, computed at most once
         let fallback = OnceLock::new();
-        let per: Vec<Vec<f64>> = (1..=n)
-            .into_par_iter()
-            .map(|c| directed_in_component(from, to, lab, c as u32, boxes[c], everything, &fallback, sp))
+        let per: Vec<Vec<f64>> = groups
+            .par_iter()
+            .zip(&boxes)
+            .map(|((_, idx), &bx)| {
+                let member = union.fill_some(idx, bx);
+                directed_in_component(from, to, &member, bx, everything, &fallback, sp)
+            })
             .collect();
         let mut all: Vec<f64> = per.into_iter().flatten().collect();
         all.par_sort_unstable_by(f64::total_cmp);
@@ -90,122 +106,97 @@ pub fn directed_surface_distances(
     Some(DirectedDistances { a_to_b, b_to_a })
 }
 
-/// An inclusive box `[k, j, i]`.
-type Bbox = ([usize; 3], [usize; 3]);
+/// Boxes with fewer voxels are processed on one thread: the components they belong to already run
+/// in parallel, and splitting a small box costs more than it saves.
+const PAR_MIN_VOXELS: usize = 1 << 16;
 
-/// Bounding boxes of labels `1..=n` (index 0 unused).
-fn component_boxes(labels: ArrayView3<'_, u32>, n: usize) -> Vec<Bbox> {
-    let empty = || vec![([usize::MAX; 3], [0usize; 3]); n + 1];
-    labels
-        .axis_iter(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .fold(empty, |mut acc, (k, slab)| {
-            for ((j, i), &c) in slab.indexed_iter() {
-                if c != 0 {
-                    let b = &mut acc[c as usize];
-                    b.0 = [b.0[0].min(k), b.0[1].min(j), b.0[2].min(i)];
-                    b.1 = [b.1[0].max(k), b.1[1].max(j), b.1[2].max(i)];
-                }
-            }
-            acc
-        })
-        .reduce(empty, |mut x, y| {
-            for (p, q) in x.iter_mut().zip(y) {
-                p.0 = [0, 1, 2].map(|a| p.0[a].min(q.0[a]));
-                p.1 = [0, 1, 2].map(|a| p.1[a].max(q.1[a]));
-            }
-            x
-        })
-}
-
-/// True when voxel `[k, j, i]` of `m` is foreground with a 6-neighbour that is background or
-/// outside the volume.
-#[inline]
-fn is_surface(m: &ArrayView3<'_, u8>, k: usize, j: usize, i: usize) -> bool {
-    let (nk, nj, ni) = m.dim();
-    if m[[k, j, i]] == 0 {
-        return false;
-    }
-    k == 0
-        || j == 0
-        || i == 0
-        || k + 1 == nk
-        || j + 1 == nj
-        || i + 1 == ni
-        || m[[k - 1, j, i]] == 0
-        || m[[k + 1, j, i]] == 0
-        || m[[k, j - 1, i]] == 0
-        || m[[k, j + 1, i]] == 0
-        || m[[k, j, i - 1]] == 0
-        || m[[k, j, i + 1]] == 0
-}
-
-/// Surface flags of `to` inside the box (true neighbours looked up in the full volume).
-fn surface_in_box(to: &ArrayView3<'_, u8>, bx: Bbox) -> Array3<bool> {
+/// Surface flags of `to` inside the box `bx`: foreground with a 6-neighbour that is background or
+/// outside the volume. The neighbours come from a copy of the box grown by one voxel, so they are
+/// the true ones of the full volume.
+fn surface_in_box(to: &Runs, bx: Bbox) -> Array3<bool> {
     let (lo, hi) = bx;
+    let n = [to.dims[2], to.dims[1], to.dims[0]];
+    let glo = lo.map(|x| x.saturating_sub(1));
+    let ghi = [0, 1, 2].map(|a| (hi[a] + 1).min(n[a] - 1));
+    let m = to.fill_box((glo, ghi));
+    let at = |k: usize, j: usize, i: usize| m[[k - glo[0], j - glo[1], i - glo[2]]] != 0;
     let dims = (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1);
     let mut features = Array3::from_elem(dims, false);
-    features.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(dk, mut slab)| {
+    let slab = |(dk, mut slab): (usize, ArrayViewMut2<'_, bool>)| {
+        let k = lo[0] + dk;
         for ((dj, di), f) in slab.indexed_iter_mut() {
-            *f = is_surface(to, lo[0] + dk, lo[1] + dj, lo[2] + di);
+            let (j, i) = (lo[1] + dj, lo[2] + di);
+            *f = at(k, j, i)
+                && (k == 0
+                    || j == 0
+                    || i == 0
+                    || k + 1 == n[0]
+                    || j + 1 == n[1]
+                    || i + 1 == n[2]
+                    || !at(k - 1, j, i)
+                    || !at(k + 1, j, i)
+                    || !at(k, j - 1, i)
+                    || !at(k, j + 1, i)
+                    || !at(k, j, i - 1)
+                    || !at(k, j, i + 1));
         }
-    });
+    };
+    if features.len() >= PAR_MIN_VOXELS {
+        features.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(slab);
+    } else {
+        features.axis_iter_mut(Axis(0)).enumerate().for_each(slab);
+    }
     features
 }
 
 /// Distances (mm) from the points `pts` (`[k, j, i]`, inside `bx`) to the nearest surface voxel of
 /// `to` inside `bx`; infinity where there is none.
-fn distances_in_box(to: &ArrayView3<'_, u8>, bx: Bbox, pts: &[[usize; 3]], sp: [f64; 3]) -> Vec<f64> {
+fn distances_in_box(to: &Runs, bx: Bbox, pts: &[[usize; 3]], sp: [f64; 3]) -> Vec<f64> {
     let lo = bx.0;
     let d2 = edt_squared(&surface_in_box(to, bx), sp);
     pts.iter().map(|p| d2[[p[0] - lo[0], p[1] - lo[1], p[2] - lo[2]]].sqrt()).collect()
 }
 
-/// Distances from the surface voxels of `from` in component `c` to the surface of `to` (module
-/// docs: local box, then the box grown by the largest local distance).
+/// Distances from the surface voxels of `from` in one component (`member`: its voxels in its box
+/// `bx`) to the surface of `to` (module docs: local box, then the box grown by the largest local
+/// distance).
 fn directed_in_component(
-    from: ArrayView3<'_, u8>,
-    to: ArrayView3<'_, u8>,
-    labels: ArrayView3<'_, u32>,
-    c: u32,
+    from: &Runs,
+    to: &Runs,
+    member: &Array3<bool>,
     bx: Bbox,
     everything: Bbox,
     fallback: &OnceLock<Array3<f64>>,
     sp: [f64; 3],
 ) -> Vec<f64> {
     let (lo, hi) = bx;
-    let mut pts = Vec::new();
-    for k in lo[0]..=hi[0] {
-        for j in lo[1]..=hi[1] {
-            for i in lo[2]..=hi[2] {
-                if labels[[k, j, i]] == c && is_surface(&from, k, j, i) {
-                    pts.push([k, j, i]);
-                }
-            }
-        }
-    }
+    let from_surface = surface_in_box(from, bx);
+    // raster order within the box
+    let pts: Vec<[usize; 3]> = member
+        .indexed_iter()
+        .filter(|&(p, &m)| m && from_surface[p])
+        .map(|((dk, dj, di), _)| [lo[0] + dk, lo[1] + dj, lo[2] + di])
+        .collect();
     if pts.is_empty() {
         return Vec::new();
     }
-    let local = distances_in_box(&to, bx, &pts, sp);
+    let local = distances_in_box(to, bx, &pts, sp);
     if local.iter().any(|d| d.is_infinite()) {
         // no surface of `to` in this component's box: use the box of everything (it holds every
         // component), shared by all such components
         let (e0, _) = everything;
-        let d2 = fallback.get_or_init(|| edt_squared(&surface_in_box(&to, everything), sp));
+        let d2 = fallback.get_or_init(|| edt_squared(&surface_in_box(to, everything), sp));
         return pts.iter().map(|p| d2[[p[0] - e0[0], p[1] - e0[1], p[2] - e0[2]]].sqrt()).collect();
     }
     let reach = local.iter().copied().fold(0.0f64, f64::max);
-    let dims = to.dim();
-    let dims = [dims.0, dims.1, dims.2];
+    let dims = [to.dims[2], to.dims[1], to.dims[0]];
     let g = [0, 1, 2].map(|a| (reach / sp[a]).ceil() as usize);
     let grown: Bbox =
         ([0, 1, 2].map(|a| lo[a].saturating_sub(g[a])), [0, 1, 2].map(|a| (hi[a] + g[a]).min(dims[a] - 1)));
     if grown == bx {
         return local;
     }
-    distances_in_box(&to, grown, &pts, sp)
+    distances_in_box(to, grown, &pts, sp)
 }
 
 /// The protocol's surface-distance summaries; `None` when either mask is empty.
@@ -232,40 +223,6 @@ pub fn summarise(d: &DirectedDistances) -> SurfaceDistances {
         hd: max_ab.max(max_ba),
         hd95: percentile_sorted(&d.a_to_b, 95.0).max(percentile_sorted(&d.b_to_a, 95.0)),
     }
-}
-
-/// Inclusive bounding box `[k, j, i]` of the union of two masks; `None` if either is empty.
-fn union_bbox(a: ArrayView3<'_, u8>, b: ArrayView3<'_, u8>) -> Option<([usize; 3], [usize; 3])> {
-    let (ba, bb) = (bbox(a)?, bbox(b)?);
-    let lo = [0, 1, 2].map(|x| ba.0[x].min(bb.0[x]));
-    let hi = [0, 1, 2].map(|x| ba.1[x].max(bb.1[x]));
-    Some((lo, hi))
-}
-
-/// Inclusive bounding box `[k, j, i]` of the nonzero voxels.
-pub(crate) fn bbox(m: ArrayView3<'_, u8>) -> Option<([usize; 3], [usize; 3])> {
-    let per_slab: Vec<Option<([usize; 3], [usize; 3])>> = m
-        .axis_iter(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .map(|(k, slab)| {
-            let mut lo = [usize::MAX; 3];
-            let mut hi = [0usize; 3];
-            let mut any = false;
-            for ((j, i), &v) in slab.indexed_iter() {
-                if v != 0 {
-                    any = true;
-                    lo = [k, lo[1].min(j), lo[2].min(i)];
-                    hi = [k, hi[1].max(j), hi[2].max(i)];
-                }
-            }
-            any.then_some((lo, hi))
-        })
-        .collect();
-    per_slab
-        .into_iter()
-        .flatten()
-        .reduce(|x, y| ([0, 1, 2].map(|a| x.0[a].min(y.0[a])), [0, 1, 2].map(|a| x.1[a].max(y.1[a]))))
 }
 
 /// Surface flags of a mask (`[nk, nj, ni]`): foreground with a 6-neighbour that is background or
@@ -297,30 +254,40 @@ pub fn surface(m: ArrayView3<'_, u8>) -> Array3<bool> {
 /// `features` (`[nk, nj, ni]`, `spacing` per array axis). Voxels with no feature get infinity.
 pub fn edt_squared(features: &Array3<bool>, spacing: [f64; 3]) -> Array3<f64> {
     let mut d = features.map(|&f| if f { 0.0 } else { f64::INFINITY });
+    let parallel = d.len() >= PAR_MIN_VOXELS;
     for axis in [2usize, 1, 0] {
         let n = d.len_of(Axis(axis));
         let s = spacing[axis];
-        // Parallel over an outer axis other than `axis`; within each 2D sub-view the lanes along
-        // `axis` are transformed one by one with a per-thread scratch buffer.
+        // Over an outer axis other than `axis`; within each 2D sub-view the lanes along `axis` are
+        // transformed one by one with a scratch buffer per thread.
         let (outer, inner) = match axis {
             0 => (1, 0), // sub-view [k, i]: lanes along its axis 0 (k)
             1 => (0, 0), // sub-view [j, i]: lanes along its axis 0 (j)
             _ => (0, 1), // sub-view [j, i]: lanes along its axis 1 (i)
         };
-        d.axis_iter_mut(Axis(outer)).into_par_iter().for_each_init(
-            || Scratch::new(n),
-            |scratch, mut view| {
-                for mut lane in view.lanes_mut(Axis(inner)) {
-                    for (x, v) in scratch.f.iter_mut().zip(lane.iter()) {
-                        *x = *v;
-                    }
-                    transform_1d(scratch, s);
-                    for (v, x) in lane.iter_mut().zip(scratch.out.iter()) {
-                        *v = *x;
-                    }
+        let lanes = |scratch: &mut Scratch, mut view: ArrayViewMut2<'_, f64>| {
+            for mut lane in view.lanes_mut(Axis(inner)) {
+                let mut any = false;
+                for (x, v) in scratch.f.iter_mut().zip(lane.iter()) {
+                    *x = *v;
+                    any |= v.is_finite();
                 }
-            },
-        );
+                // A lane without a finite value is all infinity, and stays so.
+                if !any {
+                    continue;
+                }
+                transform_1d(scratch, s);
+                for (v, x) in lane.iter_mut().zip(scratch.out.iter()) {
+                    *v = *x;
+                }
+            }
+        };
+        if parallel {
+            d.axis_iter_mut(Axis(outer)).into_par_iter().for_each_init(|| Scratch::new(n), lanes);
+        } else {
+            let mut scratch = Scratch::new(n);
+            d.axis_iter_mut(Axis(outer)).for_each(|view| lanes(&mut scratch, view));
+        }
     }
     d
 }
@@ -396,20 +363,6 @@ fn transform_1d(sc: &mut Scratch, s: f64) {
         let dx = xp - pos(vj);
         sc.out[p] = dx * dx + f[vj];
     }
-}
-
-/// Counts voxels where both masks are set, and the voxels of each (for Dice).
-pub(crate) fn overlap_counts(a: ArrayView3<'_, u8>, b: ArrayView3<'_, u8>) -> (usize, usize, usize) {
-    let mut both = 0usize;
-    let mut na = 0usize;
-    let mut nb = 0usize;
-    Zip::from(a).and(b).for_each(|&x, &y| {
-        let (x, y) = (x != 0, y != 0);
-        na += x as usize;
-        nb += y as usize;
-        both += (x && y) as usize;
-    });
-    (both, na, nb)
 }
 
 #[cfg(test)]

@@ -9,6 +9,9 @@
 //!   masks, a [`NodeRow`] per GT node and an [`FpRow`] per false positive.
 //! * [`distance`] — surface voxels, an exact anisotropic Euclidean distance transform, and the
 //!   summaries `assd`, `avg_hd`, `mhd`, `hd`, `hd95`.
+//! * Internally, masks and label maps are held as runs of nonzero voxels (nodes fill a tiny part of
+//!   a CT): every stage works on runs and on small boxes around the nodes, and [`evaluate_case`]
+//!   reads the files row by row into runs without building a full-size volume.
 //! * [`stats`] — Shapiro-Wilk, Kruskal-Wallis, Dunn (Bonferroni), Pearson; p-values as SciPy's.
 //! * [`cohort`] — pairing files into [`CaseInput`]s, [`evaluate_cohort`] (parallel), cohort means,
 //!   Table 1, statistics and FROC in a [`CohortResult`] (`evaluation.json`, schema
@@ -31,6 +34,7 @@
 //! assert_eq!(r.dice, Some(1.0));
 //! assert_eq!(r.hd, Some(0.0));
 //! ```
+mod axes;
 pub mod cohort;
 pub mod distance;
 mod error;
@@ -38,6 +42,7 @@ pub mod meta;
 pub mod output;
 pub mod plots;
 pub mod scan;
+mod sparse;
 pub mod stats;
 mod table;
 

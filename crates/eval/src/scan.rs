@@ -11,12 +11,15 @@
 //!    false positive;
 //! 4. both masks are filtered (TP components; localized nodes) and compared globally (Dice and the
 //!    surface distances of [`crate::distance`]).
-use crate::distance::{overlap_counts, surface_distances};
+//!
+//! Every stage works on the runs of nonzero voxels (`crate::sparse`) and on boxes around the
+//! nodes, with results equal bit for bit to the same stages on whole volumes.
+use crate::axes::label_axes;
+use crate::distance::{directed_runs, summarise};
 use crate::meta::NodeMeta;
+use crate::sparse::{components_26, ProbRuns, Runs};
 use crate::EvalError;
-use nodal_core::{Label, Volume};
-use nodal_nodes::components::{label_components, Connectivity};
-use nodal_nodes::measure::axial_axes;
+use nodal_core::{Geometry, Label, Volume};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -203,40 +206,24 @@ struct GtIndex {
 }
 
 impl GtIndex {
-    fn new<L: Label>(gt: &Volume<L>) -> Result<Self, EvalError> {
-        let max = gt.as_slice().par_iter().map(|v| v.as_usize()).max().unwrap_or(0);
-        if max > MAX_LABEL_ID {
-            return Err(EvalError::LabelTooLarge { label: max, max: MAX_LABEL_ID });
+    /// `max_label`: the largest label of the map (0 when it is all background).
+    fn new(gt: &Runs, max_label: usize) -> Result<Self, EvalError> {
+        if max_label > MAX_LABEL_ID {
+            return Err(EvalError::LabelTooLarge { label: max_label, max: MAX_LABEL_ID });
         }
-        let counts = gt
-            .as_slice()
-            .par_chunks(1 << 16)
-            .fold(
-                || vec![0usize; max + 1],
-                |mut acc, chunk| {
-                    for v in chunk {
-                        acc[v.as_usize()] += 1;
-                    }
-                    acc
-                },
-            )
-            .reduce(|| vec![0usize; max + 1], add_vecs);
-        let ids = (1..=max).filter(|&i| counts[i] > 0).map(|i| i as u32).collect();
+        let mut counts = vec![0usize; max_label + 1];
+        for r in &gt.runs {
+            counts[r.value as usize] += r.len();
+        }
+        let ids = (1..=max_label).filter(|&i| counts[i] > 0).map(|i| i as u32).collect();
         Ok(GtIndex { counts, ids })
     }
 }
 
-fn add_vecs(mut a: Vec<usize>, b: Vec<usize>) -> Vec<usize> {
-    for (x, y) in a.iter_mut().zip(b) {
-        *x += y;
-    }
-    a
-}
-
 /// Components of a prediction after the size filter, and their overlap with the GT nodes.
 struct Detection {
-    /// 26-connected component ids, `[nk, nj, ni]`
-    comps: Volume<u32>,
+    /// the prediction's runs, value = 26-connected component id
+    comps: Runs,
     n_components: usize,
     /// per component id: kept after the SAD filter
     kept: Vec<bool>,
@@ -254,9 +241,14 @@ struct Detection {
     tp: Vec<bool>,
 }
 
-fn detect<L: Label>(mask: &Volume<u8>, gt: &Volume<L>, index: &GtIndex) -> Detection {
-    let (comps, n) = label_components(mask, Connectivity::TwentySix);
-    let axes = axial_axes(&comps);
+/// `mask`: binary runs of the prediction; `gt`: runs of equal labels.
+fn detect(mask: &Runs, gt: &Runs, index: &GtIndex, geom: &Geometry) -> Detection {
+    let (comp, n) = components_26(mask);
+    let mut comps = mask.clone();
+    for (r, c) in comps.runs.iter_mut().zip(comp) {
+        r.value = c;
+    }
+    let axes = label_axes(&comps, geom);
     let mut sad_mm = vec![0.0; n + 1];
     let mut lad_mm = vec![0.0; n + 1];
     let mut kept = vec![false; n + 1];
@@ -264,43 +256,21 @@ fn detect<L: Label>(mask: &Volume<u8>, gt: &Volume<L>, index: &GtIndex) -> Detec
     for c in 1..=n {
         // Every component has at least one voxel, so its axes exist; a missing measurement is
         // treated as size 0 (removed), never as a large node.
-        let (s, l) =
-            axes.get(c).and_then(|a| a.as_ref()).map_or((0.0, 0.0), |a| (a.short_axis_mm, a.long_axis_mm));
+        let (s, l) = axes.get(c).copied().flatten().unwrap_or((0.0, 0.0));
         sad_mm[c] = s;
         lad_mm[c] = l;
         kept[c] = s >= MIN_PRED_SAD_MM;
         n_removed_small += usize::from(!kept[c]);
     }
     let n_ids = index.counts.len();
-    let (inter, pairs) = comps
-        .as_slice()
-        .par_chunks(1 << 16)
-        .zip(gt.as_slice().par_chunks(1 << 16))
-        .fold(
-            || (vec![0usize; n_ids], HashSet::new()),
-            |(mut inter, mut pairs), (cs, gs)| {
-                let mut last = (0u32, 0u32);
-                for (&c, g) in cs.iter().zip(gs) {
-                    let g = g.as_usize();
-                    if c == 0 || g == 0 || !kept[c as usize] {
-                        continue;
-                    }
-                    inter[g] += 1;
-                    if (c, g as u32) != last {
-                        last = (c, g as u32);
-                        pairs.insert(last);
-                    }
-                }
-                (inter, pairs)
-            },
-        )
-        .reduce(
-            || (vec![0usize; n_ids], HashSet::new()),
-            |(a, mut pa), (b, pb)| {
-                pa.extend(pb);
-                (add_vecs(a, b), pa)
-            },
-        );
+    let mut inter = vec![0usize; n_ids];
+    let mut pairs = HashSet::new();
+    comps.for_each_overlap(gt, |c, g, overlap| {
+        if kept[c.value as usize] {
+            inter[g.value as usize] += overlap;
+            pairs.insert((c.value, g.value));
+        }
+    });
     let mut localized = vec![false; n_ids];
     for &id in &index.ids {
         let id = id as usize;
@@ -328,6 +298,21 @@ impl Detection {
     }
 }
 
+/// A prediction held as runs (see [`crate::sparse`]).
+#[derive(Debug)]
+pub(crate) enum PredictionRuns {
+    /// Binary mask.
+    Mask(Runs),
+    /// Probability map, kept from the lowest threshold it is evaluated at ([`min_threshold`]).
+    Probability(ProbRuns),
+}
+
+/// The lowest threshold a probability map is binarised at: [`PROBABILITY_THRESHOLD`] and the FROC
+/// thresholds.
+pub(crate) fn min_threshold() -> f64 {
+    froc_thresholds().into_iter().fold(PROBABILITY_THRESHOLD, f64::min)
+}
+
 /// Evaluates one scan. `gt` is an instance label map (0 = background, one id per node) on the
 /// prediction's grid; `meta` gives the metastatic flag per id.
 pub fn evaluate_scan<L: Label>(
@@ -335,72 +320,69 @@ pub fn evaluate_scan<L: Label>(
     gt: &Volume<L>,
     meta: Option<&NodeMeta>,
 ) -> Result<ScanResult, EvalError> {
-    let (mask, probability) = match pred {
+    match pred {
         Prediction::Mask(m) => {
             m.check_same_grid(gt).map_err(|e| EvalError::Geometry(e.to_string()))?;
-            (None, None)
         }
         Prediction::Probability(p) => {
             p.check_same_grid(gt).map_err(|e| EvalError::Geometry(e.to_string()))?;
             if let Some(bad) = p.as_slice().par_iter().find_any(|v| !(0.0..=1.0).contains(*v)) {
                 return Err(EvalError::InvalidProbability { value: *bad as f64 });
             }
-            (Some(threshold(p, PROBABILITY_THRESHOLD)), Some(p))
+        }
+    }
+    let ((gt_runs, max_label), pred_runs) = rayon::join(
+        || Runs::from_volume(gt, true),
+        || match pred {
+            Prediction::Mask(m) => PredictionRuns::Mask(Runs::from_volume(m, false).0),
+            Prediction::Probability(p) => {
+                PredictionRuns::Probability(ProbRuns::from_volume(p, min_threshold()))
+            }
+        },
+    );
+    evaluate_runs(&pred_runs, &gt_runs, max_label, gt.geometry(), meta)
+}
+
+/// [`evaluate_scan`] of a prediction and a ground truth held as runs on the grid `geom` (`gt`: runs
+/// of equal labels, `max_label` its largest label). Nothing full-size is built.
+pub(crate) fn evaluate_runs(
+    pred: &PredictionRuns,
+    gt: &Runs,
+    max_label: usize,
+    geom: &Geometry,
+    meta: Option<&NodeMeta>,
+) -> Result<ScanResult, EvalError> {
+    let thresholded;
+    let mask = match pred {
+        PredictionRuns::Mask(m) => m,
+        PredictionRuns::Probability(p) => {
+            thresholded = p.threshold(PROBABILITY_THRESHOLD);
+            &thresholded
         }
     };
-    let mask: &Volume<u8> = match (&pred, &mask) {
-        (Prediction::Mask(m), _) => m,
-        (_, Some(m)) => m,
-        _ => unreachable!("a probability map is always thresholded above"),
-    };
-    let index = GtIndex::new(gt)?;
-    let det = detect(mask, gt, &index);
-    let geom = *gt.geometry();
+    let index = GtIndex::new(gt, max_label)?;
+    let (det, gt_axes) = rayon::join(|| detect(mask, gt, &index, geom), || label_axes(gt, geom));
     let voxel_mm3 = geom.voxel_volume_mm3();
 
-    // Per-component voxel counts and index sums, for FP volumes and centroids.
-    let [ni, nj, _] = mask.dims();
+    // Per-component voxel counts and index sums, for FP volumes and centroids. The sums are exact
+    // integers, as the per-voxel sums in f64 they replace were.
     let n_comp = det.n_components;
-    let (comp_voxels, comp_sums) = det
-        .comps
-        .data()
-        .axis_iter(ndarray::Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .fold(
-            || (vec![0usize; n_comp + 1], vec![[0.0f64; 3]; n_comp + 1]),
-            |(mut cnt, mut sum), (k, slab)| {
-                for j in 0..nj {
-                    for i in 0..ni {
-                        let c = slab[[j, i]] as usize;
-                        if c != 0 {
-                            cnt[c] += 1;
-                            sum[c][0] += i as f64;
-                            sum[c][1] += j as f64;
-                            sum[c][2] += k as f64;
-                        }
-                    }
-                }
-                (cnt, sum)
-            },
-        )
-        .reduce(
-            || (vec![0usize; n_comp + 1], vec![[0.0f64; 3]; n_comp + 1]),
-            |(a, mut sa), (b, sb)| {
-                for (x, y) in sa.iter_mut().zip(sb) {
-                    for t in 0..3 {
-                        x[t] += y[t];
-                    }
-                }
-                (add_vecs(a, b), sa)
-            },
-        );
+    let mut comp_voxels = vec![0usize; n_comp + 1];
+    let mut comp_sums = vec![[0u128; 3]; n_comp + 1];
+    for r in &det.comps.runs {
+        let c = r.value as usize;
+        let len = r.len() as u128;
+        comp_voxels[c] += r.len();
+        comp_sums[c][0] += (r.start as u128 + r.end as u128 - 1) * len / 2;
+        comp_sums[c][1] += r.j as u128 * len;
+        comp_sums[c][2] += r.k as u128 * len;
+    }
 
     let mut fps = Vec::new();
     for c in 1..=n_comp {
         if det.kept[c] && !det.tp[c] {
             let nv = comp_voxels[c];
-            let centroid_idx = comp_sums[c].map(|s| s / nv as f64);
+            let centroid_idx = comp_sums[c].map(|s| s as f64 / nv as f64);
             fps.push(FpRow {
                 component: c as u32,
                 sad_mm: det.sad_mm[c],
@@ -412,16 +394,12 @@ pub fn evaluate_scan<L: Label>(
         }
     }
 
-    let gt_axes = axial_axes(gt);
     let nodes: Vec<NodeRow> = index
         .ids
         .iter()
         .map(|&id| {
             let i = id as usize;
-            let (sad, lad) = gt_axes
-                .get(i)
-                .and_then(|a| a.as_ref())
-                .map_or((0.0, 0.0), |a| (a.short_axis_mm, a.long_axis_mm));
+            let (sad, lad) = gt_axes.get(i).copied().flatten().unwrap_or((0.0, 0.0));
             NodeRow {
                 id,
                 sad_mm: sad,
@@ -437,11 +415,13 @@ pub fn evaluate_scan<L: Label>(
         .collect();
 
     // Filtered masks: TP components / localized nodes.
-    let pred_f = det.comps.map(|c| u8::from(c != 0 && det.tp[c as usize]));
-    let gt_f = gt.map(|g| u8::from(g.as_usize() != 0 && det.localized[g.as_usize()]));
-    let (both, n_a, n_b) = overlap_counts(pred_f.data(), gt_f.data());
+    let pred_f = det.comps.select(|r| det.tp[r.value as usize]);
+    let gt_f = gt.select(|r| det.localized[r.value as usize]);
+    let mut both = 0usize;
+    pred_f.for_each_overlap(&gt_f, |_, _, overlap| both += overlap);
+    let (n_a, n_b) = (pred_f.n_voxels(), gt_f.n_voxels());
     let dice = (n_a > 0 && n_b > 0).then(|| 2.0 * both as f64 / (n_a + n_b) as f64);
-    let dist = surface_distances(pred_f.data(), gt_f.data(), geom.spacing_mm);
+    let dist = directed_runs(&pred_f, &gt_f, geom.spacing_mm).map(|d| summarise(&d));
 
     let n_gt = index.ids.len();
     let n_loc = nodes.iter().filter(|n| n.localized).count();
@@ -454,21 +434,23 @@ pub fn evaluate_scan<L: Label>(
         (Some(_), Some(_)) => Some(0.0),
         _ => None,
     };
-    let froc = probability.map(|p| {
-        froc_thresholds()
-            .into_iter()
-            .map(|t| {
-                let m = threshold(p, t);
-                let d = detect(&m, gt, &index);
-                FrocCounts {
-                    threshold: t,
-                    n_gt,
-                    n_localized: index.ids.iter().filter(|&&id| d.localized[id as usize]).count(),
-                    n_fp: d.n_kept() - d.n_tp(),
-                }
-            })
-            .collect()
-    });
+    let froc = match pred {
+        PredictionRuns::Mask(_) => None,
+        PredictionRuns::Probability(p) => Some(
+            froc_thresholds()
+                .into_par_iter()
+                .map(|t| {
+                    let d = detect(&p.threshold(t), gt, &index, geom);
+                    FrocCounts {
+                        threshold: t,
+                        n_gt,
+                        n_localized: index.ids.iter().filter(|&&id| d.localized[id as usize]).count(),
+                        n_fp: d.n_kept() - d.n_tp(),
+                    }
+                })
+                .collect(),
+        ),
+    };
     debug_assert!(det.pairs.iter().all(|&(c, _)| det.kept[c as usize]));
     Ok(ScanResult {
         n_gt_nodes: n_gt,
@@ -492,9 +474,4 @@ pub fn evaluate_scan<L: Label>(
         fps,
         froc,
     })
-}
-
-/// Binary mask `p >= t` (the f32 probability compared exactly, widened to f64).
-fn threshold(p: &Volume<f32>, t: f64) -> Volume<u8> {
-    p.map(move |v| u8::from(v as f64 >= t))
 }

@@ -2,7 +2,8 @@
 //!
 //! * [`read_nifti`] / [`write_nifti`] / [`read_nifti_header`] — `.nii` and `.nii.gz`; NIfTI's RAS
 //!   affine (sform, else qform) becomes nodal's LPS [`nodal_core::Geometry`]; written files carry both
-//!   sform and qform and open in nibabel with the same affine.
+//!   sform and qform and open in nibabel with the same affine. [`NiftiRows`] reads a file a block of
+//!   rows at a time, for callers that keep only part of the voxels.
 //! * [`list_series`] / [`read_ct_series`] / [`read_ct_files`] — DICOM CT series (classic single-frame
 //!   files or enhanced multi-frame CT) to a [`CtScan`]: HU as `Volume<i16>` plus the [`DicomRefs`] a
 //!   DICOM SEG/SR needs.
@@ -21,7 +22,7 @@ pub use dicom::{
     SeriesInfo,
 };
 pub use error::IoError;
-pub use nifti::{read_nifti, read_nifti_header, write_nifti, NiftiDtype, NiftiHeader, NiftiVoxel};
+pub use nifti::{read_nifti, read_nifti_header, write_nifti, NiftiDtype, NiftiHeader, NiftiRows, NiftiVoxel};
 
 use std::path::Path;
 

@@ -121,7 +121,7 @@ nifti_voxel!(u8 => 2, U8; i16 => 4, I16; u16 => 512, U16; i32 => 8, I32; u32 => 
 
 /// Opens `path` and returns a reader over the (decompressed) bytes. Gzip is recognised by its magic
 /// bytes, not by the file name.
-fn open_stream(path: &Path) -> Result<(Box<dyn Read>, bool), IoError> {
+fn open_stream(path: &Path) -> Result<(Box<dyn Read + Send>, bool), IoError> {
     let open_err = |source| IoError::Open { path: path.to_path_buf(), error: source };
     let mut file = std::fs::File::open(path).map_err(open_err)?;
     let mut magic = [0u8; 2];
@@ -404,52 +404,252 @@ fn stream_err(path: &Path, gz: bool, source: std::io::Error) -> IoError {
 /// bit-exactly.
 pub fn read_nifti<T: Voxel>(path: impl AsRef<Path>) -> Result<Volume<T>, IoError> {
     let path = path.as_ref();
-    let (mut stream, gz) = open_stream(path)?;
-    let mut hbytes = [0u8; HEADER_SIZE];
-    let got = read_full(&mut stream, &mut hbytes).map_err(|e| stream_err(path, gz, e))?;
-    if got < HEADER_SIZE {
-        return Err(IoError::NotNifti {
-            path: path.to_path_buf(),
-            reason: format!("only {got} bytes, a NIfTI-1 header has {HEADER_SIZE}"),
-        });
-    }
-    let h = parse_header(path, &hbytes)?;
-    // Skip extensions up to the data.
-    let skip = (h.vox_offset - HEADER_SIZE) as u64;
-    let skipped = std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink())
-        .map_err(|e| stream_err(path, gz, e))?;
-    let n: usize = h.dims.iter().product();
-    let nbytes = n * h.dtype.size_bytes();
-    if skipped < skip {
-        return Err(IoError::DataSizeMismatch {
-            path: path.to_path_buf(),
-            expected_bytes: nbytes as u64,
-            found_bytes: 0,
-        });
-    }
+    let mut rows = NiftiRows::<T>::open(path)?;
+    let [ni, nj, nk] = rows.header().dims;
     // Sizes were checked against MAX_VOXELS in parse_header, so this allocation is bounded.
-    let mut raw = vec![0u8; nbytes];
-    let got = read_full(&mut stream, &mut raw).map_err(|e| stream_err(path, gz, e))?;
-    if got < nbytes {
-        return Err(IoError::DataSizeMismatch {
-            path: path.to_path_buf(),
-            expected_bytes: nbytes as u64,
-            found_bytes: got as u64,
-        });
-    }
-    if gz {
-        // Drain the rest so a damaged trailer (CRC, length) is noticed rather than ignored.
-        std::io::copy(&mut stream, &mut std::io::sink()).map_err(|e| stream_err(path, gz, e))?;
-    }
-    let values = convert::<T>(&raw, h.dtype, h.big_endian, h.scaling);
-    let [ni, nj, nk] = h.dims;
+    let mut values = Vec::with_capacity(ni * nj * nk);
+    while rows.next_rows(&mut values)?.is_some() {}
+    let geometry = rows.header().geometry;
     let data = ndarray::Array3::from_shape_vec([nk, nj, ni], values).expect("length matches dims");
-    Volume::new(data, h.geometry)
+    Volume::new(data, geometry)
         .map_err(|e| IoError::InvalidGeometry { path: path.to_path_buf(), reason: e.to_string() })
 }
 
-/// Decodes stored voxels to `T`: `value = stored * slope + inter` when scaled.
-fn convert<T: Voxel>(raw: &[u8], dtype: NiftiDtype, be: bool, scaling: Option<(f64, f64)>) -> Vec<T> {
+/// Decoded bytes per block of [`NiftiRows::next_rows`]: small enough that the inflated bytes are
+/// still in cache when they are converted and when the caller looks at them.
+const BLOCK_BYTES: usize = 1 << 17;
+
+/// A NIfTI-1 file read a block of rows at a time, so that a caller that keeps only part of the
+/// voxels (the nonzero ones of a mask, say) never holds the whole volume.
+///
+/// Row `r` holds voxels `(0..ni, j, k)` with `r = k * nj + j`; values are converted to `T` exactly as
+/// [`read_nifti`] converts them (it is built on this reader), and errors are the same.
+pub struct NiftiRows<T: Voxel> {
+    path: std::path::PathBuf,
+    stream: Box<dyn Read + Send>,
+    gz: bool,
+    header: NiftiHeader,
+    /// rows already returned
+    next_row: usize,
+    n_rows: usize,
+    /// stored bytes per row
+    row_bytes: usize,
+    raw: Vec<u8>,
+    convert: Converter<T>,
+}
+
+impl<T: Voxel> std::fmt::Debug for NiftiRows<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NiftiRows")
+            .field("path", &self.path)
+            .field("header", &self.header)
+            .field("next_row", &self.next_row)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Voxel> NiftiRows<T> {
+    /// Opens `path`, parses the header and skips to the voxel data.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, IoError> {
+        let path = path.as_ref();
+        let (mut stream, gz) = open_stream(path)?;
+        let mut hbytes = [0u8; HEADER_SIZE];
+        let got = read_full(&mut stream, &mut hbytes).map_err(|e| stream_err(path, gz, e))?;
+        if got < HEADER_SIZE {
+            return Err(IoError::NotNifti {
+                path: path.to_path_buf(),
+                reason: format!("only {got} bytes, a NIfTI-1 header has {HEADER_SIZE}"),
+            });
+        }
+        let header = parse_header(path, &hbytes)?;
+        // Skip extensions up to the data.
+        let skip = (header.vox_offset - HEADER_SIZE) as u64;
+        let skipped = std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink())
+            .map_err(|e| stream_err(path, gz, e))?;
+        let [ni, nj, nk] = header.dims;
+        let row_bytes = ni * header.dtype.size_bytes();
+        if skipped < skip {
+            return Err(IoError::DataSizeMismatch {
+                path: path.to_path_buf(),
+                expected_bytes: (row_bytes * nj * nk) as u64,
+                found_bytes: 0,
+            });
+        }
+        let convert = Converter::new(header.dtype, header.big_endian, header.scaling, ni * nj * nk);
+        Ok(NiftiRows {
+            path: path.to_path_buf(),
+            stream,
+            gz,
+            header,
+            next_row: 0,
+            n_rows: nj * nk,
+            row_bytes,
+            raw: Vec::new(),
+            convert,
+        })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &NiftiHeader {
+        &self.header
+    }
+
+    /// Decodes the next block of whole rows and *appends* its `n_rows * ni` values to `out`. Returns
+    /// the index of the block's first row, or `None` once every row has been returned (a gzip
+    /// stream is then read to its end, so a damaged trailer is an error rather than ignored).
+    pub fn next_rows(&mut self, out: &mut Vec<T>) -> Result<Option<usize>, IoError> {
+        let path = self.path.as_path();
+        if self.next_row == self.n_rows {
+            if self.gz {
+                std::io::copy(&mut self.stream, &mut std::io::sink())
+                    .map_err(|e| stream_err(path, self.gz, e))?;
+                // Drained: a second call at the end has nothing left to check.
+                self.gz = false;
+            }
+            return Ok(None);
+        }
+        let per_block = (BLOCK_BYTES / self.row_bytes.max(1)).max(1);
+        let rows = per_block.min(self.n_rows - self.next_row);
+        let nbytes = rows * self.row_bytes;
+        self.raw.resize(nbytes, 0);
+        let got = read_full(&mut self.stream, &mut self.raw).map_err(|e| stream_err(path, self.gz, e))?;
+        if got < nbytes {
+            return Err(IoError::DataSizeMismatch {
+                path: path.to_path_buf(),
+                expected_bytes: (self.n_rows * self.row_bytes) as u64,
+                found_bytes: (self.next_row * self.row_bytes + got) as u64,
+            });
+        }
+        self.convert.extend(&self.raw, out);
+        let first = self.next_row;
+        self.next_row += rows;
+        Ok(Some(first))
+    }
+}
+
+/// Stored bytes -> `T`, with `value = stored * slope + inter` when scaled and then `T::from_f64`.
+/// Stored types of one or two bytes go through a table of all their values (the same expression,
+/// evaluated once per possible value instead of once per voxel), and a stored type equal to `T`
+/// without scaling is copied bit-exactly.
+enum Converter<T> {
+    /// The stored type is `T` and unscaled: decoded as itself.
+    Same { dtype: NiftiDtype, be: bool },
+    /// `table[byte]` for 8-bit types.
+    Table8(Vec<T>),
+    /// `table[bits]` for 16-bit types, the bit pattern read in the file's byte order.
+    Table16 { table: Vec<T>, be: bool },
+    /// Per-voxel conversion.
+    Direct { dtype: NiftiDtype, be: bool, scaling: Option<(f64, f64)> },
+}
+
+/// Below this many voxels a 65536-entry table costs more than it saves.
+const MIN_VOXELS_FOR_TABLE16: usize = 1 << 18;
+
+impl<T: Voxel> Converter<T> {
+    fn new(dtype: NiftiDtype, be: bool, scaling: Option<(f64, f64)>, n_voxels: usize) -> Self {
+        // The same expression as `convert_into`, so table entries equal per-voxel results.
+        let value = |v: f64| match scaling {
+            None => T::from_f64(v),
+            Some((s, i)) => T::from_f64(v * s + i),
+        };
+        if scaling.is_none() && stored_as::<T>(dtype) {
+            return Converter::Same { dtype, be };
+        }
+        let big = n_voxels >= MIN_VOXELS_FOR_TABLE16;
+        match dtype {
+            NiftiDtype::U8 => Converter::Table8((0..=255u8).map(|b| value(b as f64)).collect()),
+            NiftiDtype::I8 => Converter::Table8((0..=255u8).map(|b| value(b as i8 as f64)).collect()),
+            NiftiDtype::U16 if big => {
+                Converter::Table16 { table: (0..=u16::MAX).map(|b| value(b as f64)).collect(), be }
+            }
+            NiftiDtype::I16 if big => {
+                Converter::Table16 { table: (0..=u16::MAX).map(|b| value(b as i16 as f64)).collect(), be }
+            }
+            _ => Converter::Direct { dtype, be, scaling },
+        }
+    }
+
+    /// Appends the values of `raw` (whole voxels) to `out`.
+    fn extend(&self, raw: &[u8], out: &mut Vec<T>) {
+        match self {
+            Converter::Same { dtype, be } => {
+                if !extend_same_type(raw, *dtype, *be, out) {
+                    convert_into(raw, *dtype, *be, None, out)
+                }
+            }
+            Converter::Table8(t) => out.extend(raw.iter().map(|&b| t[b as usize])),
+            Converter::Table16 { table, be: true } => {
+                out.extend(raw.chunks_exact(2).map(|c| table[u16::from_be_bytes([c[0], c[1]]) as usize]))
+            }
+            Converter::Table16 { table, be: false } => {
+                out.extend(raw.chunks_exact(2).map(|c| table[u16::from_le_bytes([c[0], c[1]]) as usize]))
+            }
+            Converter::Direct { dtype, be, scaling } => convert_into(raw, *dtype, *be, *scaling, out),
+        }
+    }
+}
+
+/// True when the stored type is `T` itself.
+fn stored_as<T: Voxel>(dtype: NiftiDtype) -> bool {
+    use std::any::TypeId;
+    let stored = match dtype {
+        NiftiDtype::U8 => TypeId::of::<u8>(),
+        NiftiDtype::I8 => TypeId::of::<i8>(),
+        NiftiDtype::I16 => TypeId::of::<i16>(),
+        NiftiDtype::U16 => TypeId::of::<u16>(),
+        NiftiDtype::I32 => TypeId::of::<i32>(),
+        NiftiDtype::U32 => TypeId::of::<u32>(),
+        NiftiDtype::F32 => TypeId::of::<f32>(),
+        NiftiDtype::F64 => TypeId::of::<f64>(),
+    };
+    stored == TypeId::of::<T>()
+}
+
+/// Appends `raw` decoded as its own type when `out` is a `Vec` of that type (returns false
+/// otherwise): no round trip through f64, so the copy is bit-exact and avoids a rounding call per
+/// voxel.
+fn extend_same_type(raw: &[u8], dtype: NiftiDtype, be: bool, out: &mut dyn std::any::Any) -> bool {
+    macro_rules! same {
+        ($t:ty, $n:expr, $dt:ident) => {
+            if dtype == NiftiDtype::$dt {
+                if let Some(o) = out.downcast_mut::<Vec<$t>>() {
+                    o.extend(raw.chunks_exact($n).map(|c| {
+                        let a: [u8; $n] = c.try_into().unwrap();
+                        if be {
+                            <$t>::from_be_bytes(a)
+                        } else {
+                            <$t>::from_le_bytes(a)
+                        }
+                    }));
+                    return true;
+                }
+            }
+        };
+    }
+    if dtype == NiftiDtype::U8 {
+        if let Some(o) = out.downcast_mut::<Vec<u8>>() {
+            o.extend_from_slice(raw);
+            return true;
+        }
+    }
+    same!(i8, 1, I8);
+    same!(i16, 2, I16);
+    same!(u16, 2, U16);
+    same!(i32, 4, I32);
+    same!(u32, 4, U32);
+    same!(f32, 4, F32);
+    same!(f64, 8, F64);
+    false
+}
+
+/// Decodes stored voxels to `T` and appends them: `value = stored * slope + inter` when scaled.
+fn convert_into<T: Voxel>(
+    raw: &[u8],
+    dtype: NiftiDtype,
+    be: bool,
+    scaling: Option<(f64, f64)>,
+    out: &mut Vec<T>,
+) {
     macro_rules! decode {
         ($t:ty, $n:expr) => {{
             let it = raw.chunks_exact($n).map(|c| {
@@ -461,8 +661,8 @@ fn convert<T: Voxel>(raw: &[u8], dtype: NiftiDtype, be: bool, scaling: Option<(f
                 }
             });
             match scaling {
-                None => it.map(|v| T::from_f64(v as f64)).collect(),
-                Some((s, i)) => it.map(|v| T::from_f64(v as f64 * s + i)).collect(),
+                None => out.extend(it.map(|v| T::from_f64(v as f64))),
+                Some((s, i)) => out.extend(it.map(|v| T::from_f64(v as f64 * s + i))),
             }
         }};
     }
@@ -581,6 +781,122 @@ pub fn write_nifti<T: NiftiVoxel>(vol: &Volume<T>, path: impl AsRef<Path>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every byte pattern of 1- and 2-byte types plus edge values of the wider ones, in both byte
+    /// orders.
+    fn samples(dtype: NiftiDtype, be: bool) -> Vec<u8> {
+        let n = dtype.size_bytes();
+        let mut out = Vec::new();
+        if n <= 2 {
+            for v in 0..(1u32 << (8 * n)) {
+                let b = v.to_le_bytes();
+                let mut c = b[..n].to_vec();
+                if be {
+                    c.reverse();
+                }
+                out.extend(c);
+            }
+        } else {
+            let vals: [f64; 9] = [0.0, 1.0, -1.0, 2.5, -7.5, 65535.0, 1e9, -3e9, 0.49999];
+            for v in vals {
+                let mut c = match dtype {
+                    NiftiDtype::I32 => (v as i32).to_le_bytes().to_vec(),
+                    NiftiDtype::U32 => (v as u32).to_le_bytes().to_vec(),
+                    NiftiDtype::F32 => (v as f32).to_le_bytes().to_vec(),
+                    _ => v.to_le_bytes().to_vec(),
+                };
+                if be {
+                    c.reverse();
+                }
+                out.extend(c);
+            }
+        }
+        out
+    }
+
+    fn same_as_per_voxel<T: Voxel>() {
+        let dtypes = [
+            NiftiDtype::U8,
+            NiftiDtype::I8,
+            NiftiDtype::I16,
+            NiftiDtype::U16,
+            NiftiDtype::I32,
+            NiftiDtype::U32,
+            NiftiDtype::F32,
+            NiftiDtype::F64,
+        ];
+        for dtype in dtypes {
+            for be in [false, true] {
+                for scaling in [None, Some((0.5, -3.0)), Some((1e-3, 0.25))] {
+                    let raw = samples(dtype, be);
+                    for n_voxels in [10, 1 << 20] {
+                        let mut fast = Vec::new();
+                        Converter::<T>::new(dtype, be, scaling, n_voxels).extend(&raw, &mut fast);
+                        let mut slow = Vec::new();
+                        convert_into::<T>(&raw, dtype, be, scaling, &mut slow);
+                        // compare bit patterns through f64 (NaN-free inputs)
+                        let f: Vec<f64> = fast.iter().map(|v| v.to_f64()).collect();
+                        let s: Vec<f64> = slow.iter().map(|v| v.to_f64()).collect();
+                        assert_eq!(f, s, "{dtype:?} be {be} scaling {scaling:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Blocks of several rows, rows longer than a block, and truncation inside a later block.
+    #[test]
+    fn rows_come_in_order_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Geometry::axis_aligned([0.7, 0.8, 2.0], [1.0, 2.0, 3.0]);
+        // f64 rows of 20000 voxels are longer than a block
+        for dims in [[300usize, 200, 5], [20_000, 2, 3]] {
+            let n: usize = dims.iter().product();
+            let data: Vec<f64> = (0..n).map(|x| (x % 7919) as f64 - 3000.25).collect();
+            let [ni, nj, nk] = dims;
+            let vol = Volume::new(ndarray::Array3::from_shape_vec([nk, nj, ni], data).unwrap(), g).unwrap();
+            let path = dir.path().join(format!("v{ni}.nii.gz"));
+            write_nifti(&vol, &path).unwrap();
+            let mut rows = NiftiRows::<f32>::open(&path).unwrap();
+            let (mut next, mut blocks, mut all) = (0, 0, Vec::new());
+            let mut block = Vec::new();
+            while let Some(first) = rows.next_rows(&mut block).unwrap() {
+                assert_eq!(first, next);
+                assert_eq!(block.len() % ni, 0);
+                next += block.len() / ni;
+                blocks += 1;
+                all.append(&mut block);
+            }
+            assert_eq!(next, nj * nk);
+            assert!(blocks > 1);
+            assert!(all.iter().zip(vol.as_slice()).all(|(a, b)| *a == *b as f32));
+            assert_eq!(read_nifti::<f64>(&path).unwrap().as_slice(), vol.as_slice());
+            // Cut inside the data: the size error counts the bytes that did arrive.
+            let raw_path = dir.path().join(format!("v{ni}.nii"));
+            write_nifti(&vol, &raw_path).unwrap();
+            let b = std::fs::read(&raw_path).unwrap();
+            let keep = VOX_OFFSET + 8 * n * 2 / 3 + 1;
+            std::fs::write(&raw_path, &b[..keep]).unwrap();
+            match read_nifti::<f64>(&raw_path).unwrap_err() {
+                IoError::DataSizeMismatch { expected_bytes, found_bytes, .. } => {
+                    assert_eq!(expected_bytes, 8 * n as u64);
+                    assert_eq!(found_bytes, (keep - VOX_OFFSET) as u64);
+                }
+                e => panic!("{e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn tables_and_same_type_copies_equal_per_voxel_conversion() {
+        same_as_per_voxel::<u8>();
+        same_as_per_voxel::<i16>();
+        same_as_per_voxel::<u16>();
+        same_as_per_voxel::<i32>();
+        same_as_per_voxel::<u32>();
+        same_as_per_voxel::<f32>();
+        same_as_per_voxel::<f64>();
+    }
 
     #[test]
     fn quaternion_round_trip_for_all_axis_permutations_and_flips() {
