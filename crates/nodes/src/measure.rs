@@ -135,6 +135,36 @@ fn axes_in_box<L: Label>(
     id: L,
     bbox: &LabelBox,
 ) -> Option<AxialAxes> {
+    axes_where(g, frame, bbox.min, bbox.max, |idx| data[[idx[2], idx[1], idx[0]]] == id)
+}
+
+/// True when one index axis of `g` runs along S-I, so axial slices are index planes and
+/// [`axial_axes_in_box`] applies.
+pub fn has_axial_index_axis(g: &Geometry) -> bool {
+    axial_frame(g).is_some()
+}
+
+/// The measurement of [`axial_axes`] for one object given by a membership test instead of a label
+/// map: the voxels `[i, j, k]` with `inside([i, j, k])` within the inclusive index box `min..=max`.
+/// For callers that store masks their own way (e.g. as runs); equal bit for bit to `axial_axes` on
+/// the corresponding label map. `None` when no voxel is inside or when no index axis runs along
+/// S-I (see [`has_axial_index_axis`]; `axial_axes` reformats such grids first).
+pub fn axial_axes_in_box(
+    g: &Geometry,
+    min: [usize; 3],
+    max: [usize; 3],
+    inside: impl Fn([usize; 3]) -> bool,
+) -> Option<AxialAxes> {
+    axes_where(g, axial_frame(g)?, min, max, inside)
+}
+
+fn axes_where(
+    g: &Geometry,
+    frame: AxialFrame,
+    min: [usize; 3],
+    max: [usize; 3],
+    inside: impl Fn([usize; 3]) -> bool,
+) -> Option<AxialAxes> {
     let [ac, ar, as_] = frame.axes;
     // Step in mm per unit of each original index axis.
     let e = |a: usize| g.direction[a].map(|d| d * g.spacing_mm[a]);
@@ -150,15 +180,15 @@ fn axes_in_box<L: Label>(
     let mut best: Option<AxialAxes> = None;
     let mut pts: Vec<P3> = Vec::new();
     let mut idx = [0usize; 3];
-    for s in bbox.min[as_]..=bbox.max[as_] {
+    for s in min[as_]..=max[as_] {
         pts.clear();
         idx[as_] = s;
-        for r in bbox.min[ar]..=bbox.max[ar] {
+        for r in min[ar]..=max[ar] {
             idx[ar] = r;
             let (mut first, mut last) = (usize::MAX, 0usize);
-            for c in bbox.min[ac]..=bbox.max[ac] {
+            for c in min[ac]..=max[ac] {
                 idx[ac] = c;
-                if data[[idx[2], idx[1], idx[0]]] == id {
+                if inside(idx) {
                     first = first.min(c);
                     last = c;
                 }
