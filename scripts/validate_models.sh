@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Scores model folders on the validation sets of the model card (never used for training):
+#   unseen phantom seeds   nodal dataset --n 4 --seed 2 --split val --size train
+#   held-out real CT       nodes inserted into TotalSegmentator's aorta_report CT, seeds 1 and 2
+# Usage: bash scripts/validate_models.sh MODEL_DIR [MODEL_DIR ...]   (after cargo build --release)
+# Prints one JSON per model and set (recall, FP/scan, Dice, recall SAD >= 15 mm), as the trainer logs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/release/nodal
+VALIDATE=target/release/examples/net_validate
+OUT=${VALIDATION_DIR:-runs/validation}
+AORTA=.cache/testdata/totalsegmentator/tests/reference_files/aorta_report/example_ct.nii.gz
+[ -x "$VALIDATE" ] || cargo build --release -p nodal-net --example net_validate
+if [ ! -d "$OUT/phantom" ]; then
+  "$BIN" dataset --n 4 --seed 2 --split val --size train -o "$OUT/phantom"
+fi
+for s in 1 2; do
+  [ -f "$OUT/aorta-$s/ct.nii.gz" ] || "$BIN" phantom --background "$AORTA" --seed "$s" -o "$OUT/aorta-$s"
+done
+phantom_pairs=()
+for img in "$OUT"/phantom/imagesTr/*_0000.nii.gz; do
+  id=$(basename "$img" _0000.nii.gz)
+  phantom_pairs+=("$img" "$OUT/phantom/labelsTr/$id.nii.gz")
+done
+for model in "$@"; do
+  echo "== $model: unseen phantom seeds"
+  "$VALIDATE" "$model" "${phantom_pairs[@]}"
+  echo "== $model: held-out aorta background"
+  "$VALIDATE" "$model" "$OUT/aorta-1/ct.nii.gz" "$OUT/aorta-1/nodes.nii.gz" "$OUT/aorta-2/ct.nii.gz" "$OUT/aorta-2/nodes.nii.gz"
+done
