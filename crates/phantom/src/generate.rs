@@ -8,6 +8,7 @@ use crate::{NodeInfo, Phantom, PhantomError};
 use ndarray::Array3;
 use nodal_core::{Geometry, Volume};
 use rand::Rng;
+use rayon::prelude::*;
 
 /// Generates one phantom. Deterministic in `(cfg, seed)`: every random draw comes from a seeded
 /// stream or a positional hash, so thread scheduling cannot change a single voxel.
@@ -23,13 +24,15 @@ pub fn generate_phantom(cfg: &PhantomConfig, seed: u64) -> Result<Phantom, Phant
     let planned = plan_mass_effect(&mut stream(seed, "mass"), &mut anat, &grid, &drafts);
 
     // Pass A: tissue map at the slice centres.
-    let tissue = render::tissue_map(&anat, &grid);
+    let sids = render::sid_map(&anat, &grid);
+    let tissue = render::tissue_of(&anat, &sids);
     let mut labels = Array3::<u16>::zeros(tissue.raw_dim());
     let (placed, attrs) = place_nodes(&mut nrng, &anat, &grid, &tissue, &mut labels, drafts, &planned);
     // Pass B: HU with sub-slice integration and the final labels.
     let n_sub = if sc.slice_mm > 1.3 { 3 } else { 1 };
     let tex_seed = rng::stream_seed(seed, "texture");
-    let (mut hu, lab) = render::hu_and_labels(&anat, &grid, &placed, tex_seed, n_sub);
+    let (mut hu, lab) = render::hu_and_labels(&anat, &grid, &placed, tex_seed, n_sub, Some(&sids));
+    drop(sids);
     render::add_artifacts(&anat, &grid, &sc, rng::stream_seed(seed, "artifacts"), &mut hu);
     let sig_xy = sc.psf_sigma_mm / ip;
     let kx = render::gauss_kernel(sig_xy);
@@ -41,7 +44,8 @@ pub fn generate_phantom(cfg: &PhantomConfig, seed: u64) -> Result<Phantom, Phant
         sc.noise_hu * (1.0 + 1.3 * ((0.14 - u) / 0.18).clamp(0.0, 1.0))
     };
     render::noise_and_blur(&grid, &mut hu, [&kx, &kx, &kz], noise, rng::stream_seed(seed, "noise"));
-    let ct = hu.mapv(|v| v.round().clamp(-1024.0, 3071.0) as i16);
+    let ct = ndarray::Zip::from(&hu).par_map_collect(|&v| v.round().clamp(-1024.0, 3071.0) as i16);
+    drop(hu);
     let (lab, nodes_attrs) = finalize_labels(lab, &placed, &attrs);
     let labels_vol = Volume::new(lab, geom)?;
     let nodes = measure(&labels_vol, &nodes_attrs);
@@ -168,7 +172,7 @@ pub(crate) fn plan_mass_effect(
             let w = anat.to_world(u, q);
             let c = [w[0], w[1], anat.z_of(u)];
             let shape = base.placed(c, &d.shape.calcs);
-            if rasterize(grid, &shape, 2.0).is_none() {
+            if !fits_grid(grid, &shape, 2.0) {
                 continue;
             }
             let apart = anat.mass.pushes.iter().all(|p| {
@@ -254,14 +258,11 @@ fn site(rng: &mut PRng, anat: &Anatomy, level: Level, side: f64, r: f64) -> (f64
     }
 }
 
-/// Voxels of a shape on the grid (slice centres): `(flat index, level)`; `None` if it leaves the
-/// grid. Also returns the voxels of the shape inflated by `margin_mm` for exclusion checks.
-pub(crate) fn rasterize(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> Option<(Vec<usize>, Vec<usize>)> {
+/// Index box `[lo, hi]` (inclusive, per axis) of a shape inflated by `margin_mm`; `None` if it
+/// comes within one voxel of the grid's border.
+fn index_box(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> Option<([usize; 3], [usize; 3])> {
     let e = shape.extent_mm() + margin_mm;
     let c = shape.centre;
-    let rmin = shape.radii.iter().cloned().fold(f64::INFINITY, f64::min);
-    let infl = 1.0 + margin_mm / rmin;
-    let [ni, nj, nk] = grid.dims;
     let mut lo = [0usize; 3];
     let mut hi = [0usize; 3];
     for a in 0..3 {
@@ -275,23 +276,47 @@ pub(crate) fn rasterize(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> Optio
         lo[a] = a0 as usize;
         hi[a] = a1 as usize;
     }
-    let _ = nk;
-    let mut inside = Vec::new();
-    let mut near = Vec::new();
-    for k in lo[2]..=hi[2] {
-        let z = grid.z(k);
-        for j in lo[1]..=hi[1] {
-            let y = grid.y(j);
-            for i in lo[0]..=hi[0] {
-                let l = shape.level_of([grid.x(i), y, z]);
-                let idx = (k * nj + j) * ni + i;
-                if l < 1.0 {
-                    inside.push(idx);
-                } else if l < infl {
-                    near.push(idx);
+    Some((lo, hi))
+}
+
+/// True when [`rasterize`] with this margin gives `Some` (the shape stays inside the grid).
+pub(crate) fn fits_grid(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> bool {
+    index_box(grid, shape, margin_mm).is_some()
+}
+
+/// Voxels of a shape on the grid (slice centres): `(flat index, level)`; `None` if it leaves the
+/// grid. Also returns the voxels of the shape inflated by `margin_mm` for exclusion checks.
+pub(crate) fn rasterize(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> Option<(Vec<usize>, Vec<usize>)> {
+    let rmin = shape.radii.iter().cloned().fold(f64::INFINITY, f64::min);
+    let infl = 1.0 + margin_mm / rmin;
+    let [ni, nj, _] = grid.dims;
+    let (lo, hi) = index_box(grid, shape, margin_mm)?;
+    // Slices in parallel, joined in order (the lists are in index order).
+    let per_slice: Vec<(Vec<usize>, Vec<usize>)> = (lo[2]..=hi[2])
+        .into_par_iter()
+        .map(|k| {
+            let z = grid.z(k);
+            let mut inside = Vec::new();
+            let mut near = Vec::new();
+            for j in lo[1]..=hi[1] {
+                let y = grid.y(j);
+                for i in lo[0]..=hi[0] {
+                    let l = shape.level_of([grid.x(i), y, z]);
+                    let idx = (k * nj + j) * ni + i;
+                    if l < 1.0 {
+                        inside.push(idx);
+                    } else if l < infl {
+                        near.push(idx);
+                    }
                 }
             }
-        }
+            (inside, near)
+        })
+        .collect();
+    let (mut inside, mut near) = (Vec::new(), Vec::new());
+    for (a, b) in per_slice {
+        inside.extend(a);
+        near.extend(b);
     }
     Some((inside, near))
 }
@@ -432,21 +457,42 @@ pub(crate) fn finalize_labels(
     let (nk, nj, ni) = (shape[0], shape[1], shape[2]);
     let n = placed.len();
     let data = lab.as_slice_mut().expect("standard layout");
-    // Bounding boxes per label.
-    let mut bb = vec![[usize::MAX, usize::MAX, usize::MAX, 0, 0, 0]; n + 1];
-    for (idx, &l) in data.iter().enumerate() {
-        if l == 0 {
-            continue;
-        }
-        let (i, j, k) = (idx % ni, (idx / ni) % nj, idx / (ni * nj));
-        let b = &mut bb[l as usize];
-        b[0] = b[0].min(i);
-        b[1] = b[1].min(j);
-        b[2] = b[2].min(k);
-        b[3] = b[3].max(i);
-        b[4] = b[4].max(j);
-        b[5] = b[5].max(k);
-    }
+    // Bounding boxes per label (per slice in parallel, then merged).
+    let empty = vec![[usize::MAX, usize::MAX, usize::MAX, 0, 0, 0]; n + 1];
+    let bb = data
+        .par_chunks((ni * nj).max(1))
+        .enumerate()
+        .fold(
+            || empty.clone(),
+            |mut bb, (k, sl)| {
+                for (idx, &l) in sl.iter().enumerate() {
+                    if l == 0 {
+                        continue;
+                    }
+                    let (i, j) = (idx % ni, idx / ni);
+                    let b = &mut bb[l as usize];
+                    b[0] = b[0].min(i);
+                    b[1] = b[1].min(j);
+                    b[2] = b[2].min(k);
+                    b[3] = b[3].max(i);
+                    b[4] = b[4].max(j);
+                    b[5] = b[5].max(k);
+                }
+                bb
+            },
+        )
+        .reduce(
+            || empty.clone(),
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    for c in 0..3 {
+                        x[c] = x[c].min(y[c]);
+                        x[c + 3] = x[c + 3].max(y[c + 3]);
+                    }
+                }
+                a
+            },
+        );
     for l in 1..=n {
         let b = bb[l];
         if b[0] == usize::MAX {
@@ -524,10 +570,26 @@ pub(crate) fn finalize_labels(
         }
     }
     // Renumber: drop empty labels.
-    let mut count = vec![0usize; n + 1];
-    for &l in data.iter() {
-        count[l as usize] += 1;
-    }
+    let count = data
+        .par_chunks((ni * nj).max(1))
+        .fold(
+            || vec![0usize; n + 1],
+            |mut c, sl| {
+                for &l in sl {
+                    c[l as usize] += 1;
+                }
+                c
+            },
+        )
+        .reduce(
+            || vec![0usize; n + 1],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x += y;
+                }
+                a
+            },
+        );
     let mut map = vec![0u16; n + 1];
     let mut out_attrs = Vec::new();
     for l in 1..=n {
@@ -536,8 +598,13 @@ pub(crate) fn finalize_labels(
             map[l] = out_attrs.len() as u16;
         }
     }
-    for v in data.iter_mut() {
-        *v = map[*v as usize];
+    // Nothing to do when no label was dropped.
+    if map.iter().enumerate().any(|(l, &m)| m as usize != l) {
+        data.par_chunks_mut((ni * nj).max(1)).for_each(|sl| {
+            for v in sl {
+                *v = map[*v as usize];
+            }
+        });
     }
     (lab, out_attrs)
 }

@@ -2,9 +2,10 @@
 //! integration, and the scanner model (metal and shoulder streaks, correlated noise, blur).
 use crate::anatomy::{sid, Anatomy, StructInfo, Tissue};
 use crate::config::Scanner;
+use crate::mass::ShiftBounds;
 use crate::nodes::NodeShape;
-use crate::rng::{hash_normal, mix64, texture};
-use crate::shapes::Prim2;
+use crate::rng::{hash_normal, mix64, texture_cached, value_noise_cached, NoiseCell};
+use crate::shapes::{PreparedPrim2, Prim2};
 use ndarray::{Array3, Axis};
 use nodal_core::Geometry;
 use rayon::prelude::*;
@@ -47,7 +48,7 @@ impl Grid {
 pub fn paint_sids(anat: &Anatomy, grid: &Grid, z: f64, buf: &mut [u16]) {
     let ni = grid.dims[0];
     buf.fill(sid::AIR);
-    let prims = anat.slice(z);
+    let prims: Vec<(PreparedPrim2, u16)> = anat.slice(z).iter().map(|(p, id)| (p.prepare(), *id)).collect();
     for (p, id) in &prims {
         paint_prim(grid, p, *id, ni, buf);
     }
@@ -60,7 +61,6 @@ pub fn paint_sids(anat: &Anatomy, grid: &Grid, z: f64, buf: &mut [u16]) {
             if z < a[2].min(b[2]) - r || z > a[2].max(b[2]) + r {
                 continue;
             }
-            let seg = crate::shapes::Tube { pts: vec![a, b], radius: vec![t.radius[s], t.radius[s + 1]] };
             let (Some((i0, i1)), Some((j0, j1))) = (
                 grid.range(0, a[0].min(b[0]) - r, a[0].max(b[0]) + r),
                 grid.range(1, a[1].min(b[1]) - r, a[1].max(b[1]) + r),
@@ -71,7 +71,7 @@ pub fn paint_sids(anat: &Anatomy, grid: &Grid, z: f64, buf: &mut [u16]) {
                 let y = grid.y(j);
                 for i in i0..=i1 {
                     let cur = buf[j * ni + i];
-                    if (cur == sid::FAT || cur == sid::DEEP_FAT) && seg.contains([grid.x(i), y, z]) {
+                    if (cur == sid::FAT || cur == sid::DEEP_FAT) && t.segment_contains(s, [grid.x(i), y, z]) {
                         buf[j * ni + i] = v.sid;
                     }
                 }
@@ -85,19 +85,36 @@ pub fn paint_sids(anat: &Anatomy, grid: &Grid, z: f64, buf: &mut [u16]) {
 
 /// Repaints the pixels of plane `z` that a node's mass effect displaces: each shows the structure
 /// at its source point (see [`crate::mass`]).
-fn paint_displaced(anat: &Anatomy, grid: &Grid, z: f64, prims: &[(Prim2, u16)], buf: &mut [u16]) {
+///
+/// A pixel in several push boxes takes the answer of the last box, so each pixel is done once,
+/// with the last box that holds it; tiles that no push can move are skipped whole.
+fn paint_displaced(anat: &Anatomy, grid: &Grid, z: f64, prims: &[(PreparedPrim2, u16)], buf: &mut [u16]) {
+    // Tile side, pixels (4 and the edge limit below were the fastest on the 512 x 512 benchmark).
+    const TILE: usize = 4;
     let ni = grid.dims[0];
-    for b in anat.mass.boxes(z) {
-        let (Some((i0, i1)), Some((j0, j1))) = (grid.range(0, b[0], b[1]), grid.range(1, b[2], b[3])) else {
+    let ranges: Vec<Option<[usize; 4]>> = anat
+        .mass
+        .boxes(z)
+        .iter()
+        .map(|b| match (grid.range(0, b[0], b[1]), grid.range(1, b[2], b[3])) {
+            (Some((i0, i1)), Some((j0, j1))) => Some([i0, i1, j0, j1]),
+            _ => None,
+        })
+        .collect();
+    let boxes = anat.mass.boxes(z);
+    // Sources lie within the box grown by the largest displacement (the node size): keep only
+    // structures that can reach it.
+    let grow = anat.mass.pushes.iter().map(|p| p.shape.extent_mm()).fold(0.0, f64::max);
+    let bounds = anat.mass.shift_bounds();
+    for (n, b) in boxes.iter().enumerate() {
+        let Some([i0, i1, j0, j1]) = ranges[n] else {
             continue;
         };
-        // Sources lie within the box grown by the largest displacement (the node size): keep
-        // only structures that can reach it.
-        let grow = anat.mass.pushes.iter().map(|p| p.shape.extent_mm()).fold(0.0, f64::max);
+        let later: Vec<[usize; 4]> = ranges[n + 1..].iter().flatten().copied().collect();
         let near = |bb: [f64; 4]| {
             bb[1] >= b[0] - grow && bb[0] <= b[1] + grow && bb[3] >= b[2] - grow && bb[2] <= b[3] + grow
         };
-        let local: Vec<&(Prim2, u16)> = prims.iter().filter(|(p, _)| near(p.bbox())).collect();
+        let local: Vec<&(PreparedPrim2, u16)> = prims.iter().filter(|(p, _)| near(p.prim.bbox())).collect();
         let tubes: Vec<(&crate::shapes::Tube, u16)> = anat
             .vessels
             .iter()
@@ -113,25 +130,64 @@ fn paint_displaced(anat: &Anatomy, grid: &Grid, z: f64, prims: &[(Prim2, u16)], 
             })
             .map(|v| (&v.tube, v.sid))
             .collect();
-        for j in j0..=j1 {
-            let y = grid.y(j);
-            for i in i0..=i1 {
-                let p = [grid.x(i), y, z];
-                let q = anat.mass.source(p);
-                if !anat.mass.moves(p, q) {
+        // The segments of those tubes that reach the plane, in tube order: the first tube that
+        // contains a point of the plane is the tube of the first segment that does.
+        let segs: Vec<(&crate::shapes::Tube, usize, u16)> = tubes
+            .iter()
+            .flat_map(|&(t, vs)| {
+                (0..t.pts.len().saturating_sub(1)).filter_map(move |s| {
+                    let (za, zb) = (t.pts[s][2], t.pts[s + 1][2]);
+                    let r = t.radius[s].abs().max(t.radius[s + 1].abs()) + 1e-6;
+                    (z >= za.min(zb) - r && z <= za.max(zb) + r).then_some((t, s, vs))
+                })
+            })
+            .collect();
+        for tj0 in (j0..=j1).step_by(TILE) {
+            let tj1 = (tj0 + TILE - 1).min(j1);
+            let (ya, yb) = (grid.y(tj0).min(grid.y(tj1)), grid.y(tj0).max(grid.y(tj1)));
+            for ti0 in (i0..=i1).step_by(TILE) {
+                let ti1 = (ti0 + TILE - 1).min(i1);
+                let (xa, xb) = (grid.x(ti0).min(grid.x(ti1)), grid.x(ti0).max(grid.x(ti1)));
+                // The tile as a ball around its centre.
+                let centre = [0.5 * (xa + xb), 0.5 * (ya + yb), z];
+                let radius = 0.5 * (xb - xa).hypot(yb - ya) * (1.0 + 1e-9) + 1e-9;
+                let bound = bounds.near(centre, radius);
+                if bound.as_ref().is_some_and(ShiftBounds::is_still) {
                     continue;
                 }
-                let mut id = local
-                    .iter()
-                    .rev()
-                    .find(|(pr, _)| pr.contains(q[0], q[1]))
-                    .map_or(sid::AIR, |(_, id)| *id);
-                if id == sid::FAT || id == sid::DEEP_FAT {
-                    if let Some((_, vs)) = tubes.iter().find(|(t, _)| t.contains([q[0], q[1], z])) {
-                        id = *vs;
+                // Near the edge of the moved region the bound is worth trying pixel by pixel
+                // (cheaper than a source; the limit was tuned on the 512 x 512 benchmark).
+                let edge = bound.is_some_and(|b| b.norm_mm < 0.1);
+                for j in tj0..=tj1 {
+                    let y = grid.y(j);
+                    for i in ti0..=ti1 {
+                        if later.iter().any(|r| (r[0]..=r[1]).contains(&i) && (r[2]..=r[3]).contains(&j)) {
+                            continue;
+                        }
+                        if edge && bounds.still_near([grid.x(i), y, z], 0.0) {
+                            continue;
+                        }
+                        let p = [grid.x(i), y, z];
+                        let q = anat.mass.source(p);
+                        if !anat.mass.moves(p, q) {
+                            continue;
+                        }
+                        let mut id = local
+                            .iter()
+                            .rev()
+                            .find(|(pr, _)| pr.contains(q[0], q[1]))
+                            .map_or(sid::AIR, |(_, id)| *id);
+                        if id == sid::FAT || id == sid::DEEP_FAT {
+                            let qz = [q[0], q[1], z];
+                            if let Some(&(_, _, vs)) =
+                                segs.iter().find(|(t, s, _)| t.segment_contains(*s, qz))
+                            {
+                                id = vs;
+                            }
+                        }
+                        buf[j * ni + i] = id;
                     }
                 }
-                buf[j * ni + i] = id;
             }
         }
     }
@@ -153,35 +209,47 @@ pub fn sid_in(anat: &Anatomy, prims: &[(Prim2, u16)], p: [f64; 3]) -> u16 {
     id
 }
 
-fn paint_prim(grid: &Grid, p: &Prim2, id: u16, ni: usize, buf: &mut [u16]) {
-    let bb = p.bbox();
+/// Paints the pixels of a primitive's bounding box that are inside it, in runs along rows.
+fn paint_prim(grid: &Grid, p: &PreparedPrim2, id: u16, ni: usize, buf: &mut [u16]) {
+    let bb = p.prim.bbox();
     let (Some((i0, i1)), Some((j0, j1))) = (grid.range(0, bb[0], bb[1]), grid.range(1, bb[2], bb[3])) else {
         return;
     };
+    let step_mm = grid.geom.spacing_mm[0];
     for j in j0..=j1 {
         let y = grid.y(j);
         let row = &mut buf[j * ni..(j + 1) * ni];
-        for i in i0..=i1 {
-            if p.contains(grid.x(i), y) {
-                row[i] = id;
-            }
-        }
+        p.row_runs(y, i0, i1, |i| grid.x(i), step_mm, |a, b| row[a..=b].fill(id));
     }
 }
 
 /// HU of a structure at a point (mean plus texture).
 #[inline]
 pub fn struct_hu(info: &StructInfo, id: u16, seed: u64, p: [f64; 3]) -> f64 {
+    struct_hu_cached(&mut [None; 3], info, id, seed, p)
+}
+
+/// [`struct_hu`] with noise cell caches (two texture octaves, the septa field) for the points of a
+/// row of one structure: the same value, bit for bit.
+#[inline]
+pub fn struct_hu_cached(
+    cache: &mut [Option<NoiseCell>; 3],
+    info: &StructInfo,
+    id: u16,
+    seed: u64,
+    p: [f64; 3],
+) -> f64 {
     if info.tex_hu == 0.0 {
         return info.hu;
     }
-    let t = texture(seed ^ (id as u64).wrapping_mul(0x9E37), p, info.tex_mm);
+    let [c0, c1, c2] = cache;
+    let t = texture_cached([c0, c1], seed ^ (id as u64).wrapping_mul(0x9E37), p, info.tex_mm);
     match id {
         // Mottled calcification: only the positive lobes of the texture calcify.
         sid::CALC_CARTILAGE => info.hu + info.tex_hu * (2.0 * t - 0.3).max(0.0),
         // Intermuscular fat planes: thin sheets where a coarse noise field crosses zero.
         sid::MUSCLE | sid::TONGUE => {
-            let n = crate::rng::value_noise(seed ^ 0xFA7, [p[0] / 11.0, p[1] / 11.0, p[2] / 25.0]);
+            let n = value_noise_cached(c2, seed ^ 0xFA7, [p[0] / 11.0, p[1] / 11.0, p[2] / 25.0]);
             let septa = (-(n * n) / (2.0 * 0.03 * 0.03)).exp();
             info.hu + info.tex_hu * t - 0.8 * septa * (info.hu + 95.0)
         }
@@ -189,8 +257,11 @@ pub fn struct_hu(info: &StructInfo, id: u16, seed: u64, p: [f64; 3]) -> f64 {
     }
 }
 
-/// Pass A: the tissue map on the output grid (slice centres), `[nk, nj, ni]`.
-pub fn tissue_map(anat: &Anatomy, grid: &Grid) -> Array3<u8> {
+// Structure ids are stored in a byte.
+const _: () = assert!(sid::COUNT <= 256);
+
+/// Pass A: the structure ids on the output grid (slice centres), `[nk, nj, ni]`.
+pub fn sid_map(anat: &Anatomy, grid: &Grid) -> Array3<u8> {
     let [ni, nj, nk] = grid.dims;
     let mut out = Array3::<u8>::zeros([nk, nj, ni]);
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut sl)| {
@@ -198,10 +269,21 @@ pub fn tissue_map(anat: &Anatomy, grid: &Grid) -> Array3<u8> {
         paint_sids(anat, grid, grid.z(k), &mut buf);
         let s = sl.as_slice_mut().expect("standard layout");
         for (o, id) in s.iter_mut().zip(&buf) {
-            *o = anat.structs[*id as usize].tissue as u8;
+            *o = *id as u8;
         }
     });
     out
+}
+
+/// The tissue classes of a structure-id map.
+pub fn tissue_of(anat: &Anatomy, sids: &Array3<u8>) -> Array3<u8> {
+    let lut: Vec<u8> = anat.structs.iter().map(|s| s.tissue as u8).collect();
+    ndarray::Zip::from(sids).par_map_collect(|&id| lut[id as usize])
+}
+
+/// The tissue map on the output grid (slice centres), `[nk, nj, ni]`.
+pub fn tissue_map(anat: &Anatomy, grid: &Grid) -> Array3<u8> {
+    tissue_of(anat, &sid_map(anat, grid))
 }
 
 /// A node placed in the volume: its label id (1-based), shape and cluster.
@@ -235,13 +317,15 @@ pub fn nodes_near_z(nodes: &[PlacedNode], z: f64, margin: f64) -> Vec<usize> {
 
 /// Pass B: the noiseless, unblurred HU image `[nk, nj, ni]` (f32) and the label map (slice
 /// centres). Each output slice averages `n_sub` sub-slices across its thickness (slice profile /
-/// partial volume along z).
+/// partial volume along z). `centre_sids`, if given, is [`sid_map`] of the same anatomy: the
+/// centre sub-slice (odd `n_sub`) is then not painted again.
 pub fn hu_and_labels(
     anat: &Anatomy,
     grid: &Grid,
     nodes: &[PlacedNode],
     tex_seed: u64,
     n_sub: usize,
+    centre_sids: Option<&Array3<u8>>,
 ) -> (Array3<f32>, Array3<u16>) {
     let [ni, nj, nk] = grid.dims;
     let mut hu = Array3::<f32>::zeros([nk, nj, ni]);
@@ -255,16 +339,33 @@ pub fn hu_and_labels(
             let hs = hs.as_slice_mut().expect("standard layout");
             let ls = ls.as_slice_mut().expect("standard layout");
             let mut buf = vec![0u16; ni * nj];
+            let mut cache = vec![[None; 3]; anat.structs.len()];
             for s in 0..n_sub {
                 let off = (s as f64 + 0.5) / n_sub as f64 - 0.5;
                 let z = grid.z(k) + off * dz;
                 let centre = 2 * s + 1 == n_sub;
-                paint_sids(anat, grid, z, &mut buf);
+                match centre_sids.filter(|m| centre && m.dim() == (nk, nj, ni)) {
+                    // The centre sub-slice is the slice centre (offset 0): the same plane.
+                    Some(sids) => {
+                        let sl = sids.index_axis(Axis(0), k);
+                        let sl = sl.as_slice().expect("standard layout");
+                        for (b, id) in buf.iter_mut().zip(sl) {
+                            *b = *id as u16;
+                        }
+                    }
+                    None => paint_sids(anat, grid, z, &mut buf),
+                }
                 for j in 0..nj {
                     let y = grid.y(j);
                     for i in 0..ni {
                         let id = buf[j * ni + i];
-                        let v = struct_hu(&anat.structs[id as usize], id, tex_seed, [grid.x(i), y, z]);
+                        let v = struct_hu_cached(
+                            &mut cache[id as usize],
+                            &anat.structs[id as usize],
+                            id,
+                            tex_seed,
+                            [grid.x(i), y, z],
+                        );
                         hs[j * ni + i] += (v / n_sub as f64) as f32;
                     }
                 }
@@ -321,23 +422,50 @@ fn add_streaks(
     decay_mm: f64,
 ) {
     let ni = grid.dims[0];
+    if ni == 0 {
+        return;
+    }
     let inv2w2 = 1.0 / (2.0 * width_mm * width_mm);
+    let rot: Vec<(f64, f64)> = angles.iter().map(|a| a.sin_cos()).collect();
+    // A streak adds where e = perp^2 / (2 w^2) < 9: |perp| below this (widened), a band along
+    // the row; outside it the test fails whatever the rounding.
+    let perp_max = (9.0 / inv2w2).sqrt() * (1.0 + 1e-6) + 1e-9;
+    let (ox, sx) = (grid.geom.origin_mm[0], grid.geom.spacing_mm[0]);
+    let mut acc = vec![0.0f64; ni];
     for j in 0..grid.dims[1] {
         let dy = grid.y(j) - centre[1];
+        // Per pixel, the streaks are summed in angle order as they come.
+        acc.fill(0.0);
+        for (&(s, c), amp) in rot.iter().zip(amps) {
+            let (i0, i1) = if s.abs() > 1e-9 && sx > 0.0 {
+                // perp = -s dx + c dy, |perp| < perp_max: dx between these, then pixel indices
+                // (one pixel of room on each side).
+                let a = (c * dy - perp_max) / s;
+                let b = (c * dy + perp_max) / s;
+                let to_i = |dx: f64| (dx + centre[0] - ox) / sx;
+                let lo = (to_i(a.min(b)).floor() - 1.0).max(0.0);
+                let hi = (to_i(a.max(b)).ceil() + 1.0).min(ni as f64 - 1.0);
+                if lo.is_nan() || hi.is_nan() || lo > hi {
+                    continue;
+                }
+                (lo as usize, hi as usize)
+            } else {
+                (0, ni - 1)
+            };
+            for i in i0..=i1 {
+                let dx = grid.x(i) - centre[0];
+                let perp = -s * dx + c * dy;
+                let e = perp * perp * inv2w2;
+                if e < 9.0 {
+                    acc[i] += amp * (-e).exp();
+                }
+            }
+        }
         for i in 0..ni {
             let dx = grid.x(i) - centre[0];
             let d = (dx * dx + dy * dy).sqrt();
             let fall = 1.0 / (1.0 + d / decay_mm);
-            let mut acc = 0.0;
-            for (a, amp) in angles.iter().zip(amps) {
-                let (s, c) = a.sin_cos();
-                let perp = -s * dx + c * dy;
-                let e = perp * perp * inv2w2;
-                if e < 9.0 {
-                    acc += amp * (-e).exp();
-                }
-            }
-            slice[j * ni + i] += (acc * fall) as f32;
+            slice[j * ni + i] += (acc[i] * fall) as f32;
         }
     }
 }
@@ -415,47 +543,74 @@ pub fn convolve_axis(v: &mut Array3<f32>, axis: usize, kernel: &[f32]) {
     if kernel.len() <= 1 {
         return;
     }
-    let r = (kernel.len() / 2) as i64;
-    let [nk, nj, ni] = [v.shape()[0], v.shape()[1], v.shape()[2]];
+    let [nk, ni] = [v.shape()[0], v.shape()[2]];
     match axis {
         // i (within rows) and j (within slices): per slice.
         0 | 1 => {
             v.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut sl| {
                 let s = sl.as_slice_mut().expect("standard layout");
-                let (n, stride, lines, lstride) = if axis == 0 { (ni, 1, nj, ni) } else { (nj, ni, ni, 1) };
-                let mut line = vec![0f32; n];
-                for l in 0..lines {
-                    let base = l * lstride;
-                    for x in 0..n {
-                        line[x] = s[base + x * stride];
-                    }
-                    for x in 0..n as i64 {
-                        let mut acc = 0f32;
-                        for (t, w) in kernel.iter().enumerate() {
-                            let xx = (x + t as i64 - r).clamp(0, n as i64 - 1) as usize;
-                            acc += w * line[xx];
-                        }
-                        s[base + x as usize * stride] = acc;
-                    }
+                if axis == 0 {
+                    convolve_rows(s, ni, kernel);
+                } else {
+                    convolve_lines(s, ni, kernel);
                 }
             });
         }
         _ => {
-            // k: process columns of j-rows in parallel over j.
-            let src = v.clone();
-            v.axis_iter_mut(Axis(1)).into_par_iter().enumerate().for_each(|(j, mut plane)| {
-                // plane: [nk, ni]
-                for k in 0..nk as i64 {
-                    for i in 0..ni {
-                        let mut acc = 0f32;
-                        for (t, w) in kernel.iter().enumerate() {
-                            let kk = (k + t as i64 - r).clamp(0, nk as i64 - 1) as usize;
-                            acc += w * src[[kk, j, i]];
-                        }
-                        plane[[k as usize, i]] = acc;
+            // k: per plane of fixed j (`[nk, ni]`, rows `nj * ni` apart), in parallel over j.
+            v.axis_iter_mut(Axis(1)).into_par_iter().for_each(|mut plane| {
+                let mut src = Vec::with_capacity(nk * ni);
+                for row in plane.outer_iter() {
+                    match row.as_slice() {
+                        Some(r) => src.extend_from_slice(r),
+                        None => src.extend(row.iter().copied()),
+                    }
+                }
+                convolve_lines(&mut src, ni, kernel);
+                for (k, row) in src.chunks_exact(ni).enumerate().take(nk) {
+                    for (o, x) in plane.index_axis_mut(Axis(0), k).iter_mut().zip(row) {
+                        *o = *x;
                     }
                 }
             });
+        }
+    }
+}
+
+/// Convolves each row (`n` values) of `s` with `kernel`, edges clamped. Every output is
+/// `0 + w0 x0 + w1 x1 + ...` in kernel order, whatever the loop order.
+fn convolve_rows(s: &mut [f32], n: usize, kernel: &[f32]) {
+    let r = kernel.len() / 2;
+    let mut pad = vec![0f32; n + kernel.len() - 1];
+    let mut acc = vec![0f32; n];
+    for row in s.chunks_exact_mut(n) {
+        // pad[x + t] is the clamped sample x + t - r.
+        for (p, v) in pad.iter_mut().enumerate() {
+            *v = row[p.saturating_sub(r).min(n - 1)];
+        }
+        acc.fill(0.0);
+        for (t, w) in kernel.iter().enumerate() {
+            for (a, x) in acc.iter_mut().zip(&pad[t..t + n]) {
+                *a += w * x;
+            }
+        }
+        row.copy_from_slice(&acc);
+    }
+}
+
+/// Convolves `s`, seen as lines of `n` values, across the lines (each column with `kernel`,
+/// edges clamped); same order of operations as [`convolve_rows`].
+fn convolve_lines(s: &mut [f32], n: usize, kernel: &[f32]) {
+    let lines = s.len() / n;
+    let r = kernel.len() / 2;
+    let src = s.to_vec();
+    for (l, out) in s.chunks_exact_mut(n).enumerate() {
+        out.fill(0.0);
+        for (t, w) in kernel.iter().enumerate() {
+            let ll = (l + t).saturating_sub(r).min(lines - 1);
+            for (a, x) in out.iter_mut().zip(&src[ll * n..(ll + 1) * n]) {
+                *a += w * x;
+            }
         }
     }
 }
@@ -473,6 +628,7 @@ pub fn noise_and_blur(
     let gain: f64 =
         kernels.iter().map(|k| k.iter().map(|w| (*w as f64).powi(2)).sum::<f64>()).product::<f64>().sqrt();
     let ni = grid.dims[0];
+    // Noise, then the in-plane passes, slice by slice (the same operations as whole-volume passes).
     hu.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(k, mut sl)| {
         let s = sl.as_slice_mut().expect("standard layout");
         let sd = (noise_hu(grid.z(k)) / gain) as f32;
@@ -481,11 +637,14 @@ pub fn noise_and_blur(
             // Air outside the patient is also noisy but never brighter than air.
             *v += sd * hash_normal(mix64(base ^ idx as u64));
         }
-        let _ = ni;
+        if kernels[0].len() > 1 {
+            convolve_rows(s, ni, kernels[0]);
+        }
+        if kernels[1].len() > 1 {
+            convolve_lines(s, ni, kernels[1]);
+        }
     });
-    for (a, kern) in kernels.iter().enumerate() {
-        convolve_axis(hu, a, kern);
-    }
+    convolve_axis(hu, 2, kernels[2]);
 }
 
 /// Is this tissue allowed under a node?
