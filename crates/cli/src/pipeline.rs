@@ -14,6 +14,15 @@ use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
 
+/// The model in `--model DIR`, else the default model (see `nodal_net::default_model`).
+pub fn load_model_arg(dir: Option<&Path>) -> anyhow::Result<LoadedModel> {
+    match dir {
+        Some(dir) => nodal_net::load_model(dir),
+        None => nodal_net::default_model(),
+    }
+    .context("loading the model")
+}
+
 /// Seconds spent in each stage of [`segment_ct`].
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SegmentTimings {

@@ -10,6 +10,7 @@
 //! (`i` fastest, then `j`, then `k`), the order [`nodal_nodes::label_components`] numbers by.
 use ndarray::{Array3, ArrayView3, Axis};
 use nodal_core::{Label, Volume};
+use nodal_nodes::components::row_runs;
 use rayon::prelude::*;
 
 /// Voxels `start..end` of row `(j, k)`, all holding `value` (nonzero).
@@ -83,29 +84,14 @@ impl Runs {
         let nj = self.dims[1];
         let (k, j) = ((r / nj) as u32, (r % nj) as u32);
         let mut max = 0;
-        let n = row.len();
-        let mut i = 0;
-        while i < n {
-            match row[i..].iter().position(|&v| v != zero) {
-                Some(p) => i += p,
-                None => break,
-            }
-            let v = row[i];
-            let s = i;
-            i += 1;
-            let rest = &row[i..];
-            i += if by_value {
-                rest.iter().position(|&w| w != v).unwrap_or(rest.len())
-            } else {
-                rest.iter().position(|&w| w == zero).unwrap_or(rest.len())
-            };
+        for (s, e, v) in row_runs(row, by_value) {
             let value = if by_value {
                 max = max.max(v.as_usize());
                 u32::try_from(v.as_usize()).unwrap_or(u32::MAX)
             } else {
                 1
             };
-            self.runs.push(Run { k, j, start: s as u32, end: i as u32, value });
+            self.runs.push(Run { k, j, start: s as u32, end: e as u32, value });
         }
         self.close_row(r);
         max

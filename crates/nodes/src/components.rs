@@ -191,30 +191,47 @@ fn earlier_rows(conn: Connectivity) -> &'static [(i64, i64, bool)] {
     }
 }
 
-/// Splits one row into runs, appending them with fresh local labels.
-#[inline]
-fn scan_row<T: Label, const BY_VALUE: bool>(row: &[T], runs: &mut Vec<Run<T>>, parent: &mut Vec<u32>) {
-    let zero = T::default();
-    let n = row.len();
-    let mut i = 0;
-    while i < n {
+/// Maximal stretches of a row's nonzero voxels as `(start, end, value)`, `end` exclusive: of equal
+/// values when `by_value`, else of any nonzero values (`value` = the stretch's first voxel). The
+/// run splitting of [`label_components`], for callers that keep masks as runs.
+pub fn row_runs<T: Label>(row: &[T], by_value: bool) -> RowRuns<'_, T> {
+    RowRuns { row, i: 0, by_value }
+}
+
+/// Iterator of [`row_runs`].
+pub struct RowRuns<'a, T> {
+    row: &'a [T],
+    i: usize,
+    by_value: bool,
+}
+
+impl<T: Label> Iterator for RowRuns<'_, T> {
+    type Item = (usize, usize, T);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let zero = T::default();
         // Skip background with a tight loop (most of a row, usually).
-        match row[i..].iter().position(|&v| v != zero) {
-            Some(p) => i += p,
-            None => break,
-        }
-        let v = row[i];
-        let s = i;
-        i += 1;
-        let rest = &row[i..];
-        i += if BY_VALUE {
+        let s = self.i + self.row[self.i..].iter().position(|&v| v != zero)?;
+        let v = self.row[s];
+        let rest = &self.row[s + 1..];
+        let len = if self.by_value {
             rest.iter().position(|&w| w != v).unwrap_or(rest.len())
         } else {
             rest.iter().position(|&w| w == zero).unwrap_or(rest.len())
         };
+        self.i = s + 1 + len;
+        Some((s, self.i, v))
+    }
+}
+
+/// Splits one row into runs, appending them with fresh local labels.
+#[inline]
+fn scan_row<T: Label, const BY_VALUE: bool>(row: &[T], runs: &mut Vec<Run<T>>, parent: &mut Vec<u32>) {
+    for (s, e, v) in row_runs(row, BY_VALUE) {
         let label = parent.len() as u32;
         parent.push(label);
-        runs.push(Run { start: s as u32, end: i as u32, label, value: v });
+        runs.push(Run { start: s as u32, end: e as u32, label, value: v });
     }
 }
 

@@ -8,7 +8,7 @@
 //! section), and `evaluation/` (`nodal_eval::write_outputs`: evaluation.json, CSV tables, table1.md,
 //! figures).
 use crate::commands::segment::tile_bar;
-use crate::pipeline::{report_data, segment_ct, stage_timings, write_segmentation};
+use crate::pipeline::{load_model_arg, report_data, segment_ct, stage_timings, write_segmentation};
 use anyhow::Context;
 use nodal_eval::cohort::{CaseResult, CohortResult, PredictionKind};
 use nodal_eval::{evaluate_scan, plots, summarise_cohort, NodeMeta, Prediction};
@@ -85,11 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     write_json(&out.join("gt_nodes.json"), &NodesFile::of(&phantom, None))?;
 
     let t = Instant::now();
-    let model = match &args.model {
-        Some(dir) => nodal_net::load_model(dir),
-        None => nodal_net::default_model(),
-    }
-    .context("loading the model")?;
+    let model = load_model_arg(args.model.as_deref())?;
     let t_model = t.elapsed().as_secs_f64();
 
     let bar = tile_bar();

@@ -6,7 +6,7 @@
 //! timings per stage, configuration), `report.html` / `report.json` (`nodal_report`), and for DICOM
 //! input with at least one node `nodes.seg.dcm` (DICOM SEG) and `nodes.sr.dcm` (TID 1500 SR). Everything is written into a temporary folder next to DIR and
 //! moved into place only when all files are complete, so a failure leaves nothing half-written.
-use crate::pipeline::{report_data, segment_ct, stage_timings, write_segmentation};
+use crate::pipeline::{load_model_arg, report_data, segment_ct, stage_timings, write_segmentation};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use nodal_net::infer::InferOptions;
@@ -74,11 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t_read = t0.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let model = match &args.model {
-        Some(dir) => nodal_net::load_model(dir),
-        None => nodal_net::default_model(),
-    }
-    .context("loading the model")?;
+    let model = load_model_arg(args.model.as_deref())?;
     let t_model = t.elapsed().as_secs_f64();
 
     let bar = tile_bar();
