@@ -60,7 +60,11 @@ pub fn segment_ct(
     // series by `sop_instance_uids[k]`, and the evaluation compares voxel by voxel.
     pred.probability.check_same_grid(ct).context("probability map is not on the CT grid")?;
     let t = Instant::now();
-    let cfg = PostProcessConfig { threshold: model.config.threshold, ..Default::default() };
+    let cfg = PostProcessConfig {
+        threshold: model.config.threshold,
+        min_peak_probability: model.config.min_peak_probability,
+        ..Default::default()
+    };
     let postprocessed =
         postprocess_probability(&pred.probability, Some(ct), &cfg).context("post-processing")?;
     Ok(Segmentation {

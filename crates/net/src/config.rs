@@ -42,6 +42,10 @@ pub struct ModelConfig {
     pub infer_tile_out: usize,
     /// Probability threshold for the node mask.
     pub threshold: f32,
+    /// Components whose highest probability is below this are dropped (component-level
+    /// confidence, chosen on tuning cases; see `nodal_nodes::postprocess`). `None` keeps all.
+    #[serde(default)]
+    pub min_peak_probability: Option<f32>,
 }
 
 impl ModelConfig {
@@ -60,6 +64,7 @@ impl ModelConfig {
             train_patch_out: 32,
             infer_tile_out: 64,
             threshold: 0.5,
+            min_peak_probability: None,
         }
     }
 
@@ -85,6 +90,12 @@ impl ModelConfig {
         }
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
             return Err(NetError::InvalidConfig(format!("threshold {} outside (0, 1)", self.threshold)));
+        }
+        if let Some(p) = self.min_peak_probability.filter(|p| !(*p >= self.threshold && *p <= 1.0)) {
+            return Err(NetError::InvalidConfig(format!(
+                "min_peak_probability {p} outside [threshold = {}, 1]",
+                self.threshold
+            )));
         }
         Ok(())
     }
@@ -272,5 +283,21 @@ mod tests {
         save_model(&net, &cfg, &dir.path().join("x")).unwrap();
         std::fs::write(dir.path().join("x").join(CONFIG_FILE), "{\"format\": 1}").unwrap();
         assert!(matches!(load_model(&dir.path().join("x")), Err(NetError::ModelFolder { .. })));
+    }
+
+    #[test]
+    fn peak_cutoff_is_optional_and_checked() {
+        // A config written before the cut-off existed still loads, without one.
+        let mut v = serde_json::to_value(ModelConfig::default_foveal()).unwrap();
+        v.as_object_mut().unwrap().remove("min_peak_probability");
+        let old: ModelConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(old.min_peak_probability, None);
+        let mut cfg = ModelConfig::default_foveal();
+        for (p, ok) in
+            [(0.999, true), (1.0, true), (0.5, true), (0.4, false), (1.5, false), (f32::NAN, false)]
+        {
+            cfg.min_peak_probability = Some(p);
+            assert_eq!(cfg.validate().is_ok(), ok, "min_peak_probability {p}");
+        }
     }
 }

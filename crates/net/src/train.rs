@@ -282,7 +282,8 @@ pub struct ValCase {
     pub labels: Volume<u16>,
 }
 
-/// Validation metrics over the validation cases (evaluation protocol, probability >= threshold).
+/// Validation metrics over the validation cases (evaluation protocol on the model's mask:
+/// probability >= threshold, components below the peak cut-off removed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ValMetrics {
     /// Cases evaluated.
@@ -305,46 +306,89 @@ pub struct ValMetrics {
     pub score: f64,
 }
 
-/// Runs inference on the validation cases and scores them with the evaluation protocol.
+/// Counts summed over cases, turned into [`ValMetrics`] at the end.
+#[derive(Clone, Default)]
+struct ValTally {
+    n_gt: usize,
+    localized: usize,
+    fp: usize,
+    dices: Vec<f64>,
+    /// (GT nodes, localized) with SAD >= 15 mm and >= 5 mm.
+    ge15: (usize, usize),
+    ge5: (usize, usize),
+}
+
+impl ValTally {
+    fn add(&mut self, r: &nodal_eval::ScanResult) {
+        self.n_gt += r.n_gt_nodes;
+        self.localized += r.n_gt_localized;
+        self.fp += r.n_fp;
+        self.dices.extend(r.dice);
+        for n in &r.nodes {
+            for (min_sad, t) in [(15.0, &mut self.ge15), (5.0, &mut self.ge5)] {
+                if n.sad_mm >= min_sad {
+                    t.0 += 1;
+                    t.1 += usize::from(n.localized);
+                }
+            }
+        }
+    }
+
+    fn metrics(&self, n_cases: usize) -> ValMetrics {
+        let ratio = |(n, l): (usize, usize)| (n > 0).then(|| l as f64 / n as f64);
+        let recall = ratio((self.n_gt, self.localized)).unwrap_or(0.0);
+        let fp_per_scan = self.fp as f64 / n_cases.max(1) as f64;
+        let dice = (!self.dices.is_empty()).then(|| self.dices.iter().sum::<f64>() / self.dices.len() as f64);
+        ValMetrics {
+            n_cases,
+            n_gt: self.n_gt,
+            recall,
+            fp_per_scan,
+            dice,
+            recall_sad_ge_15mm: ratio(self.ge15),
+            recall_sad_ge_5mm: ratio(self.ge5),
+            score: selection_score(recall, dice.unwrap_or(0.0), fp_per_scan),
+        }
+    }
+}
+
+/// Runs inference on the validation cases and scores them with the evaluation protocol, at the
+/// model's threshold and peak cut-off.
 pub fn validate(
     model: &LoadedModel,
     cases: &[ValCase],
     tile_out: Option<usize>,
 ) -> Result<ValMetrics, NetError> {
-    let mut m = ValMetrics { n_cases: cases.len(), ..Default::default() };
-    let (mut loc, mut fp, mut dices) = (0usize, 0usize, Vec::new());
-    let (mut n15, mut l15, mut n5, mut l5) = (0usize, 0usize, 0usize, 0usize);
+    let mut m = validate_peak_cutoffs(model, cases, tile_out, &[model.config.min_peak_probability])?;
+    Ok(m.remove(0))
+}
+
+/// As [`validate`], once per peak cut-off (`None`: no cut-off), from one inference per case: the
+/// curve a peak cut-off is chosen from on tuning cases.
+pub fn validate_peak_cutoffs(
+    model: &LoadedModel,
+    cases: &[ValCase],
+    tile_out: Option<usize>,
+    min_peaks: &[Option<f32>],
+) -> Result<Vec<ValMetrics>, NetError> {
+    let mut tallies = vec![ValTally::default(); min_peaks.len()];
     for c in cases {
         let opts = InferOptions { tile_out, ..Default::default() };
         let out = predict(model, &c.ct, &opts, None)?;
-        let thr = model.config.threshold;
-        let mask = out.probability.map(|p| u8::from(p >= thr));
-        let r = nodal_eval::evaluate_scan(nodal_eval::Prediction::Mask(&mask), &c.labels, None)
+        for (tally, min_peak) in tallies.iter_mut().zip(min_peaks) {
+            let (mask, _) = nodal_nodes::postprocess::confident_mask(
+                &out.probability,
+                model.config.threshold,
+                *min_peak,
+                nodal_nodes::Connectivity::TwentySix,
+            )
             .map_err(|e| NetError::Eval(format!("case {}: {e}", c.id)))?;
-        m.n_gt += r.n_gt_nodes;
-        loc += r.n_gt_localized;
-        fp += r.n_fp;
-        if let Some(d) = r.dice {
-            dices.push(d);
-        }
-        for n in &r.nodes {
-            if n.sad_mm >= 15.0 {
-                n15 += 1;
-                l15 += usize::from(n.localized);
-            }
-            if n.sad_mm >= 5.0 {
-                n5 += 1;
-                l5 += usize::from(n.localized);
-            }
+            let r = nodal_eval::evaluate_scan(nodal_eval::Prediction::Mask(&mask), &c.labels, None)
+                .map_err(|e| NetError::Eval(format!("case {}: {e}", c.id)))?;
+            tally.add(&r);
         }
     }
-    m.recall = if m.n_gt > 0 { loc as f64 / m.n_gt as f64 } else { 0.0 };
-    m.fp_per_scan = fp as f64 / cases.len().max(1) as f64;
-    m.dice = (!dices.is_empty()).then(|| dices.iter().sum::<f64>() / dices.len() as f64);
-    m.recall_sad_ge_15mm = (n15 > 0).then(|| l15 as f64 / n15 as f64);
-    m.recall_sad_ge_5mm = (n5 > 0).then(|| l5 as f64 / n5 as f64);
-    m.score = selection_score(m.recall, m.dice.unwrap_or(0.0), m.fp_per_scan);
-    Ok(m)
+    Ok(tallies.iter().map(|t| t.metrics(cases.len())).collect())
 }
 
 /// See [`ValMetrics::score`].

@@ -5,7 +5,10 @@
 //! 1. threshold: `p >= threshold` is foreground (probability maps only; a mask's nonzero voxels are
 //!    foreground);
 //! 2. connected components ([`crate::label_components`]);
-//! 3. drop components whose axial short axis is below `min_short_axis_mm` (the protocol's 4.5 mm);
+//! 3. drop components whose axial short axis is below `min_short_axis_mm` (the protocol's 4.5 mm)
+//!    and, for probability maps, components whose highest probability stays below
+//!    `min_peak_probability` (a component-level confidence: a network's false positives are often
+//!    lukewarm blobs that just cross the voxel threshold, while true nodes have a confident core);
 //! 4. fill enclosed holes per component in 3D: background voxels inside the component's bounding box
 //!    that cannot reach the box's border through non-component voxels (6-connectivity) join the
 //!    component — a node whose necrotic centre was left out becomes whole;
@@ -56,6 +59,10 @@ pub struct PostProcessConfig {
     pub connectivity: Connectivity,
     /// Drop components whose axial short axis is below this, mm; `None` keeps all.
     pub min_short_axis_mm: Option<f64>,
+    /// Drop components whose highest probability is below this; `None` keeps all. Probability maps
+    /// only (a mask carries no confidence).
+    #[serde(default)]
+    pub min_peak_probability: Option<f32>,
     /// Fill enclosed holes per component.
     pub fill_holes: bool,
     /// Split touching nodes; `None` leaves components whole.
@@ -68,6 +75,7 @@ impl Default for PostProcessConfig {
             threshold: 0.5,
             connectivity: Connectivity::TwentySix,
             min_short_axis_mm: Some(4.5),
+            min_peak_probability: None,
             fill_holes: true,
             split_touching: None,
         }
@@ -85,6 +93,10 @@ pub struct PostProcessReport {
     pub n_components: usize,
     /// Components dropped by the short-axis filter (the protocol's `n_pred_removed_small`).
     pub n_removed_small: usize,
+    /// Components dropped because their peak probability is below `min_peak_probability`
+    /// (counted before the short-axis filter).
+    #[serde(default)]
+    pub n_removed_low_peak: usize,
     /// Voxels added by hole filling.
     pub holes_filled_voxels: usize,
     /// Components that the splitting step cut into several nodes.
@@ -109,25 +121,59 @@ pub struct PostProcessed {
 ///
 /// # Errors
 /// [`NodesError::NonFinite`] for NaN/infinite probabilities, [`NodesError::InvalidOption`] for a
-/// non-finite threshold or negative sizes, and the errors of [`measure_nodes`] for `ct`.
+/// non-finite threshold or peak cut-off and negative sizes, and the errors of [`measure_nodes`] for
+/// `ct`.
 pub fn postprocess_probability(
     prob: &Volume<f32>,
     ct: Option<&Volume<i16>>,
     cfg: &PostProcessConfig,
 ) -> Result<PostProcessed, NodesError> {
-    if !cfg.threshold.is_finite() {
-        return Err(NodesError::InvalidOption {
-            name: "threshold",
-            value: cfg.threshold.to_string(),
-            reason: "must be finite",
-        });
+    let (mask, n_removed_low_peak) =
+        confident_mask(prob, cfg.threshold, cfg.min_peak_probability, cfg.connectivity)?;
+    let mut out = postprocess_mask(&mask, ct, cfg)?;
+    out.report.n_components += n_removed_low_peak;
+    out.report.n_removed_low_peak = n_removed_low_peak;
+    Ok(out)
+}
+
+/// The foreground `p >= threshold` without the components (at `connectivity`) whose highest
+/// probability is below `min_peak`; returns the mask and the number of components removed.
+/// Steps 1 and the peak half of step 3, shared with validation during training so that both score
+/// the same mask.
+///
+/// # Errors
+/// [`NodesError::NonFinite`] for NaN/infinite probabilities, [`NodesError::InvalidOption`] for a
+/// non-finite threshold or peak cut-off.
+pub fn confident_mask(
+    prob: &Volume<f32>,
+    threshold: f32,
+    min_peak: Option<f32>,
+    connectivity: Connectivity,
+) -> Result<(Volume<u8>, usize), NodesError> {
+    for (name, v) in [("threshold", Some(threshold)), ("min_peak_probability", min_peak)] {
+        if let Some(v) = v.filter(|v| !v.is_finite()) {
+            return Err(NodesError::InvalidOption { name, value: v.to_string(), reason: "must be finite" });
+        }
     }
     if let Some(pos) = prob.as_slice().iter().position(|v| !v.is_finite()) {
         let [ni, nj, _] = prob.dims();
         return Err(NodesError::NonFinite { index: [pos % ni, (pos / ni) % nj, pos / (ni * nj)] });
     }
-    let mask = prob.map(|p| u8::from(p >= cfg.threshold));
-    postprocess_mask(&mask, ct, cfg)
+    let mut mask = prob.map(|p| u8::from(p >= threshold));
+    let Some(min_peak) = min_peak else { return Ok((mask, 0)) };
+    let (labels, n) = label_components(&mask, connectivity);
+    let mut peak = vec![f32::NEG_INFINITY; n + 1];
+    for (&l, &p) in labels.as_slice().iter().zip(prob.as_slice()) {
+        if l > 0 {
+            peak[l as usize] = peak[l as usize].max(p);
+        }
+    }
+    for (m, &l) in mask.as_slice_mut().iter_mut().zip(labels.as_slice()) {
+        if l > 0 && peak[l as usize] < min_peak {
+            *m = 0;
+        }
+    }
+    Ok((mask, peak[1..].iter().filter(|&&p| p < min_peak).count()))
 }
 
 /// Post-processes a mask (nonzero = foreground); `cfg.threshold` is not used.
@@ -200,6 +246,7 @@ pub fn postprocess_mask<T: Label>(
         foreground_voxels,
         n_components,
         n_removed_small,
+        n_removed_low_peak: 0,
         holes_filled_voxels,
         n_components_split,
         n_nodes: order.len(),

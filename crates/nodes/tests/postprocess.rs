@@ -197,3 +197,60 @@ fn bad_input_is_a_typed_error_or_documented() {
     let bad = PostProcessConfig { min_short_axis_mm: Some(-1.0), ..Default::default() };
     assert!(matches!(postprocess_mask(&empty, None, &bad), Err(NodesError::InvalidOption { .. })));
 }
+
+/// The peak cut-off drops whole components whose highest probability stays below it — here a
+/// lukewarm blob beside a confident one — and nothing of the confident one; a naive per-component
+/// maximum over the thresholded foreground is the reference.
+#[test]
+fn peak_cutoff_drops_lukewarm_components_only() {
+    use nodal_nodes::postprocess::confident_mask;
+    use nodal_nodes::{label_components, Connectivity};
+    let sp = [1.0, 1.0, 1.0];
+    let dims = [40, 24, 16];
+    // Two blobs; probability falls off from 0.99 (confident) or 0.8 (lukewarm) at the centre to 0
+    // at 5 mm, so p >= 0.5 within 3.5 or 3.1 mm.
+    let centres = [([10.0, 12.0, 8.0], 0.99f32), ([28.0, 12.0, 8.0], 0.8)];
+    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
+        let p = [i as f64, j as f64, k as f64];
+        centres
+            .iter()
+            .map(|(c, peak)| {
+                let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
+                peak * (1.0 - (d / 5.0).powi(2)).max(0.0) as f32
+            })
+            .fold(0f32, f32::max)
+    });
+    let prob = Volume::new(a, grid(sp)).unwrap();
+    let threshold = 0.5;
+    let fg = prob.map(|p| u8::from(p >= threshold));
+    let (labels, n) = label_components(&fg, Connectivity::TwentySix);
+    assert_eq!(n, 2);
+    let peak = |l: u32| {
+        labels
+            .as_slice()
+            .iter()
+            .zip(prob.as_slice())
+            .filter(|(&x, _)| x == l)
+            .map(|(_, &p)| p)
+            .fold(0f32, f32::max)
+    };
+    for cutoff in [0.5f32, 0.9, 0.999] {
+        let (mask, removed) =
+            confident_mask(&prob, threshold, Some(cutoff), Connectivity::TwentySix).unwrap();
+        let want: Vec<u8> = labels.as_slice().iter().map(|&l| u8::from(l > 0 && peak(l) >= cutoff)).collect();
+        assert_eq!(mask.as_slice(), &want[..], "cut-off {cutoff}");
+        assert_eq!(removed, (1..=2).filter(|&l| peak(l) < cutoff).count(), "cut-off {cutoff}");
+    }
+    // Through the pipeline: the lukewarm ball is dropped and counted.
+    let cfg = PostProcessConfig { threshold, min_peak_probability: Some(0.9), ..Default::default() };
+    let out = postprocess_probability(&prob, None, &cfg).unwrap();
+    assert_eq!((out.report.n_components, out.report.n_removed_low_peak, out.report.n_nodes), (2, 1, 1));
+    let m = &out.measurements[0];
+    assert_eq!((m.bbox_min_index[0], m.bbox_max_index[0]), (7, 13), "the confident ball at i = 10 is kept");
+    let none =
+        postprocess_probability(&prob, None, &PostProcessConfig { threshold, ..Default::default() }).unwrap();
+    assert_eq!((none.report.n_removed_low_peak, none.report.n_nodes), (0, 2));
+    // A non-finite cut-off is an error, not a silent no-op.
+    let bad = PostProcessConfig { min_peak_probability: Some(f32::NAN), ..Default::default() };
+    assert!(matches!(postprocess_probability(&prob, None, &bad), Err(NodesError::InvalidOption { .. })));
+}
