@@ -359,27 +359,38 @@ pub fn validate(
     cases: &[ValCase],
     tile_out: Option<usize>,
 ) -> Result<ValMetrics, NetError> {
-    let mut m = validate_peak_cutoffs(model, cases, tile_out, &[model.config.min_peak_probability])?;
+    let opts = InferOptions { tile_out, ..Default::default() };
+    let point =
+        OperatingPoint { threshold: model.config.threshold, min_peak: model.config.min_peak_probability };
+    let mut m = validate_operating_points(model, cases, &opts, &[point])?;
     Ok(m.remove(0))
 }
 
-/// As [`validate`], once per peak cut-off (`None`: no cut-off), from one inference per case: the
-/// curve a peak cut-off is chosen from on tuning cases.
-pub fn validate_peak_cutoffs(
+/// A voxel threshold and a component peak cut-off (see `nodal_nodes::postprocess`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct OperatingPoint {
+    /// Foreground is `p >= threshold`.
+    pub threshold: f32,
+    /// Components whose highest probability is below this are dropped; `None` keeps all.
+    pub min_peak: Option<f32>,
+}
+
+/// As [`validate`] with inference options `opts`, once per operating point, from one inference per
+/// case: the table an operating point is chosen from on tuning cases.
+pub fn validate_operating_points(
     model: &LoadedModel,
     cases: &[ValCase],
-    tile_out: Option<usize>,
-    min_peaks: &[Option<f32>],
+    opts: &InferOptions,
+    points: &[OperatingPoint],
 ) -> Result<Vec<ValMetrics>, NetError> {
-    let mut tallies = vec![ValTally::default(); min_peaks.len()];
+    let mut tallies = vec![ValTally::default(); points.len()];
     for c in cases {
-        let opts = InferOptions { tile_out, ..Default::default() };
-        let out = predict(model, &c.ct, &opts, None)?;
-        for (tally, min_peak) in tallies.iter_mut().zip(min_peaks) {
+        let out = predict(model, &c.ct, opts, None)?;
+        for (tally, point) in tallies.iter_mut().zip(points) {
             let (mask, _) = nodal_nodes::postprocess::confident_mask(
                 &out.probability,
-                model.config.threshold,
-                *min_peak,
+                point.threshold,
+                point.min_peak,
                 nodal_nodes::Connectivity::TwentySix,
             )
             .map_err(|e| NetError::Eval(format!("case {}: {e}", c.id)))?;
