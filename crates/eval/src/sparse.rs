@@ -10,7 +10,7 @@
 //! (`i` fastest, then `j`, then `k`), the order [`nodal_nodes::label_components`] numbers by.
 use ndarray::{Array3, ArrayView3, Axis};
 use nodal_core::{Label, Volume};
-use nodal_nodes::components::row_runs;
+use nodal_nodes::components::{find_root, row_runs};
 use rayon::prelude::*;
 
 /// Voxels `start..end` of row `(j, k)`, all holding `value` (nonzero).
@@ -307,16 +307,6 @@ pub(crate) fn bbox_of<'a>(runs: impl Iterator<Item = &'a Run>) -> Option<Bbox> {
     any.then_some((lo, hi))
 }
 
-#[inline]
-fn find(parent: &mut [u32], mut x: u32) -> u32 {
-    while parent[x as usize] != x {
-        let p = parent[x as usize];
-        parent[x as usize] = parent[p as usize]; // path halving
-        x = p;
-    }
-    x
-}
-
 /// 26-connected components of a binary run set (runs of a row separated by background, as
 /// [`Runs::push_row`] without `by_value`, [`Runs::select`] and [`Runs::union`] make them). Returns
 /// the component of every run, numbered `1..=n` in raster order of each component's first voxel
@@ -357,7 +347,7 @@ pub(crate) fn components_26(runs: &Runs) -> (Vec<u32>, usize) {
                 }
                 let mut q = lo;
                 while q < prev.end && runs.runs[q].start <= ra.end {
-                    let (pa, pb) = (find(&mut parent, a as u32), find(&mut parent, q as u32));
+                    let (pa, pb) = (find_root(&mut parent, a as u32), find_root(&mut parent, q as u32));
                     if pa != pb {
                         let (l, h) = if pa < pb { (pa, pb) } else { (pb, pa) };
                         parent[h as usize] = l;
@@ -373,7 +363,7 @@ pub(crate) fn components_26(runs: &Runs) -> (Vec<u32>, usize) {
     let mut comp = vec![0u32; parent.len()];
     let mut n = 0u32;
     for a in 0..parent.len() {
-        let root = find(&mut parent, a as u32) as usize;
+        let root = find_root(&mut parent, a as u32) as usize;
         if id[root] == 0 {
             n += 1;
             id[root] = n;

@@ -133,8 +133,10 @@ struct Slab<T> {
     parent: Vec<u32>,
 }
 
+/// Root of `x` in a union-find forest stored as parent indices (`parent[r] == r` at a root), with
+/// path halving. Shared by the labelling here and the evaluator's run-based components.
 #[inline]
-fn find(parent: &mut [u32], mut x: u32) -> u32 {
+pub fn find_root(parent: &mut [u32], mut x: u32) -> u32 {
     while parent[x as usize] != x {
         let p = parent[x as usize];
         parent[x as usize] = parent[p as usize]; // path halving
@@ -145,7 +147,7 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
 
 #[inline]
 fn union(parent: &mut [u32], a: u32, b: u32) {
-    let (ra, rb) = (find(parent, a), find(parent, b));
+    let (ra, rb) = (find_root(parent, a), find_root(parent, b));
     if ra != rb {
         let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
         parent[hi as usize] = lo;
@@ -331,7 +333,7 @@ fn label_impl<T: Label, const BY_VALUE: bool>(vol: &Volume<T>, conn: Connectivit
     let mut n = 0u32;
     for slab in &mut slabs {
         for r in &mut slab.runs {
-            let root = find(&mut parent, r.label) as usize;
+            let root = find_root(&mut parent, r.label) as usize;
             if final_id[root] == 0 {
                 n += 1;
                 final_id[root] = n;
