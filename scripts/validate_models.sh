@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Scores model folders on the validation sets of the model card (never used for training):
 #   unseen phantom seeds   nodal dataset --n 4 --seed 2 --split val --size train
+#   full-size phantoms     nodal dataset --n 4 --seed 3 --split val --size full (512x512, thin slices)
 #   held-out real CT       nodes inserted into TotalSegmentator's aorta_report CT, seeds 1 and 2
 # Usage: bash scripts/validate_models.sh MODEL_DIR [MODEL_DIR ...]   (after cargo build --release)
 # Prints one JSON per model and set (recall, FP/scan, Dice, recall SAD >= 15 mm), as the trainer logs.
@@ -14,17 +15,25 @@ AORTA=.cache/testdata/totalsegmentator/tests/reference_files/aorta_report/exampl
 if [ ! -d "$OUT/phantom" ]; then
   "$BIN" dataset --n 4 --seed 2 --split val --size train -o "$OUT/phantom"
 fi
+if [ ! -d "$OUT/phantom-full" ]; then
+  "$BIN" dataset --n 4 --seed 3 --split val --size full -o "$OUT/phantom-full"
+fi
 for s in 1 2; do
   [ -f "$OUT/aorta-$s/ct.nii.gz" ] || "$BIN" phantom --background "$AORTA" --seed "$s" -o "$OUT/aorta-$s"
 done
-phantom_pairs=()
-for img in "$OUT"/phantom/imagesTr/*_0000.nii.gz; do
-  id=$(basename "$img" _0000.nii.gz)
-  phantom_pairs+=("$img" "$OUT/phantom/labelsTr/$id.nii.gz")
-done
+pairs() {
+  for img in "$1"/imagesTr/*_0000.nii.gz; do
+    id=$(basename "$img" _0000.nii.gz)
+    echo "$img" "$1/labelsTr/$id.nii.gz"
+  done
+}
 for model in "$@"; do
   echo "== $model: unseen phantom seeds"
-  "$VALIDATE" "$model" "${phantom_pairs[@]}"
+  # shellcheck disable=SC2046  # file names from the dataset writer hold no spaces
+  "$VALIDATE" "$model" $(pairs "$OUT/phantom")
+  echo "== $model: full-size phantoms"
+  # shellcheck disable=SC2046
+  "$VALIDATE" "$model" $(pairs "$OUT/phantom-full")
   echo "== $model: held-out aorta background"
   "$VALIDATE" "$model" "$OUT/aorta-1/ct.nii.gz" "$OUT/aorta-1/nodes.nii.gz" "$OUT/aorta-2/ct.nii.gz" "$OUT/aorta-2/nodes.nii.gz"
 done
