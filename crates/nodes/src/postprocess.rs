@@ -131,6 +131,7 @@ pub fn postprocess_probability(
     let (mask, n_removed_low_peak) =
         confident_mask(prob, cfg.threshold, cfg.min_peak_probability, cfg.connectivity)?;
     let mut out = postprocess_mask(&mask, ct, cfg)?;
+    out.report.foreground_voxels = prob.as_slice().iter().filter(|&&p| p >= cfg.threshold).count();
     out.report.n_components += n_removed_low_peak;
     out.report.n_removed_low_peak = n_removed_low_peak;
     Ok(out)

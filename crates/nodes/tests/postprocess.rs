@@ -245,6 +245,7 @@ fn peak_cutoff_drops_lukewarm_components_only() {
     let cfg = PostProcessConfig { threshold, min_peak_probability: Some(0.9), ..Default::default() };
     let out = postprocess_probability(&prob, None, &cfg).unwrap();
     assert_eq!((out.report.n_components, out.report.n_removed_low_peak, out.report.n_nodes), (2, 1, 1));
+    assert_eq!(out.report.foreground_voxels, fg.as_slice().iter().filter(|&&v| v > 0).count());
     let m = &out.measurements[0];
     assert_eq!((m.bbox_min_index[0], m.bbox_max_index[0]), (7, 13), "the confident ball at i = 10 is kept");
     let none =
