@@ -7,7 +7,7 @@
 //! `cargo run --release -p nodal-net --example tune_operating_point -- MODEL_DIR MAX_FP MIN_DICE CT1 LABELS1 [CT2 LABELS2 ...]`
 //! With `NODAL_TTA=1` inference uses mirror test-time augmentation.
 use nodal_net::infer::InferOptions;
-use nodal_net::train::{tune_operating_point, SelectionTargets, ValCase};
+use nodal_net::train::{case_pairs, load_val_cases, tune_operating_point, SelectionTargets};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -20,14 +20,7 @@ fn main() {
         max_fp_per_scan: a[2].parse().expect("MAX_FP must be a number"),
         min_dice: a[3].parse().expect("MIN_DICE must be a number"),
     };
-    let cases: Vec<ValCase> = a[4..]
-        .chunks(2)
-        .map(|p| ValCase {
-            id: p[0].clone(),
-            ct: nodal_io::read_ct(&p[0]).expect("ct").hu,
-            labels: nodal_io::read_nifti::<u16>(&p[1]).expect("labels"),
-        })
-        .collect();
+    let cases = load_val_cases(&case_pairs(&a[4..])).expect("CT / label pairs");
     let opts = InferOptions { tta: std::env::var("NODAL_TTA").is_ok_and(|v| v == "1"), ..Default::default() };
     let t = std::time::Instant::now();
     let (best, table) = tune_operating_point(&model, &cases, &opts, &targets).expect("validate");

@@ -639,6 +639,15 @@ pub fn load_training_cases(cases: &[CaseFiles], model: &ModelConfig) -> Result<V
         .collect()
 }
 
+/// Case files from a flat `CT1 LABELS1 CT2 LABELS2 ...` list (command-line order); each id is the
+/// CT path. A trailing unpaired path is ignored.
+pub fn case_pairs(paths: &[String]) -> Vec<CaseFiles> {
+    paths
+        .chunks_exact(2)
+        .map(|p| CaseFiles { id: p[0].clone(), image: p[0].clone().into(), label: p[1].clone().into() })
+        .collect()
+}
+
 /// Loads validation cases.
 pub fn load_val_cases(cases: &[CaseFiles]) -> Result<Vec<ValCase>, NetError> {
     cases
