@@ -32,6 +32,8 @@ use burn::tensor::activation::{log_softmax, softmax};
 use indicatif::ProgressBar;
 use ndarray::Array3;
 use nodal_core::{Interpolation, Volume};
+use nodal_nodes::postprocess::PeakComponents;
+use nodal_nodes::Connectivity;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -445,16 +447,22 @@ pub fn validate_operating_points(
     let mut tallies = vec![ValTally::default(); points.len()];
     for c in cases {
         let out = predict(model, &c.ct, opts, None)?;
+        let eval_err = |e: &dyn std::fmt::Display| NetError::Eval(format!("case {}: {e}", c.id));
+        // Components are labelled once per threshold (points of one threshold are adjacent in the
+        // grid) and cut at each peak cut-off.
+        let mut comps: Option<(f32, PeakComponents)> = None;
         for (tally, point) in tallies.iter_mut().zip(points) {
-            let (mask, _) = nodal_nodes::postprocess::confident_mask(
-                &out.probability,
-                point.threshold,
-                point.min_peak,
-                nodal_nodes::Connectivity::TwentySix,
-            )
-            .map_err(|e| NetError::Eval(format!("case {}: {e}", c.id)))?;
+            let (_, cc) = match comps.take() {
+                Some((t, cc)) if t == point.threshold => comps.insert((t, cc)),
+                _ => {
+                    let cc = PeakComponents::new(&out.probability, point.threshold, Connectivity::TwentySix)
+                        .map_err(|e| eval_err(&e))?;
+                    comps.insert((point.threshold, cc))
+                }
+            };
+            let mask = cc.mask(point.min_peak).map_err(|e| eval_err(&e))?;
             let r = nodal_eval::evaluate_scan(nodal_eval::Prediction::Mask(&mask), &c.labels, None)
-                .map_err(|e| NetError::Eval(format!("case {}: {e}", c.id)))?;
+                .map_err(|e| eval_err(&e))?;
             tally.add(&r);
         }
     }

@@ -128,53 +128,97 @@ pub fn postprocess_probability(
     ct: Option<&Volume<i16>>,
     cfg: &PostProcessConfig,
 ) -> Result<PostProcessed, NodesError> {
-    let (mask, n_removed_low_peak) =
-        confident_mask(prob, cfg.threshold, cfg.min_peak_probability, cfg.connectivity)?;
-    let mut out = postprocess_mask(&mask, ct, cfg)?;
-    out.report.foreground_voxels = prob.as_slice().iter().filter(|&&p| p >= cfg.threshold).count();
-    out.report.n_components += n_removed_low_peak;
-    out.report.n_removed_low_peak = n_removed_low_peak;
-    Ok(out)
+    let comps = PeakComponents::new(prob, cfg.threshold, cfg.connectivity)?;
+    let n_removed_low_peak = comps.n_below(cfg.min_peak_probability)?;
+    let raw = RawComponents {
+        foreground_voxels: comps.foreground_voxels,
+        n_components: comps.peaks.len() - 1,
+        n_removed_low_peak,
+        labels: comps.into_labels(cfg.min_peak_probability)?,
+    };
+    postprocess_components(raw, ct, cfg)
 }
 
-/// The foreground `p >= threshold` without the components (at `connectivity`) whose highest
-/// probability is below `min_peak`; returns the mask and the number of components removed.
-/// Steps 1 and the peak half of step 3, shared with validation during training so that both score
-/// the same mask.
-///
-/// # Errors
-/// [`NodesError::NonFinite`] for NaN/infinite probabilities, [`NodesError::InvalidOption`] for a
-/// non-finite threshold or peak cut-off.
-pub fn confident_mask(
-    prob: &Volume<f32>,
-    threshold: f32,
-    min_peak: Option<f32>,
-    connectivity: Connectivity,
-) -> Result<(Volume<u8>, usize), NodesError> {
-    for (name, v) in [("threshold", Some(threshold)), ("min_peak_probability", min_peak)] {
-        if let Some(v) = v.filter(|v| !v.is_finite()) {
-            return Err(NodesError::InvalidOption { name, value: v.to_string(), reason: "must be finite" });
+/// The components of `p >= threshold` and the highest probability of each: labelled once, then
+/// cut at any peak cut-off (steps 1-2 and the peak half of step 3; validation during training cuts
+/// the same components at several cut-offs).
+#[derive(Clone, Debug)]
+pub struct PeakComponents {
+    /// Component labels `1..=n`, 0 = background.
+    pub labels: Volume<u32>,
+    /// `peaks[l]`: highest probability of component `l` (`peaks[0]` unused).
+    pub peaks: Vec<f32>,
+    /// Voxels with `p >= threshold`.
+    pub foreground_voxels: usize,
+}
+
+impl PeakComponents {
+    /// Labels the components of `p >= threshold` at `connectivity` and finds their peaks.
+    ///
+    /// # Errors
+    /// [`NodesError::NonFinite`] for NaN/infinite probabilities, [`NodesError::InvalidOption`]
+    /// for a non-finite threshold.
+    pub fn new(prob: &Volume<f32>, threshold: f32, connectivity: Connectivity) -> Result<Self, NodesError> {
+        check_finite("threshold", Some(threshold))?;
+        if let Some(pos) = prob.as_slice().iter().position(|v| !v.is_finite()) {
+            let [ni, nj, _] = prob.dims();
+            return Err(NodesError::NonFinite { index: [pos % ni, (pos / ni) % nj, pos / (ni * nj)] });
         }
-    }
-    if let Some(pos) = prob.as_slice().iter().position(|v| !v.is_finite()) {
-        let [ni, nj, _] = prob.dims();
-        return Err(NodesError::NonFinite { index: [pos % ni, (pos / ni) % nj, pos / (ni * nj)] });
-    }
-    let mut mask = prob.map(|p| u8::from(p >= threshold));
-    let Some(min_peak) = min_peak else { return Ok((mask, 0)) };
-    let (labels, n) = label_components(&mask, connectivity);
-    let mut peak = vec![f32::NEG_INFINITY; n + 1];
-    for (&l, &p) in labels.as_slice().iter().zip(prob.as_slice()) {
-        if l > 0 {
-            peak[l as usize] = peak[l as usize].max(p);
+        let mask = prob.map(|p| u8::from(p >= threshold));
+        let foreground_voxels = mask.as_slice().iter().filter(|&&m| m > 0).count();
+        let (labels, n) = label_components(&mask, connectivity);
+        let mut peaks = vec![f32::NEG_INFINITY; n + 1];
+        for (&l, &p) in labels.as_slice().iter().zip(prob.as_slice()) {
+            if l > 0 {
+                peaks[l as usize] = peaks[l as usize].max(p);
+            }
         }
+        Ok(PeakComponents { labels, peaks, foreground_voxels })
     }
-    for (m, &l) in mask.as_slice_mut().iter_mut().zip(labels.as_slice()) {
-        if l > 0 && peak[l as usize] < min_peak {
-            *m = 0;
+
+    /// Components whose peak is below `min_peak` (none without a cut-off).
+    ///
+    /// # Errors
+    /// [`NodesError::InvalidOption`] for a non-finite cut-off.
+    pub fn n_below(&self, min_peak: Option<f32>) -> Result<usize, NodesError> {
+        check_finite("min_peak_probability", min_peak)?;
+        Ok(min_peak.map_or(0, |m| self.peaks[1..].iter().filter(|&&p| p < m).count()))
+    }
+
+    /// The mask of the components whose peak reaches `min_peak` (all without a cut-off).
+    ///
+    /// # Errors
+    /// [`NodesError::InvalidOption`] for a non-finite cut-off.
+    pub fn mask(&self, min_peak: Option<f32>) -> Result<Volume<u8>, NodesError> {
+        let keep = self.keep(min_peak)?;
+        Ok(self.labels.map(|l| u8::from(keep[l as usize])))
+    }
+
+    /// The labels with the components below `min_peak` set to 0 (ids of the others unchanged).
+    fn into_labels(mut self, min_peak: Option<f32>) -> Result<Volume<u32>, NodesError> {
+        let keep = self.keep(min_peak)?;
+        for l in self.labels.as_slice_mut() {
+            if !keep[*l as usize] {
+                *l = 0;
+            }
         }
+        Ok(self.labels)
     }
-    Ok((mask, peak[1..].iter().filter(|&&p| p < min_peak).count()))
+
+    /// `keep[l]` for every label, background (0) excluded.
+    fn keep(&self, min_peak: Option<f32>) -> Result<Vec<bool>, NodesError> {
+        check_finite("min_peak_probability", min_peak)?;
+        let mut keep: Vec<bool> = self.peaks.iter().map(|&p| min_peak.is_none_or(|m| p >= m)).collect();
+        keep[0] = false;
+        Ok(keep)
+    }
+}
+
+fn check_finite(name: &'static str, v: Option<f32>) -> Result<(), NodesError> {
+    match v.filter(|v| !v.is_finite()) {
+        Some(v) => Err(NodesError::InvalidOption { name, value: v.to_string(), reason: "must be finite" }),
+        None => Ok(()),
+    }
 }
 
 /// Post-processes a mask (nonzero = foreground); `cfg.threshold` is not used.
@@ -186,24 +230,46 @@ pub fn postprocess_mask<T: Label>(
     ct: Option<&Volume<i16>>,
     cfg: &PostProcessConfig,
 ) -> Result<PostProcessed, NodesError> {
-    check_config(cfg)?;
-    if let Some(ct) = ct {
-        mask.check_same_grid(ct).map_err(|source| NodesError::GridMismatch { what: "CT".into(), source })?;
-    }
     let foreground_voxels = mask.as_slice().iter().filter(|&&v| v != T::default()).count();
-    let (mut labels, n_components) = label_components(mask, cfg.connectivity);
+    let (labels, n_components) = label_components(mask, cfg.connectivity);
+    postprocess_components(
+        RawComponents { labels, n_components, foreground_voxels, n_removed_low_peak: 0 },
+        ct,
+        cfg,
+    )
+}
+
+/// Labelled components before the size filter, and what made them. Ids are `1..=n_components`;
+/// components dropped for a low peak leave gaps.
+struct RawComponents {
+    labels: Volume<u32>,
+    n_components: usize,
+    foreground_voxels: usize,
+    n_removed_low_peak: usize,
+}
+
+/// Steps 3 (size filter) to 6 on labelled components.
+fn postprocess_components(
+    raw: RawComponents,
+    ct: Option<&Volume<i16>>,
+    cfg: &PostProcessConfig,
+) -> Result<PostProcessed, NodesError> {
+    check_config(cfg)?;
+    let RawComponents { mut labels, n_components, foreground_voxels, n_removed_low_peak } = raw;
+    if let Some(ct) = ct {
+        labels
+            .check_same_grid(ct)
+            .map_err(|source| NodesError::GridMismatch { what: "CT".into(), source })?;
+    }
 
     // 3. Size filter on the raw components.
     let mut n_removed_small = 0;
     if let Some(min_sad) = cfg.min_short_axis_mm {
-        let keep: Vec<bool> = {
-            let mut keep = vec![false; n_components + 1];
-            for (id, ax) in axial_axes_sparse(&labels) {
-                keep[id as usize] = ax.short_axis_mm >= min_sad;
-            }
-            keep
-        };
-        n_removed_small = keep[1..].iter().filter(|k| !**k).count();
+        let mut keep = vec![false; n_components + 1];
+        for (id, ax) in axial_axes_sparse(&labels) {
+            keep[id as usize] = ax.short_axis_mm >= min_sad;
+            n_removed_small += usize::from(!keep[id as usize]);
+        }
         for v in labels.as_slice_mut() {
             if !keep[*v as usize] {
                 *v = 0;
@@ -247,7 +313,7 @@ pub fn postprocess_mask<T: Label>(
         foreground_voxels,
         n_components,
         n_removed_small,
-        n_removed_low_peak: 0,
+        n_removed_low_peak,
         holes_filled_voxels,
         n_components_split,
         n_nodes: order.len(),

@@ -203,7 +203,7 @@ fn bad_input_is_a_typed_error_or_documented() {
 /// maximum over the thresholded foreground is the reference.
 #[test]
 fn peak_cutoff_drops_lukewarm_components_only() {
-    use nodal_nodes::postprocess::confident_mask;
+    use nodal_nodes::postprocess::PeakComponents;
     use nodal_nodes::{label_components, Connectivity};
     let sp = [1.0, 1.0, 1.0];
     let dims = [40, 24, 16];
@@ -234,9 +234,9 @@ fn peak_cutoff_drops_lukewarm_components_only() {
             .map(|(_, &p)| p)
             .fold(0f32, f32::max)
     };
+    let comps = PeakComponents::new(&prob, threshold, Connectivity::TwentySix).unwrap();
     for cutoff in [0.5f32, 0.9, 0.999] {
-        let (mask, removed) =
-            confident_mask(&prob, threshold, Some(cutoff), Connectivity::TwentySix).unwrap();
+        let (mask, removed) = (comps.mask(Some(cutoff)).unwrap(), comps.n_below(Some(cutoff)).unwrap());
         let want: Vec<u8> = labels.as_slice().iter().map(|&l| u8::from(l > 0 && peak(l) >= cutoff)).collect();
         assert_eq!(mask.as_slice(), &want[..], "cut-off {cutoff}");
         assert_eq!(removed, (1..=2).filter(|&l| peak(l) < cutoff).count(), "cut-off {cutoff}");
