@@ -126,9 +126,27 @@ impl ArchConfig {
         }
     }
 
-    /// Builds the network with fresh (seeded by the device RNG) weights.
+    /// Builds the network with fresh weights drawn from the device RNG.
     pub fn init(&self, device: &Device) -> Result<Net, NetError> {
+        self.build(device, None)
+    }
+
+    /// Builds the network with fresh weights drawn after seeding the device RNG with `seed`: the
+    /// same weights for the same seed, whatever other threads initialise meanwhile.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> Result<Net, NetError> {
+        self.build(device, Some(seed))
+    }
+
+    fn build(&self, device: &Device, seed: Option<u64>) -> Result<Net, NetError> {
         self.validate()?;
+        // The backend's RNG is process-wide: seeding and drawing every weight must be one step, or
+        // a concurrent initialisation (parallel tests, a library user's threads) takes draws from
+        // between them.
+        static INIT_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = INIT_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(seed) = seed {
+            device.seed(seed);
+        }
         Ok(match self {
             ArchConfig::Foveal(c) => Net::Foveal(FovealNet::new(c, device)),
             ArchConfig::UNet(c) => Net::UNet(UNet3d::new(c, device)),

@@ -792,10 +792,8 @@ pub fn train(
         ));
     }
 
-    let base = crate::device();
-    base.seed(cfg.seed);
-    let device = base.clone().autodiff();
-    let mut net = cfg.model.arch.init(&device)?;
+    let device = crate::device().autodiff();
+    let mut net = cfg.model.arch.init_seeded(&device, cfg.seed)?;
     let mut optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(12.0)))
