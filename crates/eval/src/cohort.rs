@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Version of the `evaluation.json` layout.
-pub const SCHEMA: &str = "nodal.evaluation/1";
+pub const SCHEMA: &str = "nodal.evaluation/2";
 
 /// One case to evaluate.
 #[derive(Clone, Debug)]
@@ -358,6 +358,9 @@ pub struct CohortSummary {
     /// Scans evaluated.
     pub n_scans: usize,
     pub recall: ScanMean,
+    /// Mean over scans of [`ScanResult::recall_ceiling`]: the recall a prediction identical to the
+    /// ground truth reaches under this protocol.
+    pub recall_ceiling: ScanMean,
     pub precision: ScanMean,
     pub f1: ScanMean,
     pub dice: ScanMean,
@@ -374,6 +377,8 @@ pub struct CohortSummary {
     pub fp_mean_sad_mm: Option<f64>,
     pub n_gt_nodes: usize,
     pub n_gt_localized: usize,
+    /// GT nodes a prediction identical to the ground truth localizes.
+    pub n_gt_countable: usize,
     /// Localized / GT nodes over the whole cohort; `None` without GT nodes.
     pub recall_pooled: Option<f64>,
     pub n_pred: usize,
@@ -514,6 +519,7 @@ pub fn summarise_cohort(mut scans: Vec<CaseResult>) -> CohortResult {
     let summary = CohortSummary {
         n_scans: n,
         recall: r(|s| s.recall),
+        recall_ceiling: r(|s| s.recall_ceiling),
         precision: r(|s| s.precision),
         f1: r(|s| s.f1),
         dice: r(|s| s.dice),
@@ -528,6 +534,7 @@ pub fn summarise_cohort(mut scans: Vec<CaseResult>) -> CohortResult {
             .then(|| all_fp_sad.iter().sum::<f64>() / all_fp_sad.len() as f64),
         n_gt_nodes: n_gt,
         n_gt_localized: n_loc,
+        n_gt_countable: sum(|s| s.n_gt_countable),
         recall_pooled: (n_gt > 0).then(|| n_loc as f64 / n_gt as f64),
         n_pred: sum(|s| s.n_pred),
         n_tp: sum(|s| s.n_tp),

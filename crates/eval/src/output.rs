@@ -36,7 +36,7 @@ fn opt_bool(v: Option<bool>) -> &'static str {
 pub fn scans_csv(r: &CohortResult) -> String {
     let mut s = String::from(
         "case_id,prediction_kind,n_gt_nodes,n_gt_localized,n_pred_components,n_pred_removed_small,n_pred,n_tp,n_fp,\
-         n_fp_sad_ge_10mm,recall,precision,f1,dice,assd,avg_hd,mhd,hd,hd95\n",
+         n_fp_sad_ge_10mm,recall,n_gt_countable,recall_ceiling,precision,f1,dice,assd,avg_hd,mhd,hd,hd95\n",
     );
     for c in &r.scans {
         let x = &c.result;
@@ -45,7 +45,7 @@ pub fn scans_csv(r: &CohortResult) -> String {
             crate::cohort::PredictionKind::Probability => "probability",
         };
         s += &format!(
-            "{},{kind},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{kind},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             field(&c.case_id),
             x.n_gt_nodes,
             x.n_gt_localized,
@@ -56,6 +56,8 @@ pub fn scans_csv(r: &CohortResult) -> String {
             x.n_fp,
             x.n_fp_sad_ge_10mm,
             num(x.recall),
+            x.n_gt_countable,
+            num(x.recall_ceiling),
             num(x.precision),
             num(x.f1),
             num(x.dice),
@@ -72,12 +74,12 @@ pub fn scans_csv(r: &CohortResult) -> String {
 /// `nodes.csv`: one row per GT node.
 pub fn nodes_csv(r: &CohortResult) -> String {
     let mut s = String::from(
-        "case_id,node_id,sad_mm,lad_mm,sad_group,n_voxels,volume_mm3,metastatic,sensitivity,localized\n",
+        "case_id,node_id,sad_mm,lad_mm,sad_group,n_voxels,volume_mm3,metastatic,sensitivity,localized,countable\n",
     );
     for c in &r.scans {
         for n in &c.result.nodes {
             s += &format!(
-                "{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
                 field(&c.case_id),
                 n.id,
                 n.sad_mm,
@@ -87,7 +89,8 @@ pub fn nodes_csv(r: &CohortResult) -> String {
                 n.volume_mm3,
                 opt_bool(n.metastatic),
                 n.sensitivity,
-                n.localized
+                n.localized,
+                n.countable
             );
         }
     }

@@ -118,6 +118,10 @@ pub struct NodeRow {
     pub sensitivity: f64,
     /// sensitivity >= 0.4.
     pub localized: bool,
+    /// A prediction identical to the ground truth localizes this node. False for a node whose own
+    /// component the size filter removes (SAD < 4.5 mm and touching no larger node): such a node
+    /// is found only by a prediction larger than the node itself.
+    pub countable: bool,
 }
 
 /// One false-positive component (after the small-component filter).
@@ -172,6 +176,11 @@ pub struct ScanResult {
     pub n_fp_sad_ge_10mm: usize,
     /// Localized / GT nodes; `None` without GT nodes.
     pub recall: Option<f64>,
+    /// GT nodes a prediction identical to the ground truth localizes ([`NodeRow::countable`]).
+    pub n_gt_countable: usize,
+    /// The recall of a prediction identical to the ground truth, `n_gt_countable / n_gt_nodes`:
+    /// below 1 when GT nodes are smaller than the size filter; `None` without GT nodes.
+    pub recall_ceiling: Option<f64>,
     /// TP / kept components; `None` without kept components.
     pub precision: Option<f64>,
     /// 2PR / (P + R); 0 when both are 0; `None` when either is undefined.
@@ -361,7 +370,12 @@ pub(crate) fn evaluate_runs(
         }
     };
     let index = GtIndex::new(gt, max_label)?;
-    let (det, gt_axes) = rayon::join(|| detect(mask, gt, &index, geom), || label_axes(gt, geom));
+    let ((det, ceiling), gt_axes) = rayon::join(
+        // The ground truth as a binary mask (touching nodes merge, as they would in any mask) is
+        // the best prediction there can be; what it does not localize, the size filter removed.
+        || rayon::join(|| detect(mask, gt, &index, geom), || detect(&gt.select(|_| true), gt, &index, geom)),
+        || label_axes(gt, geom),
+    );
     let voxel_mm3 = geom.voxel_volume_mm3();
 
     // Per-component voxel counts and index sums, for FP volumes and centroids. The sums are exact
@@ -410,6 +424,7 @@ pub(crate) fn evaluate_runs(
                 metastatic: meta.and_then(|m| m.is_metastatic(id)),
                 sensitivity: sensitivity(det.inter[i], index.counts[i]),
                 localized: det.localized[i],
+                countable: ceiling.localized[i],
             }
         })
         .collect();
@@ -428,6 +443,8 @@ pub(crate) fn evaluate_runs(
     let n_pred = det.n_kept();
     let n_tp = det.n_tp();
     let recall = (n_gt > 0).then(|| n_loc as f64 / n_gt as f64);
+    let n_countable = nodes.iter().filter(|n| n.countable).count();
+    let recall_ceiling = (n_gt > 0).then(|| n_countable as f64 / n_gt as f64);
     let precision = (n_pred > 0).then(|| n_tp as f64 / n_pred as f64);
     let f1 = match (precision, recall) {
         (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
@@ -462,6 +479,8 @@ pub(crate) fn evaluate_runs(
         n_fp: fps.len(),
         n_fp_sad_ge_10mm: fps.iter().filter(|f| f.sad_mm >= SIGNIFICANT_FP_SAD_MM).count(),
         recall,
+        n_gt_countable: n_countable,
+        recall_ceiling,
         precision,
         f1,
         dice,

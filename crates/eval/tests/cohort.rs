@@ -119,6 +119,10 @@ fn cohort_end_to_end() {
     assert_eq!(s.fp_sad_ge_10mm_per_scan, 0.0);
     assert!(close(s.fp_mean_sad_mm.unwrap(), 6.0 * 2f64.sqrt()));
     assert_eq!((s.n_gt_nodes, s.n_gt_localized, s.recall_pooled), (4, 3, Some(0.75)));
+    // Node 2 of case a (SAD 4.24 mm) is below the size filter: a perfect prediction misses it too.
+    assert_eq!((s.recall_ceiling.mean, s.recall_ceiling.n_scans, s.n_gt_countable), (Some(0.75), 2, 3));
+    let countable: Vec<bool> = r.scans[0].result.nodes.iter().map(|n| n.countable).collect();
+    assert_eq!(countable, [true, false]);
     assert_eq!(r.scans[2].result.recall, None);
     // FROC from case c alone: no GT nodes (recall undefined), one FP up to threshold 0.75
     let froc = r.froc.as_ref().unwrap();
@@ -190,7 +194,7 @@ fn cohort_end_to_end() {
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("evaluation.json")).unwrap()).unwrap();
-    assert_eq!(json["schema"], "nodal.evaluation/1");
+    assert_eq!(json["schema"], "nodal.evaluation/2");
     assert!(json["scans"][2]["recall"].is_null());
     let mut keys = BTreeSet::new();
     key_paths(&json, "", &mut keys);
@@ -285,6 +289,7 @@ scans[].hd95
 scans[].mhd
 scans[].n_fp
 scans[].n_fp_sad_ge_10mm
+scans[].n_gt_countable
 scans[].n_gt_localized
 scans[].n_gt_nodes
 scans[].n_pred
@@ -292,6 +297,7 @@ scans[].n_pred_components
 scans[].n_pred_removed_small
 scans[].n_tp
 scans[].nodes
+scans[].nodes[].countable
 scans[].nodes[].id
 scans[].nodes[].lad_mm
 scans[].nodes[].localized
@@ -305,6 +311,7 @@ scans[].precision
 scans[].pred
 scans[].prediction_kind
 scans[].recall
+scans[].recall_ceiling
 schema
 statistics
 statistics.dunn_localized_by_sad_group
@@ -369,6 +376,7 @@ summary.mhd
 summary.mhd.mean
 summary.mhd.n_scans
 summary.n_fp
+summary.n_gt_countable
 summary.n_gt_localized
 summary.n_gt_nodes
 summary.n_pred
@@ -381,6 +389,9 @@ summary.precision.n_scans
 summary.recall
 summary.recall.mean
 summary.recall.n_scans
+summary.recall_ceiling
+summary.recall_ceiling.mean
+summary.recall_ceiling.n_scans
 summary.recall_pooled
 table1
 table1[].mean_sensitivity_localized

@@ -125,6 +125,43 @@ fn small_fp_threshold_and_empty_gt() {
     }
 }
 
+/// The recall ceiling: node 1 (3x3 pixels, SAD 3 sqrt 2 = 4.24 mm < 4.5) stands alone, node 2 is
+/// the same size but touches node 3 (6x6 pixels), node 4 is the same size as node 1 but the pixel
+/// is 1.1 mm (SAD 4.67 mm). A prediction equal to the ground truth loses node 1 to the size filter
+/// only; an empty prediction still has the same ceiling (it depends on the ground truth alone).
+#[test]
+fn recall_ceiling_counts_the_nodes_the_size_filter_lets_through() {
+    for p in [1.0, 1.1] {
+        let g = Geometry::axis_aligned([p, p, 1.0], [0.0; 3]);
+        let mut gt = Volume::<u16>::zeros([40, 20, 6], g);
+        set(&mut gt, 2..5, 2..5, 1..4, 1);
+        set(&mut gt, 12..15, 2..5, 1..4, 2);
+        set(&mut gt, 15..21, 2..8, 1..4, 3);
+        set(&mut gt, 30..33, 10..13, 1..4, 4);
+        let small_kept = p * 3.0 * 2f64.sqrt() >= 4.5;
+        let oracle = gt.map(|v| u8::from(v != 0));
+        let empty = Volume::<u8>::zeros([40, 20, 6], g);
+        for pred in [&oracle, &empty] {
+            let r = evaluate_scan(Prediction::Mask(pred), &gt, None).unwrap();
+            let countable: Vec<bool> = r.nodes.iter().map(|n| n.countable).collect();
+            assert_eq!(countable, vec![small_kept, true, true, small_kept], "pixel {p} mm");
+            let n = 2 + 2 * usize::from(small_kept);
+            assert_eq!(r.n_gt_countable, n);
+            assert_eq!(r.recall_ceiling, Some(n as f64 / 4.0));
+        }
+        let r = evaluate_scan(Prediction::Mask(&oracle), &gt, None).unwrap();
+        assert_eq!(r.recall, r.recall_ceiling, "the ground truth reaches its own ceiling");
+    }
+    let g = Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+    let r = evaluate_scan(
+        Prediction::Mask(&Volume::<u8>::zeros([4, 4, 4], g)),
+        &Volume::<u16>::zeros([4, 4, 4], g),
+        None,
+    )
+    .unwrap();
+    assert_eq!((r.n_gt_countable, r.recall_ceiling), (0, None));
+}
+
 #[test]
 fn empty_prediction() {
     let g = Geometry::axis_aligned([0.8, 0.8, 1.5], [0.0; 3]);

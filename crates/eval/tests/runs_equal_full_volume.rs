@@ -516,6 +516,7 @@ mod full {
         };
         let index = GtIndex::new(gt)?;
         let det = detect(mask, gt, &index);
+        let ceiling = detect(&gt.map(|g| u8::from(g.as_usize() != 0)), gt, &index);
         let geom = *gt.geometry();
         let voxel_mm3 = geom.voxel_volume_mm3();
 
@@ -593,6 +594,7 @@ mod full {
                     metastatic: meta.and_then(|m| m.is_metastatic(id)),
                     sensitivity: sensitivity(det.inter[i], index.counts[i]),
                     localized: det.localized[i],
+                    countable: ceiling.localized[i],
                 }
             })
             .collect();
@@ -609,6 +611,8 @@ mod full {
         let n_pred = det.n_kept();
         let n_tp = det.n_tp();
         let recall = (n_gt > 0).then(|| n_loc as f64 / n_gt as f64);
+        let n_gt_countable = nodes.iter().filter(|n| n.countable).count();
+        let recall_ceiling = (n_gt > 0).then(|| n_gt_countable as f64 / n_gt as f64);
         let precision = (n_pred > 0).then(|| n_tp as f64 / n_pred as f64);
         let f1 = match (precision, recall) {
             (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
@@ -641,6 +645,8 @@ mod full {
             n_fp: fps.len(),
             n_fp_sad_ge_10mm: fps.iter().filter(|f| f.sad_mm >= SIGNIFICANT_FP_SAD_MM).count(),
             recall,
+            n_gt_countable,
+            recall_ceiling,
             precision,
             f1,
             dice,

@@ -1,5 +1,6 @@
 //! Scores a model folder on CT / label pairs with the evaluation protocol (the same numbers the
-//! trainer logs): recall, FP/scan, Dice, recall for SAD >= 15 mm.
+//! trainer logs): recall (and the ceiling a perfect segmentation would reach), FP/scan, Dice, recall
+//! for SAD >= 15 mm.
 //! `cargo run --release -p nodal-net --example net_validate -- MODEL_DIR CT1 LABELS1 [CT2 LABELS2 ...]`
 use nodal_net::train::{case_pairs, load_val_cases, validate};
 

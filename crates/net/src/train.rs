@@ -320,6 +320,10 @@ pub struct ValMetrics {
     pub n_gt: usize,
     /// Localized / GT nodes.
     pub recall: f64,
+    /// The recall a prediction identical to the ground truth reaches (GT nodes the protocol's size
+    /// filter leaves countable / GT nodes); `None` without GT nodes.
+    #[serde(default)]
+    pub recall_ceiling: Option<f64>,
     /// False-positive components per scan.
     pub fp_per_scan: f64,
     /// Mean per-scan Dice (scans where it is defined).
@@ -337,6 +341,7 @@ pub struct ValMetrics {
 struct ValTally {
     n_gt: usize,
     localized: usize,
+    countable: usize,
     fp: usize,
     dices: Vec<f64>,
     /// (GT nodes, localized) with SAD >= 15 mm and >= 5 mm.
@@ -348,6 +353,7 @@ impl ValTally {
     fn add(&mut self, r: &nodal_eval::ScanResult) {
         self.n_gt += r.n_gt_nodes;
         self.localized += r.n_gt_localized;
+        self.countable += r.n_gt_countable;
         self.fp += r.n_fp;
         self.dices.extend(r.dice);
         for n in &r.nodes {
@@ -369,6 +375,7 @@ impl ValTally {
             n_cases,
             n_gt: self.n_gt,
             recall,
+            recall_ceiling: ratio((self.n_gt, self.countable)),
             fp_per_scan,
             dice,
             recall_sad_ge_15mm: ratio(self.ge15),
@@ -892,12 +899,13 @@ pub fn train(
             let (point, m) = table[best_point].clone();
             if let Some(pb) = progress {
                 pb.println(format!(
-                    "step {} (threshold {}, peak cut-off {:?}): recall {:.3}, FP/scan {:.2}, Dice {}, \
-                     recall SAD>=15 {}",
+                    "step {} (threshold {}, peak cut-off {:?}): recall {:.3} (ceiling {}), FP/scan {:.2}, \
+                     Dice {}, recall SAD>=15 {}",
                     state.step,
                     point.threshold,
                     point.min_peak,
                     m.recall,
+                    m.recall_ceiling.map(|d| format!("{d:.3}")).unwrap_or("-".into()),
                     m.fp_per_scan,
                     m.dice.map(|d| format!("{d:.3}")).unwrap_or("-".into()),
                     m.recall_sad_ge_15mm.map(|d| format!("{d:.3}")).unwrap_or("-".into()),

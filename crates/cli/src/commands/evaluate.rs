@@ -54,11 +54,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let s = &result.summary;
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
     println!(
-        "{} scans, {} GT nodes: recall {} (mean over scans), precision {}, F1 {}, FP/scan {:.2}, Dice {}, \
-         avg_hd {} mm",
+        "{} scans, {} GT nodes: recall {} (mean over scans; {} for a prediction equal to the ground truth), \
+         precision {}, F1 {}, FP/scan {:.2}, Dice {}, avg_hd {} mm",
         s.n_scans,
         s.n_gt_nodes,
         f(s.recall.mean),
+        f(s.recall_ceiling.mean),
         f(s.precision.mean),
         f(s.f1.mean),
         s.fp_per_scan,
