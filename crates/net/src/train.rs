@@ -324,6 +324,10 @@ pub struct ValMetrics {
     /// filter leaves countable / GT nodes); `None` without GT nodes.
     #[serde(default)]
     pub recall_ceiling: Option<f64>,
+    /// Recall of the GT nodes a perfect segmentation localizes (the countable ones); `None`
+    /// without such nodes.
+    #[serde(default)]
+    pub recall_countable: Option<f64>,
     /// False-positive components per scan.
     pub fp_per_scan: f64,
     /// Mean per-scan Dice (scans where it is defined).
@@ -341,24 +345,27 @@ pub struct ValMetrics {
 struct ValTally {
     n_gt: usize,
     localized: usize,
-    countable: usize,
     fp: usize,
     dices: Vec<f64>,
-    /// (GT nodes, localized) with SAD >= 15 mm and >= 5 mm.
+    /// (GT nodes, localized) with SAD >= 15 mm, with SAD >= 5 mm, and countable.
     ge15: (usize, usize),
     ge5: (usize, usize),
+    countable: (usize, usize),
 }
 
 impl ValTally {
     fn add(&mut self, r: &nodal_eval::ScanResult) {
         self.n_gt += r.n_gt_nodes;
         self.localized += r.n_gt_localized;
-        self.countable += r.n_gt_countable;
         self.fp += r.n_fp;
         self.dices.extend(r.dice);
         for n in &r.nodes {
-            for (min_sad, t) in [(15.0, &mut self.ge15), (5.0, &mut self.ge5)] {
-                if n.sad_mm >= min_sad {
+            for (counts, t) in [
+                (n.sad_mm >= 15.0, &mut self.ge15),
+                (n.sad_mm >= 5.0, &mut self.ge5),
+                (n.countable, &mut self.countable),
+            ] {
+                if counts {
                     t.0 += 1;
                     t.1 += usize::from(n.localized);
                 }
@@ -375,7 +382,8 @@ impl ValTally {
             n_cases,
             n_gt: self.n_gt,
             recall,
-            recall_ceiling: ratio((self.n_gt, self.countable)),
+            recall_ceiling: ratio((self.n_gt, self.countable.0)),
+            recall_countable: ratio(self.countable),
             fp_per_scan,
             dice,
             recall_sad_ge_15mm: ratio(self.ge15),
@@ -1085,6 +1093,44 @@ mod tests {
         assert!(meets > selection_score(0.99, 0.99, 3.1, &t));
         assert!(meets > selection_score(0.99, 0.79, 0.0, &t));
         assert!(selection_score(0.6, 0.9, 1.0, &t) > meets);
+    }
+
+    /// Two scans at 1 mm: a 6x6x4 node found and a lone 3x3x3 node (SAD 4.24 mm, below the size
+    /// filter) missed, then the same with the small node found by a larger component.
+    #[test]
+    fn tally_counts_recall_against_the_countable_nodes() {
+        let g = Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+        let mut gt = Volume::<u16>::zeros([30, 20, 8], g);
+        let mut pred = Volume::<u8>::zeros([30, 20, 8], g);
+        for k in 1..5 {
+            for j in 2..8 {
+                for i in 2..8 {
+                    gt.data_mut()[[k, j, i]] = 1;
+                    pred.data_mut()[[k, j, i]] = 1;
+                }
+            }
+        }
+        for k in 1..4 {
+            for j in 2..5 {
+                for i in 20..23 {
+                    gt.data_mut()[[k, j, i]] = 2;
+                }
+            }
+        }
+        let mut tally = ValTally::default();
+        tally.add(&nodal_eval::evaluate_scan(nodal_eval::Prediction::Mask(&pred), &gt, None).unwrap());
+        for k in 1..5 {
+            for j in 1..7 {
+                for i in 19..25 {
+                    pred.data_mut()[[k, j, i]] = 1;
+                }
+            }
+        }
+        tally.add(&nodal_eval::evaluate_scan(nodal_eval::Prediction::Mask(&pred), &gt, None).unwrap());
+        let m = tally.metrics(2, &SelectionTargets::default());
+        assert_eq!((m.n_gt, m.recall), (4, 0.75));
+        assert_eq!(m.recall_ceiling, Some(0.5), "the lone small node is countable in neither scan");
+        assert_eq!(m.recall_countable, Some(1.0));
     }
 
     #[test]
