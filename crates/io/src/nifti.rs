@@ -740,6 +740,34 @@ fn build_header<T: NiftiVoxel>(dims: [usize; 3], g: &Geometry) -> Vec<u8> {
     h
 }
 
+/// The header, then the voxels little-endian, encoded in slabs to bound the temporary buffer.
+fn write_header_and_voxels<T: NiftiVoxel>(
+    w: &mut impl Write,
+    header: &[u8],
+    vol: &Volume<T>,
+) -> std::io::Result<()> {
+    w.write_all(header)?;
+    let mut buf = Vec::with_capacity(1 << 20);
+    for chunk in vol.as_slice().chunks((1 << 20) / std::mem::size_of::<T>()) {
+        buf.clear();
+        for &v in chunk {
+            v.put_le(&mut buf);
+        }
+        w.write_all(&buf)?;
+    }
+    w.flush()
+}
+
+/// [`write_header_and_voxels`] through gzip; returns the inner writer.
+fn write_gzipped<W: Write, T: NiftiVoxel>(w: W, header: &[u8], vol: &Volume<T>) -> std::io::Result<W> {
+    // Level 3: within a few percent of the default size at about twice the speed on CT.
+    let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(3));
+    write_header_and_voxels(&mut enc, header, vol)?;
+    // `finish` writes the gzip trailer and reports its errors; dropping the encoder would write it
+    // too but swallow a failure, and the truncated file would be renamed into place.
+    enc.finish()
+}
+
 /// Writes a volume as NIfTI-1 (`.nii`, or gzip-compressed when the name ends in `.gz`), with sform and
 /// qform (code 1, scanner), units mm, datatype from `T`. Atomic: the data goes to a temporary file in
 /// the same folder that is renamed over `path` only once complete.
@@ -756,24 +784,11 @@ pub fn write_nifti<T: NiftiVoxel>(vol: &Volume<T>, path: impl AsRef<Path>) -> Re
     let header = build_header::<T>(dims, vol.geometry());
     let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     crate::write_atomic_with(path, |w| {
-        let mut w: Box<dyn Write + '_> = if gz {
-            // Level 3: within a few percent of the default size at about twice the speed on CT.
-            Box::new(flate2::write::GzEncoder::new(w, flate2::Compression::new(3)))
+        if gz {
+            write_gzipped(w, &header, vol).map(drop)
         } else {
-            Box::new(w)
-        };
-        w.write_all(&header)?;
-        // Encode in slabs to bound the temporary buffer.
-        let mut buf = Vec::with_capacity(1 << 20);
-        for chunk in vol.as_slice().chunks((1 << 20) / std::mem::size_of::<T>()) {
-            buf.clear();
-            for &v in chunk {
-                v.put_le(&mut buf);
-            }
-            w.write_all(&buf)?;
+            write_header_and_voxels(w, &header, vol)
         }
-        w.flush()?;
-        Ok(())
     })
     .map_err(|error| IoError::Write { path: path.to_path_buf(), error })
 }
@@ -812,6 +827,42 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Accepts `room` bytes, then fails every write.
+    #[derive(Debug)]
+    struct FullAfter {
+        written: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for FullAfter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let n = b.len().min(self.room - self.written.len());
+            if n == 0 && !b.is_empty() {
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left"));
+            }
+            self.written.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_gzip_trailer_that_cannot_be_written_is_an_error() {
+        let g = nodal_core::Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+        let vol = Volume::<i16>::filled([20, 20, 20], g, 7);
+        let header = build_header::<i16>(vol.dims(), vol.geometry());
+        let whole = write_gzipped(Vec::new(), &header, &vol).unwrap();
+        // Room for everything but the 8-byte trailer (CRC32 + length).
+        let short = FullAfter { written: Vec::new(), room: whole.len() - 8 };
+        let err = write_gzipped(short, &header, &vol).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+        let full =
+            write_gzipped(FullAfter { written: Vec::new(), room: whole.len() }, &header, &vol).unwrap();
+        assert_eq!(full.written, whole);
     }
 
     fn same_as_per_voxel<T: Voxel>() {
