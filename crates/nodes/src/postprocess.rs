@@ -21,7 +21,7 @@
 //! The size filter runs once, before filling and splitting, as the protocol orders it; pieces made
 //! by splitting are kept whatever their size (each holds a marker of at least
 //! `min_marker_radius_mm`).
-use crate::components::{label_components, Connectivity};
+use crate::components::{find_root, label_components, Connectivity};
 use crate::measure::{
     axial_axes_sparse, label_boxes, measure_nodes, LabelBox, MeasureOptions, NodeMeasurement,
 };
@@ -528,14 +528,6 @@ pub(crate) fn distance_transform_mm(member: &[bool], n: [usize; 3], spacing_mm: 
     d
 }
 
-fn find(parent: &mut [usize], mut x: usize) -> usize {
-    while parent[x] != x {
-        parent[x] = parent[parent[x]];
-        x = parent[x];
-    }
-    x
-}
-
 /// Heap entry for flooding: highest distance first, then first pushed (deterministic).
 #[derive(PartialEq)]
 struct Entry {
@@ -589,7 +581,8 @@ fn split_component(
     // it stood at least h above the meeting level.
     let mut order: Vec<usize> = (0..member.len()).filter(|&x| member[x]).collect();
     order.sort_by(|&a, &c| dist[c].total_cmp(&dist[a]).then(a.cmp(&c)));
-    let mut parent: Vec<usize> = (0..member.len()).collect();
+    let n_box = u32::try_from(member.len()).expect("a component's box holds fewer than 2^32 voxels");
+    let mut parent: Vec<u32> = (0..n_box).collect();
     let mut added = vec![false; member.len()];
     // Per root: its highest voxel. A root is always the first (highest) voxel of its region, and the
     // surviving root of a merge is the highest one, so this stays the identity.
@@ -598,7 +591,7 @@ fn split_component(
     for &x in &order {
         added[x] = true;
         let mut roots: Vec<usize> =
-            neighbours(x).filter(|&y| added[y]).map(|y| find(&mut parent, y)).collect();
+            neighbours(x).filter(|&y| added[y]).map(|y| find_root(&mut parent, y as u32) as usize).collect();
         roots.sort_unstable();
         roots.dedup();
         if roots.is_empty() {
@@ -612,9 +605,9 @@ fn split_component(
             if r != best && dist[peak[r]] - dist[x] >= cfg.h_mm {
                 markers.push(peak[r]);
             }
-            parent[r] = best;
+            parent[r] = best as u32;
         }
-        parent[x] = best;
+        parent[x] = best as u32;
     }
     if let Some(&first) = order.first() {
         markers.push(first); // the global maximum always stands
