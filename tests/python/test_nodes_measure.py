@@ -70,12 +70,12 @@ def reference_axes(labels_ijk, affine):
     return out
 
 
-def random_label_map(rng, shape, n_nodes):
+def random_label_map(rng, shape, n_nodes, semi_axes=(2, 7)):
     lab = np.zeros(shape, np.uint16)
     ii, jj, kk = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
     for n in range(1, n_nodes + 1):
         c = rng.uniform(0.25, 0.75, 3) * shape
-        ax = rng.uniform(2, 7, 3)
+        ax = rng.uniform(*semi_axes, 3)
         rot = rng.uniform(0, np.pi)
         u = (ii - c[0]) * np.cos(rot) + (jj - c[1]) * np.sin(rot)
         v = -(ii - c[0]) * np.sin(rot) + (jj - c[1]) * np.cos(rot)
@@ -146,6 +146,35 @@ def test_golden_ball_through_cli(tmp_path):
     np.testing.assert_allclose(labels.affine, np.diag([0.5, 0.5, 1.0, 1.0]), atol=1e-6)
     rows = list(csv.DictReader((out / "nodes.csv").open()))
     assert len(rows) == 1 and float(rows[0]["short_axis_mm"]) == pytest.approx(node["short_axis_mm"])
+
+
+def test_recall_ceiling_matches_scipy(tmp_path):
+    """`nodal evaluate`'s `countable` flags against SciPy: with the ground truth itself as the
+    prediction, a node counts when the 26-connected components of the GT mask whose hull short axis
+    is >= 4.5 mm cover >= 40% of it. Nodes of about 2-6 mm at 0.7 mm pixels, some touching."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    affine = np.diag([-0.7, -0.7, 1.5, 1.0])
+    lab = random_label_map(rng, (96, 96, 20), 16, semi_axes=(1.5, 4.5))
+    gt_dir, out = tmp_path / "gt", tmp_path / "out"
+    gt_dir.mkdir()
+    nib.save(nib.Nifti1Image(lab, affine), gt_dir / "case.nii.gz")
+    subprocess.run([NODAL, "evaluate", "--pred", str(gt_dir), "--gt", str(gt_dir), "-o", str(out)],
+                   check=True, capture_output=True)
+    scan = json.loads((out / "evaluation.json").read_text())["scans"][0]
+    comps, _ = ndimage.label(lab > 0, structure=np.ones((3, 3, 3)))
+    kept = {c for c, (sad, _) in reference_axes(comps, affine).items() if sad >= 4.5}
+    want = {}
+    for node in np.unique(lab[lab > 0]):
+        inside = comps[lab == node]
+        want[int(node)] = np.isin(inside, list(kept)).mean() >= 0.4
+    got = {n["id"]: n["countable"] for n in scan["nodes"]}
+    assert got == want
+    assert 0 < sum(want.values()) < len(want), "precondition: nodes on both sides of the filter"
+    assert scan["n_gt_countable"] == sum(want.values())
+    assert scan["recall_ceiling"] == pytest.approx(sum(want.values()) / len(want))
+    assert scan["recall"] == scan["recall_ceiling"], "the ground truth reaches its own ceiling"
 
 
 def test_cli_rejects_non_binary_mask_and_grid_mismatch(tmp_path):
