@@ -181,8 +181,7 @@ impl PeakComponents {
     /// # Errors
     /// [`NodesError::InvalidOption`] for a non-finite cut-off.
     pub fn n_below(&self, min_peak: Option<f32>) -> Result<usize, NodesError> {
-        check_finite("min_peak_probability", min_peak)?;
-        Ok(min_peak.map_or(0, |m| self.peaks[1..].iter().filter(|&&p| p < m).count()))
+        Ok(self.keep(min_peak)?[1..].iter().filter(|&&k| !k).count())
     }
 
     /// The mask of the components whose peak reaches `min_peak` (all without a cut-off).
