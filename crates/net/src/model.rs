@@ -141,16 +141,19 @@ impl ArchConfig {
         self.validate()?;
         // The backend's RNG is process-wide: seeding and drawing every weight must be one step, or
         // a concurrent initialisation (parallel tests, a library user's threads) takes draws from
-        // between them.
+        // between them. burn initialises parameters lazily, on first use, so the draws are forced
+        // here, under the lock.
         static INIT_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _guard = INIT_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(seed) = seed {
             device.seed(seed);
         }
-        Ok(match self {
+        let net = match self {
             ArchConfig::Foveal(c) => Net::Foveal(FovealNet::new(c, device)),
             ArchConfig::UNet(c) => Net::UNet(UNet3d::new(c, device)),
-        })
+        };
+        net.visit(&mut Materialise);
+        Ok(net)
     }
 
     /// Number of input levels the network takes.
@@ -210,6 +213,15 @@ fn centre_crop(x: Tensor<5>, size: [usize; 3]) -> Tensor<5> {
 fn spatial(x: &Tensor<5>) -> [usize; 3] {
     let [_, _, d, h, w] = x.dims();
     [d, h, w]
+}
+
+/// Draws every lazily initialised weight now.
+struct Materialise;
+
+impl burn::module::ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.base();
+    }
 }
 
 /// A stack of valid 3x3x3 conv + LeakyReLU layers.
@@ -388,6 +400,21 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every weight is drawn inside `init` (burn would otherwise draw lazily, at first use).
+    #[test]
+    fn init_draws_every_weight() {
+        struct Lazy(usize);
+        impl burn::module::ModuleVisitor for Lazy {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                self.0 += usize::from(!param.is_initialized());
+            }
+        }
+        let mut lazy = Lazy(0);
+        let arch = crate::ModelConfig::default_foveal().arch;
+        arch.init_seeded(&crate::device(), 1).unwrap().visit(&mut lazy);
+        assert_eq!(lazy.0, 0);
+    }
 
     fn foveal() -> FovealConfig {
         FovealConfig { channels: vec![4, 6, 8], convs: vec![2, 2, 3], merge_convs: 1 }
