@@ -29,6 +29,9 @@ enum Command {
     Segment(commands::segment::Args),
     /// Train the segmentation network on an nnU-Net raw-layout dataset.
     Train(commands::train::Args),
+    /// Write the false-positive components of a model on a training dataset (negativesTr/), which
+    /// `nodal train` oversamples as hard negatives.
+    HardNegatives(commands::hard_negatives::Args),
     /// Measure every node of an instance label map or mask (RECIST axes, volume, HU): JSON, CSV, labels.
     Measure(commands::measure::Args),
     /// Generate a phantom CT, segment it with the shipped model, score it against its ground truth
@@ -44,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Segment(args) => commands::segment::run(args),
         Command::Train(args) => commands::train::run(args),
+        Command::HardNegatives(args) => commands::hard_negatives::run(args),
         Command::Measure(args) => commands::measure::run(args),
         Command::Demo(args) => commands::demo::run(args),
     }

@@ -118,3 +118,36 @@ fn segment_dicom_writes_seg_with_one_segment_per_node() {
     let sop_class = obj.element(dicom_dictionary_std::tags::SOP_CLASS_UID).unwrap().to_str().unwrap();
     assert_eq!(sop_class.trim_end_matches('\0'), "1.2.840.10008.5.1.4.1.1.66.4");
 }
+
+#[test]
+fn hard_negatives_writes_one_mask_per_case_on_its_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = test_model(tmp.path());
+    let data = tmp.path().join("data");
+    run_ok(nodal().args(["dataset", "--n", "2", "--size", "small", "--seed", "4", "-o"]).arg(&data));
+    let stdout = run_ok(nodal().args(["hard-negatives", "--model"]).arg(&model).arg("--data").arg(&data));
+    assert!(stdout.contains("2 cases"), "{stdout}");
+    // The test model calls the whole body box a node: one component touching the nodes, so no
+    // false-positive component and an empty mask (the mining itself is unit-tested in nodal-net).
+    for case in ["case_000", "case_001"] {
+        let ct = nodal_io::read_nifti::<i16>(data.join(format!("imagesTr/{case}_0000.nii.gz"))).unwrap();
+        let neg = nodal_io::read_nifti::<u8>(data.join(format!("negativesTr/{case}.nii.gz"))).unwrap();
+        ct.check_same_grid(&neg).unwrap();
+        assert!(neg.as_slice().iter().all(|&v| v == 0));
+    }
+    let record = json(&data.join("negativesTr/negatives.json"));
+    assert_eq!(record["schema"], "nodal.hard_negatives/1");
+    assert_eq!(record["model_version"], "test-random");
+    assert_eq!(record["cases"].as_array().unwrap().len(), 2);
+    assert_eq!(record["cases"][0]["false_positive_components"], 0);
+    // A folder that is no dataset: exit 2, nothing written.
+    let out = nodal()
+        .args(["hard-negatives", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(tmp.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!tmp.path().join("none").exists());
+}

@@ -12,6 +12,8 @@
 //!   elastic + intensity augmentation for training) from a [`patch::Pyramid`].
 //! * [`infer`] — sliding-window inference with Gaussian weighting, optional mirror TTA, and the
 //!   probability map mapped back onto the CT grid: [`infer::predict`].
+//! * [`negatives`] — a model's false-positive components on a training dataset, which the trainer
+//!   oversamples as hard negatives.
 //! * [`train`] — nnU-Net raw-layout dataset loading, patch sampling with foreground oversampling,
 //!   Dice + cross-entropy, AdamW with warm-up + cosine decay, validation with the evaluation
 //!   protocol, checkpoints with resume: [`train::train`].
@@ -25,6 +27,7 @@
 pub mod config;
 pub mod infer;
 pub mod model;
+pub mod negatives;
 pub mod patch;
 pub mod preprocess;
 pub mod rng;

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{save_model, write_atomic, LoadedModel, ModelConfig};
 use crate::infer::{predict, InferOptions};
 use crate::model::Net;
+use crate::negatives::NEGATIVES_DIR;
 use crate::patch::{sample_training_patch, Augmentation, Pyramid};
 use crate::preprocess::prepare;
 use crate::rng::Rng;
@@ -69,6 +70,11 @@ pub struct TrainConfig {
     /// often). Large nodes are few, and with 0 the net rarely sees a whole bulky or necrotic node.
     #[serde(default)]
     pub node_size_exponent: f64,
+    /// Fraction of the other (background) patches centred near a voxel of the case's hard
+    /// negatives, where a model found a node that is not there (`negativesTr/`, written by
+    /// `nodal hard-negatives`); cases without such a mask always get uniformly drawn centres.
+    #[serde(default)]
+    pub hard_negative_fraction: f64,
     /// Start from the weights of this model folder (fine-tuning, e.g. on a user's cohort) instead
     /// of a random initialisation. Its architecture and preprocessing must equal `model`'s.
     #[serde(default)]
@@ -122,6 +128,7 @@ impl TrainConfig {
             warmup_steps: 100,
             foreground_fraction: 0.67,
             node_size_exponent: 0.0,
+            hard_negative_fraction: 0.0,
             init_from: None,
             augment: true,
             val_cases: 4,
@@ -146,6 +153,9 @@ impl TrainConfig {
         }
         if !(0.0..=1.0).contains(&self.foreground_fraction) {
             return bad(format!("foreground_fraction {} outside [0, 1]", self.foreground_fraction));
+        }
+        if !(0.0..=1.0).contains(&self.hard_negative_fraction) {
+            return bad(format!("hard_negative_fraction {} outside [0, 1]", self.hard_negative_fraction));
         }
         if !(0.0..=2.0).contains(&self.node_size_exponent) {
             return bad(format!("node_size_exponent {} outside [0, 2]", self.node_size_exponent));
@@ -190,6 +200,9 @@ pub struct CaseFiles {
     pub image: PathBuf,
     /// `labelsTr/<id>.nii.gz`.
     pub label: PathBuf,
+    /// `negativesTr/<id>.nii.gz` when the dataset has one (see [`crate::negatives`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negatives: Option<PathBuf>,
 }
 
 /// Lists the cases of an nnU-Net raw-layout dataset, sorted by id. Every image needs its label.
@@ -210,7 +223,8 @@ pub fn list_cases(data: &Path) -> Result<Vec<CaseFiles>, NetError> {
         if !label.is_file() {
             return Err(err(format!("case {id}: label {} missing", label.display())));
         }
-        cases.push(CaseFiles { id: id.to_string(), image: entry.path(), label });
+        let negatives = Some(data.join(NEGATIVES_DIR).join(format!("{id}{ext}"))).filter(|p| p.is_file());
+        cases.push(CaseFiles { id: id.to_string(), image: entry.path(), label, negatives });
     }
     if cases.is_empty() {
         return Err(err("no imagesTr/*_0000.nii.gz images".into()));
@@ -271,16 +285,23 @@ pub struct TrainCase {
     pub label: Array3<u8>,
     /// Voxel indices `[z, y, x]` of each node (one list per instance with voxels on the grid).
     pub nodes: Vec<Vec<[u32; 3]>>,
+    /// Voxel indices `[z, y, x]` of the case's hard negatives (empty without a mask).
+    pub negatives: Vec<[u32; 3]>,
 }
 
-/// Preprocesses one case for training from a CT (HU) and its instance labels on the same grid.
+/// Preprocesses one case for training from a CT (HU), its instance labels and optionally its
+/// hard-negative mask, all on the same grid.
 pub fn prepare_training_case(
     id: &str,
     ct: &Volume<i16>,
     labels: &Volume<u16>,
+    negatives: Option<&Volume<u8>>,
     cfg: &ModelConfig,
 ) -> Result<TrainCase, NetError> {
     ct.check_same_grid(labels)?;
+    if let Some(n) = negatives {
+        ct.check_same_grid(n)?;
+    }
     let prep = prepare(ct, &cfg.preprocessing)?;
     let g = prep.image.geometry();
     let inst = labels.resample_to(g, prep.image.dims(), Interpolation::Nearest, 0);
@@ -295,9 +316,19 @@ pub fn prepare_training_case(
             nodes[s].push([z as u32, y as u32, x as u32]);
         }
     }
+    let negatives = match negatives {
+        Some(n) => n
+            .resample_to(g, prep.image.dims(), Interpolation::Nearest, 0)
+            .data()
+            .indexed_iter()
+            .filter(|(_, &v)| v > 0)
+            .map(|((z, y, x), _)| [z as u32, y as u32, x as u32])
+            .collect(),
+        None => Vec::new(),
+    };
     let label = inst.data().mapv(|l| u8::from(l > 0));
     let pyramid = Pyramid::new(prep.image.data(), cfg.arch.levels(), cfg.preprocessing.pad_value());
-    Ok(TrainCase { id: id.into(), pyramid, label, nodes })
+    Ok(TrainCase { id: id.into(), pyramid, label, nodes, negatives })
 }
 
 /// A validation case on its own CT grid.
@@ -623,6 +654,13 @@ fn draw_batch(cases: &[TrainCase], cfg: &TrainConfig, rng: &mut Rng) -> (Vec<Vec
                 let v = node[rng.below(node.len())];
                 let j = out as f64 / 4.0;
                 std::array::from_fn(|a| v[a] as f64 + rng.uniform(-j, j))
+            } else if !c.negatives.is_empty()
+                && cfg.hard_negative_fraction > 0.0
+                && rng.chance(cfg.hard_negative_fraction)
+            {
+                let v = c.negatives[rng.below(c.negatives.len())];
+                let j = out as f64 / 4.0;
+                std::array::from_fn(|a| v[a] as f64 + rng.uniform(-j, j))
             } else {
                 std::array::from_fn(|a| rng.uniform(0.0, shape[a] as f64))
             };
@@ -656,7 +694,8 @@ pub fn load_training_cases(cases: &[CaseFiles], model: &ModelConfig) -> Result<V
         .map(|c| {
             let ct = nodal_io::read_nifti::<i16>(&c.image)?;
             let labels = nodal_io::read_nifti::<u16>(&c.label)?;
-            prepare_training_case(&c.id, &ct, &labels, model)
+            let negatives = c.negatives.as_ref().map(nodal_io::read_nifti::<u8>).transpose()?;
+            prepare_training_case(&c.id, &ct, &labels, negatives.as_ref(), model)
                 .map_err(|e| NetError::Dataset { path: c.image.clone(), reason: e.to_string() })
         })
         .collect()
@@ -667,7 +706,12 @@ pub fn load_training_cases(cases: &[CaseFiles], model: &ModelConfig) -> Result<V
 pub fn case_pairs(paths: &[String]) -> Vec<CaseFiles> {
     paths
         .chunks_exact(2)
-        .map(|p| CaseFiles { id: p[0].clone(), image: p[0].clone().into(), label: p[1].clone().into() })
+        .map(|p| CaseFiles {
+            id: p[0].clone(),
+            image: p[0].clone().into(),
+            label: p[1].clone().into(),
+            negatives: None,
+        })
         .collect()
 }
 
@@ -1027,6 +1071,7 @@ mod tests {
             warmup_steps: 1,
             foreground_fraction: 0.5,
             node_size_exponent: 0.0,
+            hard_negative_fraction: 0.0,
             init_from: None,
             augment: true,
             val_cases: 1,
@@ -1191,9 +1236,69 @@ mod tests {
     }
 
     #[test]
+    fn hard_negative_patches_are_centred_on_the_mask() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        write_dataset(&data, 1);
+        // A bright cube (half-edge 7.5 mm) whose centre voxel is the only hard negative.
+        let (mut ct, lab) = synthetic_case(0);
+        let g = *ct.geometry();
+        let mut neg = Volume::<u8>::zeros(ct.dims(), g);
+        for ((k, j, i), v) in ct.data_mut().indexed_iter_mut() {
+            let w = g.index_to_world([i as f64, j as f64, k as f64]);
+            if w.iter().all(|c| (c - 25.0).abs() <= 7.5) {
+                *v = 300;
+            }
+        }
+        let centre = g.world_to_index([25.0; 3]).map(|c| c.round() as usize);
+        neg.data_mut()[[centre[2], centre[1], centre[0]]] = 1;
+        nodal_io::write_nifti(&ct, data.join("imagesTr/case_000_0000.nii.gz")).unwrap();
+        nodal_io::write_nifti(&lab, data.join("labelsTr/case_000.nii.gz")).unwrap();
+        std::fs::create_dir_all(data.join(NEGATIVES_DIR)).unwrap();
+        nodal_io::write_nifti(&neg, data.join(NEGATIVES_DIR).join("case_000.nii.gz")).unwrap();
+
+        let files = list_cases(&data).unwrap();
+        assert!(files[0].negatives.is_some());
+        let mut cfg = tiny_config();
+        cfg.foreground_fraction = 0.0;
+        cfg.augment = false;
+        cfg.batch_size = 16;
+        let cases = load_training_cases(&files, &cfg.model).unwrap();
+        // One 1.25 x 1.25 x 2.5 mm voxel covers two 1.25 mm model voxels.
+        assert_eq!(cases[0].negatives.len(), 2);
+        // Mean normalised intensity of the central 2^3 voxels of each finest-level input patch:
+        // 2.0 inside the cube ((300 - 50) / 125).
+        let in_cube = |cfg: &TrainConfig| {
+            let (inputs, _) = draw_batch(&cases, cfg, &mut Rng::new(3));
+            let s = cfg.model.arch.input_sizes(cfg.model.train_patch_out)[0];
+            let per = s * s * s;
+            inputs[0]
+                .chunks(per)
+                .filter(|p| {
+                    let (a, b) = (s / 2 - 1, s / 2 + 1);
+                    let mut sum = 0.0;
+                    for z in a..b {
+                        for y in a..b {
+                            for x in a..b {
+                                sum += p[(z * s + y) * s + x];
+                            }
+                        }
+                    }
+                    sum / 8.0 > 1.9
+                })
+                .count()
+        };
+        cfg.hard_negative_fraction = 1.0;
+        assert_eq!(in_cube(&cfg), 16);
+        // Uniform centres land in the cube (2.5% of the grid) only now and then.
+        cfg.hard_negative_fraction = 0.0;
+        assert!(in_cube(&cfg) <= 4, "{}", in_cube(&cfg));
+    }
+
+    #[test]
     fn split_is_seeded_and_disjoint() {
         let cases: Vec<CaseFiles> = (0..10)
-            .map(|i| CaseFiles { id: format!("c{i}"), image: "i".into(), label: "l".into() })
+            .map(|i| CaseFiles { id: format!("c{i}"), image: "i".into(), label: "l".into(), negatives: None })
             .collect();
         let (t, v) = split_cases(&cases, 3, 1);
         assert_eq!((t.len(), v.len()), (7, 3));

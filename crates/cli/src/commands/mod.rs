@@ -2,6 +2,7 @@
 pub mod dataset;
 pub mod demo;
 pub mod evaluate;
+pub mod hard_negatives;
 pub mod info;
 pub mod measure;
 pub mod phantom;
