@@ -6,7 +6,9 @@
 //! * Each training case is preprocessed once (model grid, [`Pyramid`], binary label, node voxel
 //!   lists). A batch draws patches with foreground oversampling (`foreground_fraction` of the
 //!   patches are centred near a voxel of a node drawn with weight `voxels^node_size_exponent`) and
-//!   random [`Augmentation`].
+//!   random [`Augmentation`]. Of the other patches, `hard_negative_fraction` are centred near a
+//!   voxel of the case's hard negatives (`negativesTr/`, see [`crate::negatives`]) when it has
+//!   them; the rest anywhere in the case.
 //! * Loss = cross-entropy + soft Dice (batch Dice of the node channel); AdamW with gradient-norm
 //!   clipping; learning rate: linear warm-up then cosine decay to 1% ([`learning_rate`]).
 //! * Every `val_every` steps: sliding-window inference on the validation CTs, scored on the CT grid
@@ -649,18 +651,21 @@ fn draw_batch(cases: &[TrainCase], cfg: &TrainConfig, rng: &mut Rng) -> (Vec<Vec
             let ci = rng.below(cases.len());
             let c = &cases[ci];
             let shape = c.pyramid.shape();
+            // Within a quarter patch of voxel `v`, so the voxel is well inside the output patch.
+            let near = |v: [u32; 3], rng: &mut Rng| -> [f64; 3] {
+                let j = out as f64 / 4.0;
+                std::array::from_fn(|a| v[a] as f64 + rng.uniform(-j, j))
+            };
             let centre: [f64; 3] = if !c.nodes.is_empty() && rng.chance(cfg.foreground_fraction) {
                 let node = &c.nodes[pick_node(&c.nodes, cfg.node_size_exponent, rng)];
                 let v = node[rng.below(node.len())];
-                let j = out as f64 / 4.0;
-                std::array::from_fn(|a| v[a] as f64 + rng.uniform(-j, j))
+                near(v, rng)
             } else if !c.negatives.is_empty()
                 && cfg.hard_negative_fraction > 0.0
                 && rng.chance(cfg.hard_negative_fraction)
             {
                 let v = c.negatives[rng.below(c.negatives.len())];
-                let j = out as f64 / 4.0;
-                std::array::from_fn(|a| v[a] as f64 + rng.uniform(-j, j))
+                near(v, rng)
             } else {
                 std::array::from_fn(|a| rng.uniform(0.0, shape[a] as f64))
             };
@@ -695,6 +700,10 @@ pub fn load_training_cases(cases: &[CaseFiles], model: &ModelConfig) -> Result<V
             let ct = nodal_io::read_nifti::<i16>(&c.image)?;
             let labels = nodal_io::read_nifti::<u16>(&c.label)?;
             let negatives = c.negatives.as_ref().map(nodal_io::read_nifti::<u8>).transpose()?;
+            if let (Some(n), Some(path)) = (&negatives, &c.negatives) {
+                ct.check_same_grid(n)
+                    .map_err(|e| NetError::Dataset { path: path.clone(), reason: e.to_string() })?;
+            }
             prepare_training_case(&c.id, &ct, &labels, negatives.as_ref(), model)
                 .map_err(|e| NetError::Dataset { path: c.image.clone(), reason: e.to_string() })
         })
@@ -1293,6 +1302,13 @@ mod tests {
         // Uniform centres land in the cube (2.5% of the grid) only now and then.
         cfg.hard_negative_fraction = 0.0;
         assert!(in_cube(&cfg) <= 4, "{}", in_cube(&cfg));
+        // A mask on another grid is refused, naming the mask.
+        let path = data.join(NEGATIVES_DIR).join("case_000.nii.gz");
+        nodal_io::write_nifti(&Volume::<u8>::zeros([4, 4, 4], g), &path).unwrap();
+        match load_training_cases(&files, &cfg.model) {
+            Err(NetError::Dataset { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("{:?}", other.err()),
+        }
     }
 
     #[test]
