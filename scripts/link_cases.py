@@ -3,8 +3,8 @@
 
     python3 scripts/link_cases.py OUT SRC [SRC ...] [--min-sad MM]
 
-Each case of each SRC (imagesTr/<id>_0000.nii.gz, labelsTr/<id>.nii.gz, and nodesTr/<id>.json
-when present) is linked into OUT as <src folder name>_<id>. With --min-sad, only cases holding a
+Each case of each SRC (imagesTr/<id>_0000.nii.gz, labelsTr/<id>.nii.gz, and nodesTr/<id>.json and
+negativesTr/<id>.nii.gz when present) is linked into OUT as <src folder name>_<id>. With --min-sad, only cases holding a
 node whose short axis (nodesTr/<id>.json, written by `nodal dataset`) is at least MM are kept -- an
 enrichment in large nodes. Used to assemble the training and selection sets of the model card.
 """
@@ -49,6 +49,10 @@ def main() -> int:
         (tmp / "labelsTr" / f"{new}.nii.gz").symlink_to(lab.resolve())
         if nodes.is_file():
             (tmp / "nodesTr" / f"{new}.json").symlink_to(nodes.resolve())
+        negatives = src / "negativesTr" / f"{cid}.nii.gz"
+        if negatives.is_file():
+            (tmp / "negativesTr").mkdir(exist_ok=True)
+            (tmp / "negativesTr" / f"{new}.nii.gz").symlink_to(negatives.resolve())
     tmp.rename(a.out)
     print(f"{a.out}: {len(cases)} cases")
     return 0
