@@ -12,7 +12,7 @@
 //! `--meta DIR` looks for `<case>.json`, `<case>_nodes.json` or `<case>/nodes.json` in DIR (a case
 //! without a file has unknown metastatic status); `--meta FILE.csv` reads `case_id,node_id,metastatic`.
 use crate::meta::{read_meta_csv, NodeMeta};
-use crate::scan::{evaluate_runs, min_threshold, PredictionRuns, SadGroup, ScanResult};
+use crate::scan::{evaluate_runs, min_threshold, PredictionRuns, PreparedGt, SadGroup, ScanResult};
 use crate::sparse::{ProbRuns, Runs};
 use crate::stats::{self, DunnPair, TestResult};
 use crate::EvalError;
@@ -308,7 +308,7 @@ pub fn evaluate_case(case: &CaseInput) -> Result<CaseResult, EvalError> {
         )));
     }
     let pred = pred?;
-    let result = evaluate_runs(&pred, &gt, max_label, &gt_geom, case.meta.as_ref())?;
+    let result = evaluate_runs(&pred, &PreparedGt::from_runs(gt, max_label, gt_geom)?, case.meta.as_ref())?;
     Ok(CaseResult {
         case_id: case.case_id.clone(),
         pred: case.pred.display().to_string(),

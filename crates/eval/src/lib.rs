@@ -7,6 +7,8 @@
 //!   (26-connected components, SAD < 4.5 mm removed), per-node sensitivity and localization,
 //!   TP/FP components, recall/precision/F1, FP counts, Dice and surface distances of the filtered
 //!   masks, a [`NodeRow`] per GT node and an [`FpRow`] per false positive.
+//!   [`evaluate_prepared`] scores against a [`PreparedGt`] built once, for many predictions of one
+//!   scan.
 //! * [`distance`] — surface voxels, an exact anisotropic Euclidean distance transform, and the
 //!   summaries `assd`, `avg_hd`, `mhd`, `hd`, `hd95`.
 //! * Internally, masks and label maps are held as runs of nonzero voxels (nodes fill a tiny part of
@@ -53,4 +55,6 @@ pub use cohort::{
 pub use error::EvalError;
 pub use meta::NodeMeta;
 pub use output::write_outputs;
-pub use scan::{evaluate_scan, FpRow, NodeRow, Prediction, SadGroup, ScanResult};
+pub use scan::{
+    evaluate_prepared, evaluate_scan, FpRow, NodeRow, Prediction, PreparedGt, SadGroup, ScanResult,
+};

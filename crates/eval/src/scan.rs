@@ -322,6 +322,80 @@ pub(crate) fn min_threshold() -> f64 {
     froc_thresholds().into_iter().fold(PROBABILITY_THRESHOLD, f64::min)
 }
 
+/// A ground truth ready to score predictions against: its runs, label index, node axes and the
+/// nodes a perfect prediction localizes. [`evaluate_scan`] prepares one per call; to score many
+/// predictions against one ground truth (an operating-point grid), prepare it once with
+/// [`PreparedGt::new`] and score each with [`evaluate_prepared`].
+pub struct PreparedGt {
+    runs: Runs,
+    geom: Geometry,
+    index: GtIndex,
+    /// per label id: (SAD, LAD) in mm
+    axes: Vec<Option<(f64, f64)>>,
+    /// per label id: localized by the ground truth itself as the prediction
+    countable: Vec<bool>,
+}
+
+impl PreparedGt {
+    /// Prepares an instance label map (0 = background, one id per node).
+    ///
+    /// # Errors
+    /// [`EvalError::LabelTooLarge`] for label ids above [`MAX_LABEL_ID`].
+    pub fn new<L: Label>(gt: &Volume<L>) -> Result<Self, EvalError> {
+        let (runs, max_label) = Runs::from_volume(gt, true);
+        PreparedGt::from_runs(runs, max_label, *gt.geometry())
+    }
+
+    /// From runs of equal labels on the grid `geom` (`max_label`: their largest label).
+    pub(crate) fn from_runs(runs: Runs, max_label: usize, geom: Geometry) -> Result<Self, EvalError> {
+        let index = GtIndex::new(&runs, max_label)?;
+        let (ceiling, axes) = rayon::join(
+            // The ground truth as a binary mask (touching nodes merge, as they would in any mask)
+            // is the best prediction there can be; what it does not localize, the size filter
+            // removed.
+            || detect(&runs.select(|_| true), &runs, &index, &geom),
+            || label_axes(&runs, &geom),
+        );
+        Ok(PreparedGt { countable: ceiling.localized, runs, geom, index, axes })
+    }
+
+    /// Errors unless `pred` lies on this ground truth's grid and, as a probability map, in [0, 1].
+    fn check_prediction(&self, pred: Prediction<'_>) -> Result<(), EvalError> {
+        self.check_grid(pred)?;
+        check_probability_range(pred)
+    }
+
+    fn check_grid(&self, pred: Prediction<'_>) -> Result<(), EvalError> {
+        let (dims, geom) = match pred {
+            Prediction::Mask(m) => (m.dims(), m.geometry()),
+            Prediction::Probability(p) => (p.dims(), p.geometry()),
+        };
+        if dims != self.runs.dims || !geom.same_grid(&self.geom, dims, 1e-3) {
+            return Err(EvalError::Geometry(format!(
+                "prediction dims {dims:?} spacing {:?} origin {:?} vs ground truth dims {:?} spacing {:?} origin {:?}",
+                geom.spacing_mm, geom.origin_mm, self.runs.dims, self.geom.spacing_mm, self.geom.origin_mm
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn check_probability_range(pred: Prediction<'_>) -> Result<(), EvalError> {
+    if let Prediction::Probability(p) = pred {
+        if let Some(bad) = p.as_slice().par_iter().find_any(|v| !(0.0..=1.0).contains(*v)) {
+            return Err(EvalError::InvalidProbability { value: *bad as f64 });
+        }
+    }
+    Ok(())
+}
+
+fn prediction_runs(pred: Prediction<'_>) -> PredictionRuns {
+    match pred {
+        Prediction::Mask(m) => PredictionRuns::Mask(Runs::from_volume(m, false).0),
+        Prediction::Probability(p) => PredictionRuns::Probability(ProbRuns::from_volume(p, min_threshold())),
+    }
+}
+
 /// Evaluates one scan. `gt` is an instance label map (0 = background, one id per node) on the
 /// prediction's grid; `meta` gives the metastatic flag per id.
 pub fn evaluate_scan<L: Label>(
@@ -330,37 +404,36 @@ pub fn evaluate_scan<L: Label>(
     meta: Option<&NodeMeta>,
 ) -> Result<ScanResult, EvalError> {
     match pred {
-        Prediction::Mask(m) => {
-            m.check_same_grid(gt).map_err(|e| EvalError::Geometry(e.to_string()))?;
-        }
-        Prediction::Probability(p) => {
-            p.check_same_grid(gt).map_err(|e| EvalError::Geometry(e.to_string()))?;
-            if let Some(bad) = p.as_slice().par_iter().find_any(|v| !(0.0..=1.0).contains(*v)) {
-                return Err(EvalError::InvalidProbability { value: *bad as f64 });
-            }
-        }
+        Prediction::Mask(m) => m.check_same_grid(gt),
+        Prediction::Probability(p) => p.check_same_grid(gt),
     }
-    let ((gt_runs, max_label), pred_runs) = rayon::join(
-        || Runs::from_volume(gt, true),
-        || match pred {
-            Prediction::Mask(m) => PredictionRuns::Mask(Runs::from_volume(m, false).0),
-            Prediction::Probability(p) => {
-                PredictionRuns::Probability(ProbRuns::from_volume(p, min_threshold()))
-            }
-        },
-    );
-    evaluate_runs(&pred_runs, &gt_runs, max_label, gt.geometry(), meta)
+    .map_err(|e| EvalError::Geometry(e.to_string()))?;
+    check_probability_range(pred)?;
+    let (prepared, pred_runs) = rayon::join(|| PreparedGt::new(gt), || prediction_runs(pred));
+    evaluate_runs(&pred_runs, &prepared?, meta)
 }
 
-/// [`evaluate_scan`] of a prediction and a ground truth held as runs on the grid `geom` (`gt`: runs
-/// of equal labels, `max_label` its largest label). Nothing full-size is built.
-pub(crate) fn evaluate_runs(
-    pred: &PredictionRuns,
-    gt: &Runs,
-    max_label: usize,
-    geom: &Geometry,
+/// [`evaluate_scan`] against a ground truth prepared once.
+///
+/// # Errors
+/// As [`evaluate_scan`].
+pub fn evaluate_prepared(
+    pred: Prediction<'_>,
+    gt: &PreparedGt,
     meta: Option<&NodeMeta>,
 ) -> Result<ScanResult, EvalError> {
+    gt.check_prediction(pred)?;
+    evaluate_runs(&prediction_runs(pred), gt, meta)
+}
+
+/// [`evaluate_scan`] of a prediction held as runs against a prepared ground truth on its grid.
+/// Nothing full-size is built.
+pub(crate) fn evaluate_runs(
+    pred: &PredictionRuns,
+    prepared: &PreparedGt,
+    meta: Option<&NodeMeta>,
+) -> Result<ScanResult, EvalError> {
+    let PreparedGt { runs: gt, geom, index, axes: gt_axes, countable } = prepared;
     let thresholded;
     let mask = match pred {
         PredictionRuns::Mask(m) => m,
@@ -369,13 +442,7 @@ pub(crate) fn evaluate_runs(
             &thresholded
         }
     };
-    let index = GtIndex::new(gt, max_label)?;
-    let ((det, ceiling), gt_axes) = rayon::join(
-        // The ground truth as a binary mask (touching nodes merge, as they would in any mask) is
-        // the best prediction there can be; what it does not localize, the size filter removed.
-        || rayon::join(|| detect(mask, gt, &index, geom), || detect(&gt.select(|_| true), gt, &index, geom)),
-        || label_axes(gt, geom),
-    );
+    let det = detect(mask, gt, index, geom);
     let voxel_mm3 = geom.voxel_volume_mm3();
 
     // Per-component voxel counts and index sums, for FP volumes and centroids. The sums are exact
@@ -424,7 +491,7 @@ pub(crate) fn evaluate_runs(
                 metastatic: meta.and_then(|m| m.is_metastatic(id)),
                 sensitivity: sensitivity(det.inter[i], index.counts[i]),
                 localized: det.localized[i],
-                countable: ceiling.localized[i],
+                countable: countable[i],
             }
         })
         .collect();
@@ -457,7 +524,7 @@ pub(crate) fn evaluate_runs(
             froc_thresholds()
                 .into_par_iter()
                 .map(|t| {
-                    let d = detect(&p.threshold(t), gt, &index, geom);
+                    let d = detect(&p.threshold(t), gt, index, geom);
                     FrocCounts {
                         threshold: t,
                         n_gt,

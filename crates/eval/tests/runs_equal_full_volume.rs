@@ -669,7 +669,9 @@ mod full {
 
 use nodal_core::{Geometry, Volume, Voxel};
 use nodal_eval::distance::directed_surface_distances;
-use nodal_eval::{evaluate_case, evaluate_scan, CaseInput, Prediction, ScanResult};
+use nodal_eval::{
+    evaluate_case, evaluate_prepared, evaluate_scan, CaseInput, EvalError, Prediction, PreparedGt, ScanResult,
+};
 use nodal_io::{read_nifti, write_nifti};
 
 /// xorshift64*: deterministic scans from a seed.
@@ -823,9 +825,48 @@ fn masks_give_the_full_volume_results_bit_for_bit() {
         let fast = evaluate_scan(Prediction::Mask(&s.mask), &s.gt, None).unwrap();
         let full = full::evaluate_scan_full(Prediction::Mask(&s.mask), &s.gt, None).unwrap();
         assert_eq!(fast, full, "seed {seed}");
+        // One prepared ground truth serves several predictions.
+        let prepared = PreparedGt::new(&s.gt).unwrap();
+        assert_eq!(
+            evaluate_prepared(Prediction::Mask(&s.mask), &prepared, None).unwrap(),
+            full,
+            "seed {seed}"
+        );
+        let other = s.gt.map(|v| u8::from(v % 2 == 1));
+        let other_full = full::evaluate_scan_full(Prediction::Mask(&other), &s.gt, None).unwrap();
+        assert_eq!(
+            evaluate_prepared(Prediction::Mask(&other), &prepared, None).unwrap(),
+            other_full,
+            "seed {seed}"
+        );
         cov.add(&fast);
     }
     cov.check();
+}
+
+#[test]
+fn a_prepared_ground_truth_refuses_other_grids_and_bad_probabilities() {
+    let s = scan(7);
+    let prepared = PreparedGt::new(&s.gt).unwrap();
+    let [ni, nj, nk] = s.gt.dims();
+    let smaller = Volume::<u8>::zeros([ni, nj, nk + 1], *s.gt.geometry());
+    assert!(matches!(
+        evaluate_prepared(Prediction::Mask(&smaller), &prepared, None),
+        Err(EvalError::Geometry(_))
+    ));
+    let mut g = *s.gt.geometry();
+    g.origin_mm[2] += 0.5;
+    let shifted = Volume::<u8>::zeros(s.gt.dims(), g);
+    assert!(matches!(
+        evaluate_prepared(Prediction::Mask(&shifted), &prepared, None),
+        Err(EvalError::Geometry(_))
+    ));
+    let mut p = s.prob.clone();
+    p.as_slice_mut()[0] = 1.5;
+    assert!(matches!(
+        evaluate_prepared(Prediction::Probability(&p), &prepared, None),
+        Err(EvalError::InvalidProbability { .. })
+    ));
 }
 
 /// Scans large enough that boxes are split across threads (the box of everything, used when a
@@ -875,6 +916,12 @@ fn probability_maps_give_the_full_volume_results_bit_for_bit() {
         let fast = evaluate_scan(Prediction::Probability(&s.prob), &s.gt, None).unwrap();
         let full = full::evaluate_scan_full(Prediction::Probability(&s.prob), &s.gt, None).unwrap();
         assert_eq!(fast, full, "seed {seed}");
+        let prepared = PreparedGt::new(&s.gt).unwrap();
+        assert_eq!(
+            evaluate_prepared(Prediction::Probability(&s.prob), &prepared, None).unwrap(),
+            full,
+            "seed {seed}"
+        );
         froc_points += fast.froc.as_ref().unwrap().iter().filter(|f| f.n_localized > 0 && f.n_fp > 0).count();
         cov.add(&fast);
     }

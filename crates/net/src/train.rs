@@ -12,7 +12,7 @@
 //! * Loss = cross-entropy + soft Dice (batch Dice of the node channel); AdamW with gradient-norm
 //!   clipping; learning rate: linear warm-up then cosine decay to 1% ([`learning_rate`]).
 //! * Every `val_every` steps: sliding-window inference on the validation CTs, scored on the CT grid
-//!   with the evaluation protocol ([`nodal_eval::evaluate_scan`]): recall (a GT node is localized
+//!   with the evaluation protocol ([`nodal_eval::evaluate_prepared`]): recall (a GT node is localized
 //!   when at least 40% of it is covered), false positives per scan, Dice, recall of nodes with
 //!   SAD of at least 15 mm — at each [`OperatingPoint`] of a grid (voxel threshold x component
 //!   peak cut-off), from one inference per case. The point with the best [`selection_score`] for
@@ -496,6 +496,8 @@ pub fn validate_operating_points(
     for c in cases {
         let out = predict(model, &c.ct, opts, None)?;
         let eval_err = |e: &dyn std::fmt::Display| NetError::Eval(format!("case {}: {e}", c.id));
+        // The ground truth is prepared once for all the points.
+        let gt = nodal_eval::PreparedGt::new(&c.labels).map_err(|e| eval_err(&e))?;
         // Components are labelled once per threshold (points of one threshold are adjacent in the
         // grid) and cut at each peak cut-off.
         let mut comps: Option<(f32, PeakComponents)> = None;
@@ -509,7 +511,7 @@ pub fn validate_operating_points(
                 }
             };
             let mask = cc.mask(point.min_peak).map_err(|e| eval_err(&e))?;
-            let r = nodal_eval::evaluate_scan(nodal_eval::Prediction::Mask(&mask), &c.labels, None)
+            let r = nodal_eval::evaluate_prepared(nodal_eval::Prediction::Mask(&mask), &gt, None)
                 .map_err(|e| eval_err(&e))?;
             tally.add(&r);
         }
