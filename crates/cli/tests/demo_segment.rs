@@ -140,6 +140,20 @@ fn hard_negatives_writes_one_mask_per_case_on_its_grid() {
     assert_eq!(record["model_version"], "test-random");
     assert_eq!(record["cases"].as_array().unwrap().len(), 2);
     assert_eq!(record["cases"][0]["false_positive_components"], 0);
+    let sha = record["model_sha256"].as_str().unwrap();
+    assert!(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_hexdigit()), "{sha}");
+    // Run again with the same model: the finished cases are kept; a missing mask is mined again.
+    let again = run_ok(nodal().args(["hard-negatives", "--model"]).arg(&model).arg("--data").arg(&data));
+    assert!(again.contains("2 mined earlier by the same model"), "{again}");
+    std::fs::remove_file(data.join("negativesTr/case_001.nii.gz")).unwrap();
+    let again = run_ok(nodal().args(["hard-negatives", "--model"]).arg(&model).arg("--data").arg(&data));
+    assert!(again.contains("1 mined earlier by the same model"), "{again}");
+    assert!(data.join("negativesTr/case_001.nii.gz").is_file());
+    assert_eq!(json(&data.join("negativesTr/negatives.json"))["cases"].as_array().unwrap().len(), 2);
+    // Another model (other weights) starts over.
+    let other = test_model(&tmp.path().join("other"));
+    let fresh = run_ok(nodal().args(["hard-negatives", "--model"]).arg(&other).arg("--data").arg(&data));
+    assert!(!fresh.contains("mined earlier"), "{fresh}");
     // A folder that is no dataset: exit 2, nothing written.
     let out = nodal()
         .args(["hard-negatives", "--model"])

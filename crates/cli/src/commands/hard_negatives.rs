@@ -1,23 +1,27 @@
 //! `nodal hard-negatives`: runs a model over a training dataset and writes, per case, the mask of
 //! its false-positive components to `negativesTr/<case>.nii.gz` (see `nodal_net::negatives`);
 //! `nodal train` then centres `hard_negative_fraction` of its background patches on them.
-//! `negativesTr/negatives.json` records the model and operating point that produced the masks.
+//! `negativesTr/negatives.json` records the model (with the SHA-256 of its weights) and operating
+//! point that produced the masks, and is rewritten after every case: an interrupted run started
+//! again with the same model continues where it stopped; another model starts over.
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use nodal_net::config::write_atomic;
+use nodal_net::config::{write_atomic, WEIGHTS_FILE};
 use nodal_net::infer::InferOptions;
 use nodal_net::negatives::{hard_negatives, NEGATIVES_DIR};
 use nodal_net::train::list_cases;
-use serde::Serialize;
-use std::path::PathBuf;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use crate::pipeline::load_model_arg;
 
 /// Arguments of `nodal hard-negatives`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset folder (imagesTr/, labelsTr/); the masks go to its negativesTr/ (existing ones are
-    /// replaced).
+    /// Dataset folder (imagesTr/, labelsTr/); the masks go to its negativesTr/. Cases already
+    /// mined there by the same model are kept; masks of another model are replaced.
     #[arg(long)]
     pub data: PathBuf,
     /// Model folder whose false positives are mined (default: as `nodal segment`).
@@ -25,24 +29,52 @@ pub struct Args {
     pub model: Option<PathBuf>,
 }
 
-#[derive(Serialize)]
-struct Record {
-    schema: &'static str,
-    nodal_version: &'static str,
+#[derive(Serialize, Deserialize, PartialEq)]
+struct Producer {
     model_id: String,
     model_version: String,
-    model_folder: String,
+    model_sha256: String,
     threshold: f32,
     min_peak_probability: Option<f32>,
-    definition: &'static str,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    schema: String,
+    nodal_version: String,
+    model_folder: String,
+    #[serde(flatten)]
+    producer: Producer,
+    definition: String,
     cases: Vec<CaseRecord>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct CaseRecord {
     case: String,
     false_positive_components: usize,
     voxels: usize,
+}
+
+const SCHEMA: &str = "nodal.hard_negatives/1";
+
+fn sha256_hex(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The cases an earlier run of the same producer finished (record listed and mask present).
+fn finished_cases(dir: &Path, producer: &Producer) -> HashMap<String, CaseRecord> {
+    let Ok(text) = std::fs::read_to_string(dir.join("negatives.json")) else { return HashMap::new() };
+    match serde_json::from_str::<Record>(&text) {
+        Ok(r) if r.schema == SCHEMA && r.producer == *producer => r
+            .cases
+            .into_iter()
+            .filter(|c| dir.join(format!("{}.nii.gz", c.case)).is_file())
+            .map(|c| (c.case.clone(), c))
+            .collect(),
+        _ => HashMap::new(),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -50,41 +82,60 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cases = list_cases(&args.data)?;
     let dir = args.data.join(NEGATIVES_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let producer = Producer {
+        model_id: model.config.model_id.clone(),
+        model_version: model.config.version.clone(),
+        model_sha256: sha256_hex(&model.folder.join(WEIGHTS_FILE))?,
+        threshold: model.config.threshold,
+        min_peak_probability: model.config.min_peak_probability,
+    };
+    let mut done = finished_cases(&dir, &producer);
+    let mut record = Record {
+        schema: SCHEMA.into(),
+        nodal_version: env!("CARGO_PKG_VERSION").into(),
+        model_folder: model.folder.display().to_string(),
+        producer,
+        definition: "components of the model's mask (26-connected, p >= threshold, peak >= \
+                     min_peak_probability) that touch no ground-truth node voxel"
+            .into(),
+        cases: Vec::new(),
+    };
     let bar = ProgressBar::new(cases.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] case {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut records = Vec::new();
+    let mut n_kept = 0;
     for c in &cases {
         bar.set_message(c.id.clone());
+        if let Some(r) = done.remove(&c.id) {
+            record.cases.push(r);
+            n_kept += 1;
+            bar.inc(1);
+            continue;
+        }
         let ct = nodal_io::read_nifti::<i16>(&c.image)?;
         let labels = nodal_io::read_nifti::<u16>(&c.label)?;
         let neg = hard_negatives(&model, &ct, &labels, &InferOptions::default())
             .with_context(|| format!("case {} ({})", c.id, c.image.display()))?;
         let voxels = neg.mask.as_slice().iter().filter(|&&v| v > 0).count();
         nodal_io::write_nifti(&neg.mask, dir.join(format!("{}.nii.gz", c.id)))?;
-        records.push(CaseRecord { case: c.id.clone(), false_positive_components: neg.n_components, voxels });
+        record.cases.push(CaseRecord {
+            case: c.id.clone(),
+            false_positive_components: neg.n_components,
+            voxels,
+        });
+        // Rewritten after every case, so an interrupted run resumes from here.
+        write_atomic(&dir.join("negatives.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
         bar.inc(1);
     }
+    write_atomic(&dir.join("negatives.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
     bar.finish_and_clear();
-    let n: usize = records.iter().map(|r| r.false_positive_components).sum();
-    let record = Record {
-        schema: "nodal.hard_negatives/1",
-        nodal_version: env!("CARGO_PKG_VERSION"),
-        model_id: model.config.model_id.clone(),
-        model_version: model.config.version.clone(),
-        model_folder: model.folder.display().to_string(),
-        threshold: model.config.threshold,
-        min_peak_probability: model.config.min_peak_probability,
-        definition: "components of the model's mask (26-connected, p >= threshold, peak >= \
-                     min_peak_probability) that touch no ground-truth node voxel",
-        cases: records,
-    };
-    let json = serde_json::to_string_pretty(&record)?;
-    write_atomic(&dir.join("negatives.json"), json.as_bytes())?;
+    let n: usize = record.cases.iter().map(|r| r.false_positive_components).sum();
+    let kept =
+        if n_kept > 0 { format!(" ({n_kept} mined earlier by the same model, kept)") } else { String::new() };
     println!(
-        "{} cases: {n} false-positive components ({:.1} per case) -> {}",
+        "{} cases{kept}: {n} false-positive components ({:.1} per case) -> {}",
         cases.len(),
         n as f64 / cases.len() as f64,
         dir.display()
