@@ -1,5 +1,4 @@
 //! `nodal dataset`: an nnU-Net raw dataset of simulated cases (see `nodal_phantom::dataset`).
-use indicatif::{ProgressBar, ProgressStyle};
 use nodal_phantom::dataset::{write_dataset, DatasetConfig, Split};
 use nodal_phantom::{PhantomConfig, PhantomSize};
 use std::path::PathBuf;
@@ -73,11 +72,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         phantom,
         backgrounds,
     };
-    let bar = ProgressBar::new(args.n as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} cases (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar =
+        super::progress_bar(args.n as u64, "{elapsed_precise} [{bar:40}] {pos}/{len} cases (eta {eta})");
     let t = std::time::Instant::now();
     let rec = write_dataset(&cfg, &args.out, &|| bar.inc(1))?;
     bar.finish();

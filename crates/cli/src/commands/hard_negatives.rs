@@ -5,7 +5,6 @@
 //! point that produced the masks, and is rewritten after every case: an interrupted run started
 //! again with the same model continues where it stopped; another model starts over.
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use nodal_net::config::{write_atomic, WEIGHTS_FILE};
 use nodal_net::infer::InferOptions;
 use nodal_net::negatives::{hard_negatives, NEGATIVES_DIR};
@@ -49,7 +48,7 @@ struct Record {
     cases: Vec<CaseRecord>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct CaseRecord {
     case: String,
     false_positive_components: usize,
@@ -57,6 +56,7 @@ struct CaseRecord {
 }
 
 const SCHEMA: &str = "nodal.hard_negatives/1";
+const RECORD_FILE: &str = "negatives.json";
 
 fn sha256_hex(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -65,7 +65,7 @@ fn sha256_hex(path: &Path) -> anyhow::Result<String> {
 
 /// The cases an earlier run of the same producer finished (record listed and mask present).
 fn finished_cases(dir: &Path, producer: &Producer) -> HashMap<String, CaseRecord> {
-    let Ok(text) = std::fs::read_to_string(dir.join("negatives.json")) else { return HashMap::new() };
+    let Ok(text) = std::fs::read_to_string(dir.join(RECORD_FILE)) else { return HashMap::new() };
     match serde_json::from_str::<Record>(&text) {
         Ok(r) if r.schema == SCHEMA && r.producer == *producer => r
             .cases
@@ -100,11 +100,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .into(),
         cases: Vec::new(),
     };
-    let bar = ProgressBar::new(cases.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] case {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = super::progress_bar(
+        cases.len() as u64,
+        "{elapsed_precise} [{bar:40}] case {pos}/{len} {msg} (eta {eta})",
     );
+    let save = |r: &Record| -> anyhow::Result<()> {
+        Ok(write_atomic(&dir.join(RECORD_FILE), serde_json::to_string_pretty(r)?.as_bytes())?)
+    };
     let mut n_kept = 0;
     for c in &cases {
         bar.set_message(c.id.clone());
@@ -126,10 +128,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             voxels,
         });
         // Rewritten after every case, so an interrupted run resumes from here.
-        write_atomic(&dir.join("negatives.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+        save(&record)?;
         bar.inc(1);
     }
-    write_atomic(&dir.join("negatives.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+    save(&record)?;
     bar.finish_and_clear();
     let n: usize = record.cases.iter().map(|r| r.false_positive_components).sum();
     let kept =

@@ -9,6 +9,17 @@ pub mod phantom;
 pub mod segment;
 pub mod train;
 
+/// A progress bar of `len` steps drawn with `template` (indicatif syntax); the default style
+/// should the template not parse.
+pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// 2 when the error chain holds a typed input error from one of the library crates (the user can
 /// fix the input), 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {

@@ -8,7 +8,7 @@
 //! moved into place only when all files are complete, so a failure leaves nothing half-written.
 use crate::pipeline::{load_model_arg, report_data, segment_ct, stage_timings, write_segmentation};
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use nodal_net::infer::InferOptions;
 use nodal_report::{write_outputs, DicomOptions, DicomSource, REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE};
 use serde::Serialize;
@@ -159,12 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Progress bar over the network's tiles.
 pub(crate) fn tile_bar() -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tiles (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+    super::progress_bar(0, "{elapsed_precise} [{bar:40}] {pos}/{len} tiles (eta {eta})")
 }
 
 /// A fresh staging folder beside `out` (same file system, so the final moves are renames).

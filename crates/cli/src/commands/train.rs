@@ -1,7 +1,6 @@
 //! `nodal train`: trains a segmentation network on an nnU-Net raw-layout dataset (see
 //! `nodal_net::train`).
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use nodal_net::train::{train, TrainConfig};
 use std::path::PathBuf;
 
@@ -49,10 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.max_minutes.is_some() {
         cfg.max_minutes = args.max_minutes;
     }
-    let bar = ProgressBar::new(cfg.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] step {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = super::progress_bar(
+        cfg.steps as u64,
+        "{elapsed_precise} [{bar:40}] step {pos}/{len} {msg} (eta {eta})",
     );
     let summary = train(&args.data, args.val_data.as_deref(), &cfg, &args.out, args.resume, Some(&bar))
         .with_context(|| format!("training into {}", args.out.display()))?;
