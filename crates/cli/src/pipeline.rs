@@ -8,7 +8,7 @@ use nodal_core::Volume;
 use nodal_net::infer::{predict, InferOptions};
 use nodal_net::LoadedModel;
 use nodal_nodes::output::{write_nodes_csv, write_nodes_json, Source};
-use nodal_nodes::postprocess::{postprocess_probability, PostProcessConfig, PostProcessed};
+use nodal_nodes::postprocess::{postprocess_probability_filtered, PostProcessConfig, PostProcessed};
 use nodal_report::{EvaluationSection, ModelInfo, NodeRecord, ReportData, ScanInfo, StageTiming};
 use serde::Serialize;
 use std::path::Path;
@@ -48,7 +48,8 @@ pub struct Segmentation {
 }
 
 /// Segments one CT in HU with `model`: probability on the CT grid, then the protocol's
-/// post-processing at the model's threshold, measured against the CT's HU values.
+/// post-processing at the model's threshold (and its component filter, when it has one), measured
+/// against the CT's HU values.
 pub fn segment_ct(
     ct: &Volume<i16>,
     model: &LoadedModel,
@@ -66,7 +67,8 @@ pub fn segment_ct(
         ..Default::default()
     };
     let postprocessed =
-        postprocess_probability(&pred.probability, Some(ct), &cfg).context("post-processing")?;
+        postprocess_probability_filtered(&pred.probability, Some(ct), &cfg, model.component_filter.as_ref())
+            .context("post-processing")?;
     Ok(Segmentation {
         probability: pred.probability,
         postprocessed,

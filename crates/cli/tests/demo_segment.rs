@@ -165,3 +165,82 @@ fn hard_negatives_writes_one_mask_per_case_on_its_grid() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!tmp.path().join("none").exists());
 }
+
+#[test]
+fn train_filter_writes_the_model_with_its_filter_and_resumes() {
+    // The shipped network on small phantoms: its components there are both nodes and false
+    // positives, which the filter needs to be fitted.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let select = tmp.path().join("select");
+    run_ok(nodal().args(["dataset", "--n", "2", "--size", "small", "--seed", "6", "-o"]).arg(&data));
+    run_ok(
+        nodal()
+            .args(["dataset", "--n", "1", "--size", "small", "--seed", "7", "--split", "val", "-o"])
+            .arg(&select),
+    );
+    let out = tmp.path().join("filtered");
+    let train = || {
+        let mut c = nodal();
+        c.arg("train-filter")
+            .arg("--model")
+            .arg(&shipped)
+            .arg("--data")
+            .arg(&data)
+            .arg("--select")
+            .arg(&select);
+        c.arg("-o").arg(&out);
+        c
+    };
+    let stdout = run_ok(&mut train());
+    assert!(stdout.contains("2 training cases"), "{stdout}");
+    assert!(stdout.contains("chosen on the selection cases"), "{stdout}");
+    // Same weights, the chosen cut-offs in the config and the filter file, and a loadable folder.
+    let bytes = |p: &Path| std::fs::read(p).unwrap();
+    assert_eq!(bytes(&out.join("model.safetensors")), bytes(&shipped.join("model.safetensors")));
+    let loaded = nodal_net::load_model(&out).unwrap();
+    let filter = loaded.component_filter.expect("component_filter.json");
+    assert!(nodal_net::filter::SCORE_GRID.contains(&filter.min_score));
+    assert!(nodal_net::train::PEAK_GRID.contains(&loaded.config.min_peak_probability));
+    assert!(loaded.config.version.ends_with("+filter"), "{}", loaded.config.version);
+    assert_eq!(filter.record["training_cases"], 2);
+    assert_eq!(filter.record["selection_cases"], 1);
+    let samples = json(&out.join("filter_samples.json"));
+    assert_eq!(samples["cases"].as_array().unwrap().len(), 2);
+    let n: usize =
+        samples["cases"].as_array().unwrap().iter().map(|c| c["samples"].as_array().unwrap().len()).sum();
+    assert_eq!(filter.record["training_components"], n);
+    // Again into the same folder: the samples of both cases are reused.
+    let again = run_ok(&mut train());
+    assert!(again.contains("(2 from the earlier run)"), "{again}");
+    // The filtered model segments, and says what its filter removed.
+    let seg = tmp.path().join("seg");
+    let ct = data.join("imagesTr/case_000_0000.nii.gz");
+    let stdout = run_ok(nodal().arg("segment").arg(&ct).arg("--model").arg(&out).arg("-o").arg(&seg));
+    assert!(stdout.contains("by the component filter"), "{stdout}");
+    let report = json(&seg.join("nodes.json"));
+    assert!(report["postprocess"]["n_removed_by_filter"].is_u64(), "{report}");
+    // The model's own folder as output is refused before anything is written there.
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(shipped.join(f), copy.join(f)).unwrap();
+    }
+    let refused = nodal()
+        .args(["train-filter", "--model"])
+        .arg(&copy)
+        .arg("--data")
+        .arg(&data)
+        .arg("--select")
+        .arg(&select)
+        .arg("-o")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("model's own folder"));
+    let mut names: Vec<_> = std::fs::read_dir(&copy).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["config.json", "model.safetensors"]);
+}

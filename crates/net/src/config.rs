@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ArchConfig, FovealConfig, Net};
 use crate::preprocess::Preprocessing;
 use crate::NetError;
+use nodal_nodes::filter::ComponentFilter;
 
 /// Version of the config format.
 pub const CONFIG_FORMAT: u32 = 1;
@@ -125,14 +126,30 @@ pub struct LoadedModel {
     pub net: Net,
     /// The folder it was loaded from.
     pub folder: PathBuf,
+    /// The component filter fitted to this network's outputs (`component_filter.json`), applied
+    /// after its threshold and peak cut-off; `None` when the folder has none.
+    pub component_filter: Option<ComponentFilter>,
 }
 
 /// Weights file name in a model folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Config file name in a model folder.
 pub const CONFIG_FILE: &str = "config.json";
+/// Component filter file name in a model folder (optional).
+pub const FILTER_FILE: &str = "component_filter.json";
 
-/// Loads a model folder (`config.json` + `model.safetensors`).
+/// Reads and validates a component filter file.
+pub fn load_filter(path: &Path) -> Result<ComponentFilter, NetError> {
+    let bad = |reason: String| NetError::ModelFolder { path: path.into(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| NetError::io(path, e))?;
+    let filter: ComponentFilter =
+        serde_json::from_str(&text).map_err(|e| bad(format!("{FILTER_FILE}: {e}")))?;
+    filter.validate().map_err(|e| bad(format!("{FILTER_FILE}: {e}")))?;
+    Ok(filter)
+}
+
+/// Loads a model folder (`config.json` + `model.safetensors`, and `component_filter.json` when
+/// present).
 pub fn load_model(folder: &Path) -> Result<LoadedModel, NetError> {
     let cfg_path = folder.join(CONFIG_FILE);
     let w_path = folder.join(WEIGHTS_FILE);
@@ -148,7 +165,9 @@ pub fn load_model(folder: &Path) -> Result<LoadedModel, NetError> {
     let device = crate::device();
     let mut net = config.arch.init(&device)?;
     load_weights(&mut net, &w_path)?;
-    Ok(LoadedModel { config, net, folder: folder.into() })
+    let f_path = folder.join(FILTER_FILE);
+    let component_filter = if f_path.exists() { Some(load_filter(&f_path)?) } else { None };
+    Ok(LoadedModel { config, net, folder: folder.into(), component_filter })
 }
 
 /// Applies the weights in `path` to `net`; any missing, extra or mis-shaped tensor is an error.
@@ -283,6 +302,36 @@ mod tests {
         save_model(&net, &cfg, &dir.path().join("x")).unwrap();
         std::fs::write(dir.path().join("x").join(CONFIG_FILE), "{\"format\": 1}").unwrap();
         assert!(matches!(load_model(&dir.path().join("x")), Err(NetError::ModelFolder { .. })));
+    }
+
+    #[test]
+    fn component_filter_is_loaded_when_present_and_checked() {
+        use nodal_nodes::filter::{BoostConfig, ComponentFilter};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ModelConfig::default_foveal();
+        let net = cfg.arch.init(&crate::device()).unwrap();
+        save_model(&net, &cfg, dir.path()).unwrap();
+        assert!(load_model(dir.path()).unwrap().component_filter.is_none());
+        let x: Vec<[f64; 8]> = (0..20).map(|i| [i as f64; 8]).collect();
+        let y: Vec<bool> = (0..20).map(|i| i >= 10).collect();
+        let filter = ComponentFilter::fit(&x, &y, BoostConfig { n_trees: 3, ..Default::default() }).unwrap();
+        let path = dir.path().join(FILTER_FILE);
+        std::fs::write(&path, serde_json::to_string(&filter).unwrap()).unwrap();
+        assert_eq!(load_model(dir.path()).unwrap().component_filter, Some(filter.clone()));
+        // A filter that does not parse, or whose trees index a feature that does not exist, is a
+        // folder error naming the file.
+        for text in [
+            "{".to_string(),
+            serde_json::to_string(&filter).unwrap().replace("\"feature\":", "\"feature\":9"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            match load_model(dir.path()) {
+                Err(NetError::ModelFolder { reason, .. }) => {
+                    assert!(reason.contains(FILTER_FILE), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

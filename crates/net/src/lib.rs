@@ -14,6 +14,8 @@
 //!   probability map mapped back onto the CT grid: [`infer::predict`].
 //! * [`negatives`] — a model's false-positive components on a training dataset, which the trainer
 //!   oversamples as hard negatives.
+//! * [`filter`] — fitting a component filter to a network's components on annotated cases and
+//!   choosing its cut-off on selection cases.
 //! * [`train`] — nnU-Net raw-layout dataset loading, patch sampling with foreground oversampling,
 //!   Dice + cross-entropy, AdamW with warm-up + cosine decay, validation with the evaluation
 //!   protocol, checkpoints with resume: [`train::train`].
@@ -25,6 +27,7 @@
 //! println!("{:?}", out.probability.dims());
 //! ```
 pub mod config;
+pub mod filter;
 pub mod infer;
 pub mod model;
 pub mod negatives;

@@ -34,7 +34,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use indicatif::ProgressBar;
 use ndarray::Array3;
 use nodal_core::{Interpolation, Volume};
-use nodal_nodes::postprocess::PeakComponents;
+use nodal_nodes::postprocess::{drop_filtered, PeakComponents};
 use nodal_nodes::Connectivity;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -375,7 +375,7 @@ pub struct ValMetrics {
 
 /// Counts summed over cases, turned into [`ValMetrics`] at the end.
 #[derive(Clone, Default)]
-struct ValTally {
+pub(crate) struct ValTally {
     n_gt: usize,
     localized: usize,
     fp: usize,
@@ -387,7 +387,7 @@ struct ValTally {
 }
 
 impl ValTally {
-    fn add(&mut self, r: &nodal_eval::ScanResult) {
+    pub(crate) fn add(&mut self, r: &nodal_eval::ScanResult) {
         self.n_gt += r.n_gt_nodes;
         self.localized += r.n_gt_localized;
         self.fp += r.n_fp;
@@ -406,7 +406,7 @@ impl ValTally {
         }
     }
 
-    fn metrics(&self, n_cases: usize, targets: &SelectionTargets) -> ValMetrics {
+    pub(crate) fn metrics(&self, n_cases: usize, targets: &SelectionTargets) -> ValMetrics {
         let ratio = |(n, l): (usize, usize)| (n > 0).then(|| l as f64 / n as f64);
         let recall = ratio((self.n_gt, self.localized)).unwrap_or(0.0);
         let fp_per_scan = self.fp as f64 / n_cases.max(1) as f64;
@@ -510,7 +510,14 @@ pub fn validate_operating_points(
                     comps.insert((point.threshold, cc))
                 }
             };
-            let mask = cc.mask(point.min_peak).map_err(|e| eval_err(&e))?;
+            let mask = match &model.component_filter {
+                None => cc.mask(point.min_peak).map_err(|e| eval_err(&e))?,
+                Some(filter) => {
+                    let mut labels = cc.clone().into_labels(point.min_peak).map_err(|e| eval_err(&e))?;
+                    drop_filtered(&mut labels, &out.probability, &c.ct, filter).map_err(|e| eval_err(&e))?;
+                    labels.map(|l| u8::from(l > 0))
+                }
+            };
             let r = nodal_eval::evaluate_prepared(nodal_eval::Prediction::Mask(&mask), &gt, None)
                 .map_err(|e| eval_err(&e))?;
             tally.add(&r);
@@ -956,7 +963,13 @@ pub fn train(
         let do_val =
             !val_cases.is_empty() && ((cfg.val_every > 0 && state.step % cfg.val_every == 0) || last);
         if do_val {
-            let model = LoadedModel { config: cfg.model.clone(), net: net.valid(), folder: run.into() };
+            // No component filter: one fitted to other weights would not fit these.
+            let model = LoadedModel {
+                config: cfg.model.clone(),
+                net: net.valid(),
+                folder: run.into(),
+                component_filter: None,
+            };
             let (best_point, table) =
                 tune_operating_point(&model, &val_cases, &InferOptions::default(), &cfg.selection)?;
             let (point, m) = table[best_point].clone();

@@ -7,6 +7,8 @@
 //! * [`postprocess`] — probability map or mask -> instance labels: threshold, components, size
 //!   filter, hole filling, optional splitting of touching nodes, relabel by decreasing short axis
 //!   ([`postprocess::PostProcessConfig`] -> [`postprocess::PostProcessed`]).
+//! * [`filter`] — a learnt component filter (gradient-boosted trees on component measurements and
+//!   probabilities) that drops a network's false-positive components.
 //! * [`output`] — `nodes.json` (schema `nodal.nodes/1`) and `nodes.csv`, written atomically.
 //! * [`NodesError`] — typed errors for bad input.
 //!
@@ -28,6 +30,7 @@
 //! ```
 pub mod components;
 mod error;
+pub mod filter;
 pub mod hull;
 pub mod measure;
 pub mod output;

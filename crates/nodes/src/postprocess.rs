@@ -9,6 +9,8 @@
 //!    and, for probability maps, components whose highest probability stays below
 //!    `min_peak_probability` (a component-level confidence: a network's false positives are often
 //!    lukewarm blobs that just cross the voxel threshold, while true nodes have a confident core);
+//!    optionally, components a learnt [`crate::filter::ComponentFilter`] scores below its cut-off
+//!    ([`postprocess_probability_filtered`]; probability maps with a CT only);
 //! 4. fill enclosed holes per component in 3D: background voxels inside the component's bounding box
 //!    that cannot reach the box's border through non-component voxels (6-connectivity) join the
 //!    component — a node whose necrotic centre was left out becomes whole;
@@ -22,6 +24,7 @@
 //! by splitting are kept whatever their size (each holds a marker of at least
 //! `min_marker_radius_mm`).
 use crate::components::{find_root, label_components, Connectivity};
+use crate::filter::ComponentFilter;
 use crate::measure::{
     axial_axes_sparse, label_boxes, measure_nodes, LabelBox, MeasureOptions, NodeMeasurement,
 };
@@ -97,6 +100,10 @@ pub struct PostProcessReport {
     /// (counted before the short-axis filter).
     #[serde(default)]
     pub n_removed_low_peak: usize,
+    /// Components dropped by a component filter ([`crate::filter`]), counted after the peak
+    /// cut-off and before the short-axis filter.
+    #[serde(default)]
+    pub n_removed_by_filter: usize,
     /// Voxels added by hole filling.
     pub holes_filled_voxels: usize,
     /// Components that the splitting step cut into several nodes.
@@ -128,15 +135,58 @@ pub fn postprocess_probability(
     ct: Option<&Volume<i16>>,
     cfg: &PostProcessConfig,
 ) -> Result<PostProcessed, NodesError> {
+    postprocess_probability_filtered(prob, ct, cfg, None)
+}
+
+/// [`postprocess_probability`] with a component filter applied after the peak cut-off: the
+/// components `filter` scores below its cut-off are dropped (step 3).
+///
+/// # Errors
+/// As [`postprocess_probability`]; [`NodesError::InvalidOption`] for a filter without a CT (its
+/// features are measured on the CT).
+pub fn postprocess_probability_filtered(
+    prob: &Volume<f32>,
+    ct: Option<&Volume<i16>>,
+    cfg: &PostProcessConfig,
+    filter: Option<&ComponentFilter>,
+) -> Result<PostProcessed, NodesError> {
     let comps = PeakComponents::new(prob, cfg.threshold, cfg.connectivity)?;
     let n_removed_low_peak = comps.n_below(cfg.min_peak_probability)?;
-    let raw = RawComponents {
-        foreground_voxels: comps.foreground_voxels,
-        n_components: comps.peaks.len() - 1,
-        n_removed_low_peak,
-        labels: comps.into_labels(cfg.min_peak_probability)?,
-    };
+    let n_components = comps.peaks.len() - 1;
+    let foreground_voxels = comps.foreground_voxels;
+    let mut labels = comps.into_labels(cfg.min_peak_probability)?;
+    let mut n_removed_by_filter = 0;
+    if let Some(filter) = filter {
+        let ct = ct.ok_or(NodesError::InvalidOption {
+            name: "component filter",
+            value: "without a CT".into(),
+            reason: "its features are measured on the CT",
+        })?;
+        n_removed_by_filter = drop_filtered(&mut labels, prob, ct, filter)?;
+    }
+    let raw =
+        RawComponents { foreground_voxels, n_components, n_removed_low_peak, n_removed_by_filter, labels };
     postprocess_components(raw, ct, cfg)
+}
+
+/// Sets the components of `labels` that `filter` drops to 0; returns how many it dropped.
+///
+/// # Errors
+/// As [`ComponentFilter::keep`].
+pub fn drop_filtered(
+    labels: &mut Volume<u32>,
+    prob: &Volume<f32>,
+    ct: &Volume<i16>,
+    filter: &ComponentFilter,
+) -> Result<usize, NodesError> {
+    let scores = filter.scores(labels, prob, ct)?;
+    let keep: Vec<bool> = scores.iter().map(|s| s.is_none_or(|s| s >= filter.min_score)).collect();
+    for l in labels.as_slice_mut() {
+        if !keep[*l as usize] {
+            *l = 0;
+        }
+    }
+    Ok(keep.iter().filter(|&&k| !k).count())
 }
 
 /// The components of `p >= threshold` and the highest probability of each: labelled once, then
@@ -194,7 +244,10 @@ impl PeakComponents {
     }
 
     /// The labels with the components below `min_peak` set to 0 (ids of the others unchanged).
-    fn into_labels(mut self, min_peak: Option<f32>) -> Result<Volume<u32>, NodesError> {
+    ///
+    /// # Errors
+    /// [`NodesError::InvalidOption`] for a non-finite cut-off.
+    pub fn into_labels(mut self, min_peak: Option<f32>) -> Result<Volume<u32>, NodesError> {
         let keep = self.keep(min_peak)?;
         for l in self.labels.as_slice_mut() {
             if !keep[*l as usize] {
@@ -232,7 +285,13 @@ pub fn postprocess_mask<T: Label>(
     let foreground_voxels = mask.as_slice().iter().filter(|&&v| v != T::default()).count();
     let (labels, n_components) = label_components(mask, cfg.connectivity);
     postprocess_components(
-        RawComponents { labels, n_components, foreground_voxels, n_removed_low_peak: 0 },
+        RawComponents {
+            labels,
+            n_components,
+            foreground_voxels,
+            n_removed_low_peak: 0,
+            n_removed_by_filter: 0,
+        },
         ct,
         cfg,
     )
@@ -245,6 +304,7 @@ struct RawComponents {
     n_components: usize,
     foreground_voxels: usize,
     n_removed_low_peak: usize,
+    n_removed_by_filter: usize,
 }
 
 /// Steps 3 (size filter) to 6 on labelled components.
@@ -254,7 +314,13 @@ fn postprocess_components(
     cfg: &PostProcessConfig,
 ) -> Result<PostProcessed, NodesError> {
     check_config(cfg)?;
-    let RawComponents { mut labels, n_components, foreground_voxels, n_removed_low_peak } = raw;
+    let RawComponents {
+        mut labels,
+        n_components,
+        foreground_voxels,
+        n_removed_low_peak,
+        n_removed_by_filter,
+    } = raw;
     if let Some(ct) = ct {
         labels
             .check_same_grid(ct)
@@ -313,6 +379,7 @@ fn postprocess_components(
         n_components,
         n_removed_small,
         n_removed_low_peak,
+        n_removed_by_filter,
         holes_filled_voxels,
         n_components_split,
         n_nodes: order.len(),

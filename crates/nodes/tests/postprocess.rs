@@ -255,3 +255,43 @@ fn peak_cutoff_drops_lukewarm_components_only() {
     let bad = PostProcessConfig { min_peak_probability: Some(f32::NAN), ..Default::default() };
     assert!(matches!(postprocess_probability(&prob, None, &bad), Err(NodesError::InvalidOption { .. })));
 }
+
+#[test]
+fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
+    use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES};
+    // Two balls of the same confidence: radius 6 mm and radius 3.5 mm (both above 4.5 mm short axis).
+    let sp = [1.0, 1.0, 1.0];
+    let big = shape([40, 24, 20], sp, |p| in_ball(p, [10.0, 12.0, 10.0], 6.0));
+    let small = shape([40, 24, 20], sp, |p| in_ball(p, [28.0, 12.0, 10.0], 3.5));
+    let prob = Volume::new(
+        Array3::from_shape_fn([20, 24, 40], |(k, j, i)| {
+            if big.data()[[k, j, i]] + small.data()[[k, j, i]] > 0 {
+                0.99f32
+            } else {
+                0.0
+            }
+        }),
+        grid(sp),
+    )
+    .unwrap();
+    let ct = prob.map(|p| if p > 0.0 { 50i16 } else { -100 });
+    // A filter fitted on samples where only large components are nodes: ln(volume) splits them.
+    let sad = FEATURE_NAMES.iter().position(|&f| f == "ln_volume_mm3").unwrap();
+    let x: Vec<[f64; 8]> =
+        (0..40).map(|i| std::array::from_fn(|f| if f == sad { 3.0 + i as f64 * 0.1 } else { 1.0 })).collect();
+    let y: Vec<bool> = x.iter().map(|v| v[sad] > 5.5).collect();
+    let mut filter = ComponentFilter::fit(&x, &y, BoostConfig::default()).unwrap();
+    filter.min_score = 0.5;
+    let cfg = PostProcessConfig { threshold: 0.5, ..Default::default() };
+    let out =
+        nodal_nodes::postprocess::postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter))
+            .unwrap();
+    // ln(V): big ball ~ ln(905) = 6.8 (kept), small ball ~ ln(180) = 5.2 (dropped).
+    assert_eq!((out.report.n_components, out.report.n_removed_by_filter, out.report.n_nodes), (2, 1, 1));
+    assert!(out.measurements[0].axes.short_axis_mm > 10.0, "the large ball is kept");
+    let unfiltered = postprocess_probability(&prob, Some(&ct), &cfg).unwrap();
+    assert_eq!((unfiltered.report.n_removed_by_filter, unfiltered.report.n_nodes), (0, 2));
+    // The filter's features are measured on the CT: none given is an error.
+    let no_ct = nodal_nodes::postprocess::postprocess_probability_filtered(&prob, None, &cfg, Some(&filter));
+    assert!(matches!(no_ct, Err(NodesError::InvalidOption { .. })));
+}

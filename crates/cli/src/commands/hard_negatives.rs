@@ -10,10 +10,10 @@ use nodal_net::infer::InferOptions;
 use nodal_net::negatives::{hard_negatives, NEGATIVES_DIR};
 use nodal_net::train::list_cases;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::sha256_hex;
 use crate::pipeline::load_model_arg;
 
 /// Arguments of `nodal hard-negatives`.
@@ -57,11 +57,6 @@ struct CaseRecord {
 
 const SCHEMA: &str = "nodal.hard_negatives/1";
 const RECORD_FILE: &str = "negatives.json";
-
-fn sha256_hex(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
-}
 
 /// The cases an earlier run of the same producer finished (record listed and mask present).
 fn finished_cases(dir: &Path, producer: &Producer) -> HashMap<String, CaseRecord> {

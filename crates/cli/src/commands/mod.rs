@@ -8,6 +8,7 @@ pub mod measure;
 pub mod phantom;
 pub mod segment;
 pub mod train;
+pub mod train_filter;
 
 /// A progress bar of `len` steps drawn with `template` (indicatif syntax); the default style
 /// should the template not parse.
@@ -18,6 +19,15 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// SHA-256 of a file, lower-case hex (identifies a model's weights in the records of commands that
+/// resume).
+pub fn sha256_hex(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// 2 when the error chain holds a typed input error from one of the library crates (the user can

@@ -144,12 +144,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     commit(&tmp, &args.out, &record.outputs)?;
     println!(
-        "{}: {} nodes ({} removed below 4.5 mm short axis, {} below the peak-probability cut-off) in \
-         {:.1} s -> {} (report: {})",
+        "{}: {} nodes ({} removed below 4.5 mm short axis, {} below the peak-probability cut-off, {} by \
+         the component filter) in {:.1} s -> {} (report: {})",
         args.ct.display(),
         pp.report.n_nodes,
         pp.report.n_removed_small,
         pp.report.n_removed_low_peak,
+        pp.report.n_removed_by_filter,
         t0.elapsed().as_secs_f64(),
         args.out.display(),
         args.out.join(REPORT_HTML).display()

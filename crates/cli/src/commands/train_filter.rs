@@ -1,0 +1,199 @@
+//! `nodal train-filter`: fits a component filter (`nodal_nodes::filter`) to a model's components
+//! on annotated datasets, chooses its peak and filter cut-offs on selection datasets by the
+//! trainer's selection rule (`nodal_net::filter::tune_filter`), and writes the model with its
+//! filter to a new folder: `config.json` (the chosen peak cut-off), `model.safetensors` (copied),
+//! `component_filter.json` (trees, cut-off and the selection table) and `filter_samples.json` (every
+//! training component with its features). The samples record carries the SHA-256 of the weights
+//! and is rewritten after every case: an interrupted run started again with the same model and
+//! output folder continues where it stopped.
+use anyhow::Context;
+use nodal_net::config::{write_atomic, CONFIG_FILE, FILTER_FILE, WEIGHTS_FILE};
+use nodal_net::filter::{case_samples, tune_filter, Sample};
+use nodal_net::infer::InferOptions;
+use nodal_net::train::{list_cases, load_val_cases, SelectionTargets};
+use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::sha256_hex;
+use crate::pipeline::load_model_arg;
+
+/// Arguments of `nodal train-filter`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Annotated dataset (imagesTr/, labelsTr/) whose components train the filter (repeatable).
+    /// Cases the network never trained on show its false positives as they are on new scans.
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
+    /// Annotated dataset on which the cut-offs are chosen (repeatable); not used for fitting.
+    #[arg(long, required = true)]
+    pub select: Vec<PathBuf>,
+    /// Model folder (default: as `nodal segment`); a filter it already has is not used.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Output model folder (created; must not be the input model's folder).
+    #[arg(short, long)]
+    pub out: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+struct Producer {
+    model_id: String,
+    model_version: String,
+    model_sha256: String,
+    threshold: f32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SamplesRecord {
+    schema: String,
+    #[serde(flatten)]
+    producer: Producer,
+    features: Vec<String>,
+    cases: Vec<CaseSamples>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CaseSamples {
+    dataset: String,
+    case: String,
+    samples: Vec<Sample>,
+}
+
+const SCHEMA: &str = "nodal.filter_samples/1";
+const SAMPLES_FILE: &str = "filter_samples.json";
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut model = load_model_arg(args.model.as_deref())?;
+    if model.component_filter.take().is_some() {
+        println!("the model's own component filter is not used: the new one replaces it");
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let same = |a: &PathBuf, b: &PathBuf| {
+        a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b)
+    };
+    anyhow::ensure!(
+        !same(&args.out, &model.folder),
+        "the output folder {} is the model's own folder; write the filtered model elsewhere",
+        args.out.display()
+    );
+    let weights_sha256 = sha256_hex(&model.folder.join(WEIGHTS_FILE))?;
+    let producer = Producer {
+        model_id: model.config.model_id.clone(),
+        model_version: model.config.version.clone(),
+        model_sha256: weights_sha256.clone(),
+        threshold: model.config.threshold,
+    };
+
+    // Samples, resumed from an earlier run of the same model into the same folder.
+    let samples_path = args.out.join(SAMPLES_FILE);
+    let mut done: HashMap<(String, String), Vec<Sample>> = std::fs::read_to_string(&samples_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<SamplesRecord>(&t).ok())
+        .filter(|r| r.schema == SCHEMA && r.producer == producer && r.features == FEATURE_NAMES)
+        .map(|r| r.cases.into_iter().map(|c| ((c.dataset, c.case), c.samples)).collect())
+        .unwrap_or_default();
+    let mut record = SamplesRecord {
+        schema: SCHEMA.into(),
+        producer,
+        features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        cases: Vec::new(),
+    };
+    let mut cases = Vec::new();
+    for d in &args.data {
+        cases.extend(list_cases(d)?.into_iter().map(|c| (d.display().to_string(), c)));
+    }
+    let bar = super::progress_bar(
+        cases.len() as u64,
+        "{elapsed_precise} [{bar:40}] training case {pos}/{len} {msg} (eta {eta})",
+    );
+    let opts = InferOptions::default();
+    let mut n_kept = 0;
+    for (dataset, c) in &cases {
+        bar.set_message(c.id.clone());
+        let samples = match done.remove(&(dataset.clone(), c.id.clone())) {
+            Some(s) => {
+                n_kept += 1;
+                s
+            }
+            None => {
+                let ct = nodal_io::read_nifti::<i16>(&c.image)?;
+                let labels = nodal_io::read_nifti::<u16>(&c.label)?;
+                let s = case_samples(&model, &ct, &labels, &opts)
+                    .with_context(|| format!("case {} ({})", c.id, c.image.display()))?;
+                record.cases.push(CaseSamples { dataset: dataset.clone(), case: c.id.clone(), samples: s });
+                // Rewritten after every case, so an interrupted run resumes from here.
+                write_atomic(&samples_path, serde_json::to_string(&record)?.as_bytes())?;
+                bar.inc(1);
+                continue;
+            }
+        };
+        record.cases.push(CaseSamples { dataset: dataset.clone(), case: c.id.clone(), samples });
+        bar.inc(1);
+    }
+    write_atomic(&samples_path, serde_json::to_string(&record)?.as_bytes())?;
+    bar.finish_and_clear();
+    let all: Vec<&Sample> = record.cases.iter().flat_map(|c| &c.samples).collect();
+    let n_nodes = all.iter().filter(|s| s.is_node).count();
+    let kept = if n_kept > 0 { format!(" ({n_kept} from the earlier run)") } else { String::new() };
+    println!(
+        "{} training cases{kept}: {} components >= 4.5 mm, {n_nodes} touching a node",
+        cases.len(),
+        all.len()
+    );
+    let x: Vec<_> = all.iter().map(|s| s.values).collect();
+    let y: Vec<bool> = all.iter().map(|s| s.is_node).collect();
+    let boost = BoostConfig::default();
+    let mut filter = ComponentFilter::fit(&x, &y, boost).context("fitting the component filter")?;
+
+    // Cut-offs on the selection cases.
+    let mut select_files = Vec::new();
+    for d in &args.select {
+        select_files.extend(list_cases(d)?);
+    }
+    let select_cases = load_val_cases(&select_files)?;
+    let targets = SelectionTargets::default();
+    println!("choosing the cut-offs on {} selection cases", select_cases.len());
+    let (best, table) = tune_filter(&model, &filter, &select_cases, &opts, &targets)?;
+    let (point, metrics) = table[best].clone();
+    filter.min_score = point.min_score;
+    filter.record = serde_json::json!({
+        "model_id": model.config.model_id,
+        "model_version": model.config.version,
+        "model_sha256": weights_sha256,
+        "threshold": model.config.threshold,
+        "training_datasets": args.data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+        "training_cases": cases.len(),
+        "training_components": all.len(),
+        "training_components_touching_a_node": n_nodes,
+        "selection_datasets": args.select.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+        "selection_cases": select_cases.len(),
+        "selection_targets": targets,
+        "chosen": { "min_peak_probability": point.min_peak, "min_score": point.min_score, "metrics": metrics },
+        "table": table.iter().map(|(p, m)| serde_json::json!({ "point": p, "metrics": m })).collect::<Vec<_>>(),
+    });
+
+    let mut config = model.config.clone();
+    config.min_peak_probability = point.min_peak;
+    config.version = format!("{}+filter", model.config.version);
+    let weights = args.out.join(WEIGHTS_FILE);
+    let tmp = args.out.join(format!(".{WEIGHTS_FILE}.tmp"));
+    std::fs::copy(model.folder.join(WEIGHTS_FILE), &tmp)
+        .with_context(|| format!("copying the weights to {}", tmp.display()))?;
+    std::fs::rename(&tmp, &weights).with_context(|| format!("writing {}", weights.display()))?;
+    config.save(&args.out.join(CONFIG_FILE))?;
+    write_atomic(&args.out.join(FILTER_FILE), serde_json::to_string_pretty(&filter)?.as_bytes())?;
+    println!(
+        "chosen on the selection cases: peak cut-off {:?}, filter cut-off {}: recall {:.3}, FP/scan {:.2}, \
+         Dice {}, selection score {:.3} -> {}",
+        point.min_peak,
+        point.min_score,
+        metrics.recall,
+        metrics.fp_per_scan,
+        metrics.dice.map_or("-".into(), |d| format!("{d:.3}")),
+        metrics.score,
+        args.out.display()
+    );
+    Ok(())
+}

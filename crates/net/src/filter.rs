@@ -1,0 +1,123 @@
+//! Fitting a component filter ([`nodal_nodes::filter`]) to a network: the samples are the
+//! components of the network's mask on annotated cases, and the cut-offs are chosen on other
+//! cases by the trainer's selection rule.
+//!
+//! * [`case_samples`] — the components of `p >= threshold` (26-connected, no peak cut-off) whose
+//!   axial short axis reaches the protocol's 4.5 mm, with their features; a component is a node
+//!   when it touches a ground-truth node voxel (the complement of [`crate::negatives`]).
+//! * [`tune_filter`] — the evaluation protocol on selection cases at every peak cut-off of
+//!   [`PEAK_GRID`] times every filter cut-off of [`SCORE_GRID`], from one inference per case; the
+//!   point with the best [`selection_score`](crate::train::selection_score) wins.
+use nodal_core::Volume;
+use nodal_nodes::filter::{component_features, ComponentFilter, N_FEATURES};
+use nodal_nodes::postprocess::PeakComponents;
+use nodal_nodes::Connectivity;
+use serde::{Deserialize, Serialize};
+
+use crate::infer::{predict, InferOptions};
+use crate::train::{SelectionTargets, ValCase, ValMetrics, ValTally, PEAK_GRID};
+use crate::{LoadedModel, NetError};
+
+/// Filter cut-offs tried by [`tune_filter`]; 0 keeps every component (no filter).
+pub const SCORE_GRID: [f64; 11] = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6];
+
+/// The protocol's size filter: components with a smaller axial short axis never count, mm.
+const MIN_SHORT_AXIS_MM: f64 = 4.5;
+
+/// One component of a network's mask on an annotated case.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Component id in the case's component labelling.
+    pub label: u32,
+    /// Features in the order of [`nodal_nodes::filter::FEATURE_NAMES`].
+    pub values: [f64; N_FEATURES],
+    /// Touches a ground-truth node voxel.
+    pub is_node: bool,
+}
+
+/// The samples of one case: inference with `model` (its component filter, if any, is not used),
+/// components at the model's threshold, those of at least 4.5 mm short axis with their features.
+///
+/// # Errors
+/// Inference errors; [`NetError::Core`] when `labels` is not on the CT grid.
+pub fn case_samples(
+    model: &LoadedModel,
+    ct: &Volume<i16>,
+    labels: &Volume<u16>,
+    opts: &InferOptions,
+) -> Result<Vec<Sample>, NetError> {
+    let eval_err = |e: &dyn std::fmt::Display| NetError::Eval(e.to_string());
+    ct.check_same_grid(labels)?;
+    let out = predict(model, ct, opts, None)?;
+    let cc = PeakComponents::new(&out.probability, model.config.threshold, Connectivity::TwentySix)
+        .map_err(|e| eval_err(&e))?;
+    let mut touches = vec![false; cc.peaks.len()];
+    for (&c, &g) in cc.labels.as_slice().iter().zip(labels.as_slice()) {
+        if c > 0 && g > 0 {
+            touches[c as usize] = true;
+        }
+    }
+    let features = component_features(&cc.labels, &out.probability, ct).map_err(|e| eval_err(&e))?;
+    Ok(features
+        .into_iter()
+        .filter(|f| f.short_axis_mm >= MIN_SHORT_AXIS_MM)
+        .map(|f| Sample { label: f.label, values: f.values, is_node: touches[f.label as usize] })
+        .collect())
+}
+
+/// A peak cut-off and a filter cut-off.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FilterPoint {
+    /// Components whose highest probability is below this are dropped; `None` keeps all.
+    pub min_peak: Option<f32>,
+    /// Components the filter scores below this are dropped.
+    pub min_score: f64,
+}
+
+/// Scores `filter` on `cases` at the model's threshold, every peak cut-off of [`PEAK_GRID`] and
+/// every filter cut-off of [`SCORE_GRID`]; returns the index of the point with the highest
+/// selection score (ties: the earlier point) and the table.
+///
+/// # Errors
+/// Inference and evaluation errors, naming the case.
+pub fn tune_filter(
+    model: &LoadedModel,
+    filter: &ComponentFilter,
+    cases: &[ValCase],
+    opts: &InferOptions,
+    targets: &SelectionTargets,
+) -> Result<(usize, Vec<(FilterPoint, ValMetrics)>), NetError> {
+    let points: Vec<FilterPoint> = PEAK_GRID
+        .iter()
+        .flat_map(|&min_peak| SCORE_GRID.iter().map(move |&min_score| FilterPoint { min_peak, min_score }))
+        .collect();
+    let mut tallies = vec![ValTally::default(); points.len()];
+    for c in cases {
+        let eval_err = |e: &dyn std::fmt::Display| NetError::Eval(format!("case {}: {e}", c.id));
+        let out = predict(model, &c.ct, opts, None)?;
+        let gt = nodal_eval::PreparedGt::new(&c.labels).map_err(|e| eval_err(&e))?;
+        let cc = PeakComponents::new(&out.probability, model.config.threshold, Connectivity::TwentySix)
+            .map_err(|e| eval_err(&e))?;
+        let scores = filter.scores(&cc.labels, &out.probability, &c.ct).map_err(|e| eval_err(&e))?;
+        for (tally, p) in tallies.iter_mut().zip(&points) {
+            let keep: Vec<bool> = cc
+                .peaks
+                .iter()
+                .zip(&scores)
+                .map(|(&peak, s)| p.min_peak.is_none_or(|m| peak >= m) && s.is_some_and(|s| s >= p.min_score))
+                .collect();
+            let mask = cc.labels.map(|l| u8::from(keep[l as usize]));
+            let r = nodal_eval::evaluate_prepared(nodal_eval::Prediction::Mask(&mask), &gt, None)
+                .map_err(|e| eval_err(&e))?;
+            tally.add(&r);
+        }
+    }
+    let metrics: Vec<ValMetrics> = tallies.iter().map(|t| t.metrics(cases.len(), targets)).collect();
+    let mut best = 0;
+    for (i, m) in metrics.iter().enumerate() {
+        if m.score > metrics[best].score {
+            best = i;
+        }
+    }
+    Ok((best, points.into_iter().zip(metrics).collect()))
+}
