@@ -5,7 +5,7 @@
 //! point that produced the masks, and is rewritten after every case: an interrupted run started
 //! again with the same model continues where it stopped; another model starts over.
 use anyhow::Context;
-use nodal_net::config::{write_atomic, WEIGHTS_FILE};
+use nodal_net::config::write_atomic;
 use nodal_net::infer::InferOptions;
 use nodal_net::negatives::{hard_negatives, NEGATIVES_DIR};
 use nodal_net::train::list_cases;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::sha256_hex;
+use super::ModelIdentity;
 use crate::pipeline::load_model_arg;
 
 /// Arguments of `nodal hard-negatives`.
@@ -30,10 +30,8 @@ pub struct Args {
 
 #[derive(Serialize, Deserialize, PartialEq)]
 struct Producer {
-    model_id: String,
-    model_version: String,
-    model_sha256: String,
-    threshold: f32,
+    #[serde(flatten)]
+    model: ModelIdentity,
     min_peak_probability: Option<f32>,
 }
 
@@ -78,10 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let dir = args.data.join(NEGATIVES_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let producer = Producer {
-        model_id: model.config.model_id.clone(),
-        model_version: model.config.version.clone(),
-        model_sha256: sha256_hex(&model.folder.join(WEIGHTS_FILE))?,
-        threshold: model.config.threshold,
+        model: ModelIdentity::of(&model)?,
         min_peak_probability: model.config.min_peak_probability,
     };
     let mut done = finished_cases(&dir, &producer);

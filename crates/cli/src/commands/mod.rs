@@ -21,13 +21,32 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// SHA-256 of a file, lower-case hex (identifies a model's weights in the records of commands that
-/// resume).
-pub fn sha256_hex(path: &std::path::Path) -> anyhow::Result<String> {
-    use anyhow::Context;
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+/// The network behind the record of a command that resumes (`hard-negatives`, `train-filter`):
+/// work recorded by another network is done again.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ModelIdentity {
+    pub model_id: String,
+    pub model_version: String,
+    /// SHA-256 of the weights file, lower-case hex.
+    pub model_sha256: String,
+    /// Voxel threshold of the model's mask.
+    pub threshold: f32,
+}
+
+impl ModelIdentity {
+    /// The identity of `model` (reads its weights file to hash it).
+    pub fn of(model: &nodal_net::LoadedModel) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use sha2::{Digest, Sha256};
+        let path = model.folder.join(nodal_net::config::WEIGHTS_FILE);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(ModelIdentity {
+            model_id: model.config.model_id.clone(),
+            model_version: model.config.version.clone(),
+            model_sha256: Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect(),
+            threshold: model.config.threshold,
+        })
+    }
 }
 
 /// 2 when the error chain holds a typed input error from one of the library crates (the user can

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::sha256_hex;
+use super::ModelIdentity;
 use crate::pipeline::load_model_arg;
 
 /// Arguments of `nodal train-filter`.
@@ -37,19 +37,11 @@ pub struct Args {
     pub out: PathBuf,
 }
 
-#[derive(Serialize, Deserialize, PartialEq)]
-struct Producer {
-    model_id: String,
-    model_version: String,
-    model_sha256: String,
-    threshold: f32,
-}
-
 #[derive(Serialize, Deserialize)]
 struct SamplesRecord {
     schema: String,
     #[serde(flatten)]
-    producer: Producer,
+    producer: ModelIdentity,
     features: Vec<String>,
     cases: Vec<CaseSamples>,
 }
@@ -78,13 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "the output folder {} is the model's own folder; write the filtered model elsewhere",
         args.out.display()
     );
-    let weights_sha256 = sha256_hex(&model.folder.join(WEIGHTS_FILE))?;
-    let producer = Producer {
-        model_id: model.config.model_id.clone(),
-        model_version: model.config.version.clone(),
-        model_sha256: weights_sha256.clone(),
-        threshold: model.config.threshold,
-    };
+    let producer = ModelIdentity::of(&model)?;
+    let weights_sha256 = producer.model_sha256.clone();
 
     // Samples, resumed from an earlier run of the same model into the same folder.
     let samples_path = args.out.join(SAMPLES_FILE);
