@@ -344,7 +344,8 @@ pub struct ValCase {
 }
 
 /// Validation metrics over the validation cases (evaluation protocol on the model's mask:
-/// probability >= threshold, components below the peak cut-off removed).
+/// probability >= threshold, components below the peak cut-off or rejected by the model's
+/// component filter removed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ValMetrics {
     /// Cases evaluated.
@@ -484,7 +485,8 @@ pub struct OperatingPoint {
 }
 
 /// As [`validate`] with inference options `opts`, once per operating point, from one inference per
-/// case: the table an operating point is chosen from on tuning cases.
+/// case: the table an operating point is chosen from on tuning cases. A model's component filter
+/// (see [`crate::filter`]) is applied after the peak cut-off, as `nodal segment` applies it.
 pub fn validate_operating_points(
     model: &LoadedModel,
     cases: &[ValCase],

@@ -196,7 +196,11 @@ impl ComponentFilter {
         if x.iter().flatten().any(|v| !v.is_finite()) {
             return Err(bad("samples", "non-finite".into(), "features must be finite"));
         }
-        if boost.max_depth == 0 || boost.min_samples_leaf == 0 || !(boost.learning_rate > 0.0) {
+        if boost.max_depth == 0
+            || boost.min_samples_leaf == 0
+            || !boost.learning_rate.is_finite()
+            || boost.learning_rate <= 0.0
+        {
             return Err(bad("boost", format!("{boost:?}"), "depth, leaf size and learning rate must be > 0"));
         }
         let prior = n_pos as f64 / y.len() as f64;
