@@ -68,6 +68,13 @@ fn demo_writes_report_and_evaluation() {
     let report = json(&out.join("report.json"));
     let nodes = json(&out.join("nodes.json"));
     assert!(!nodes["nodes"].as_array().unwrap().is_empty());
+    // The evaluation scores the nodes written, not the probability map at another threshold.
+    let s = &eval["summary"];
+    assert_eq!(
+        s["n_pred"].as_u64().unwrap() + s["n_pred_removed_small"].as_u64().unwrap(),
+        nodes["nodes"].as_array().unwrap().len() as u64
+    );
+    assert!(!out.join("evaluation/froc.csv").exists());
     assert!(report.to_string().contains("\"evaluation\""));
     // No leftover temporary files.
     let stray: Vec<_> = std::fs::read_dir(&out)

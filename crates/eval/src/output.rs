@@ -195,6 +195,16 @@ pub fn write_outputs(r: &CohortResult, dir: &Path) -> Result<Vec<PathBuf>, EvalE
     if let Some(f) = &r.froc {
         files.push((FROC_CSV, froc_csv(f)));
         files.push((FIG_FROC, plots::froc_curve(f)));
+    } else {
+        // A FROC curve left by an earlier run on probability maps would pass for this run's.
+        for name in [FROC_CSV, FIG_FROC] {
+            let p = dir.join(name);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EvalError::io(&p, e)),
+            }
+        }
     }
     let mut written = Vec::new();
     for (name, text) in files {

@@ -206,6 +206,15 @@ fn cohort_end_to_end() {
         added.is_empty() && removed.is_empty(),
         "evaluation.json key set changed (bump the schema version if intended): added {added:?}, removed {removed:?}"
     );
+
+    // Masks have no FROC curve: rewriting the folder with such a result leaves none behind.
+    let masks_only = nodal_eval::CohortResult { froc: None, ..r.clone() };
+    let written = write_outputs(&masks_only, &out).unwrap();
+    for name in ["froc.svg", "froc.csv"] {
+        assert!(!out.join(name).exists(), "stale {name} left");
+        assert!(!written.contains(&out.join(name)));
+    }
+    assert!(out.join("evaluation.json").is_file());
 }
 
 #[test]

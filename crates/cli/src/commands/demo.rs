@@ -98,13 +98,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t = Instant::now();
     let meta =
         NodeMeta { metastatic: phantom.nodes.iter().map(|n| (u32::from(n.id), n.metastatic)).collect() };
-    let scan = evaluate_scan(Prediction::Probability(&seg.probability), &phantom.labels, Some(&meta))
+    // Scores the nodes the demo writes (the model's operating point and filters), not the raw
+    // probability map at the protocol's 0.5, so the figures describe nodes.nii.gz.
+    let mask = seg.postprocessed.labels.map(|l| u8::from(l > 0));
+    let scan = evaluate_scan(Prediction::Mask(&mask), &phantom.labels, Some(&meta))
         .context("evaluating against the ground truth")?;
     let cohort = summarise_cohort(vec![CaseResult {
         case_id: format!("phantom_{seed}"),
-        pred: "nodes (probability map)".into(),
+        pred: "nodes.nii.gz".into(),
         gt: "gt_nodes.nii.gz".into(),
-        prediction_kind: PredictionKind::Probability,
+        prediction_kind: PredictionKind::Mask,
         result: scan,
     }]);
     nodal_eval::write_outputs(&cohort, &out.join("evaluation"))
