@@ -219,8 +219,14 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
         samples["cases"].as_array().unwrap().iter().map(|c| c["samples"].as_array().unwrap().len()).sum();
     assert_eq!(filter.record["training_components"], n);
     // Again into the same folder: the samples of both cases are reused.
-    let again = run_ok(&mut train());
+    assert_eq!(filter.keep_short_axis_mm, None);
+    let again = run_ok(train().args(["--keep-short-axis-mm", "12"]));
     assert!(again.contains("(2 from the earlier run)"), "{again}");
+    let guarded = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
+    assert_eq!(guarded.keep_short_axis_mm, Some(12.0));
+    let bad = train().arg("--keep-short-axis-mm=-1").output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--keep-short-axis-mm"));
     // The filtered model segments, and says what its filter removed.
     let seg = tmp.path().join("seg");
     let ct = data.join("imagesTr/case_000_0000.nii.gz");

@@ -169,6 +169,12 @@ pub struct ComponentFilter {
     pub trees: Vec<Tree>,
     /// Components scoring below this are dropped.
     pub min_score: f64,
+    /// Components with at least this axial short axis are never dropped (score 1): bulky and
+    /// necrotic metastases are rare among the components a filter learns from, and a node of this
+    /// size is the one a reader must not miss, while a false one is quickly dismissed. `None`: no
+    /// such guard.
+    #[serde(default)]
+    pub keep_short_axis_mm: Option<f64>,
     /// Where the filter came from (data, counts, the cut-off table); free-form, for people.
     #[serde(default)]
     pub record: serde_json::Value,
@@ -228,6 +234,7 @@ impl ComponentFilter {
             base_logit,
             trees,
             min_score: 0.5,
+            keep_short_axis_mm: None,
             record: serde_json::Value::Null,
         })
     }
@@ -258,6 +265,11 @@ impl ComponentFilter {
             || !self.min_score.is_finite()
         {
             return bad("base_logit / learning_rate / min_score".into(), "must be finite");
+        }
+        if let Some(g) = self.keep_short_axis_mm {
+            if !(g.is_finite() && g > 0.0) {
+                return bad(format!("keep_short_axis_mm {g}"), "must be a positive number of mm");
+            }
         }
         for (t, tree) in self.trees.iter().enumerate() {
             // Children must come after their parent, which also rules out cycles.
@@ -299,7 +311,8 @@ impl ComponentFilter {
         Ok(scores.iter().map(|s| s.is_some_and(|s| s >= self.min_score)).collect())
     }
 
-    /// The score of every component of `labels`, indexed by id (`None` for ids without voxels).
+    /// The score of every component of `labels`, indexed by id (`None` for ids without voxels);
+    /// 1 for components the short-axis guard ([`Self::keep_short_axis_mm`]) keeps.
     ///
     /// # Errors
     /// As [`component_features`].
@@ -312,7 +325,8 @@ impl ComponentFilter {
         let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
         let mut scores = vec![None; n + 1];
         for f in component_features(labels, prob, ct)? {
-            scores[f.label as usize] = Some(self.score(&f.values));
+            let guarded = self.keep_short_axis_mm.is_some_and(|g| f.short_axis_mm >= g);
+            scores[f.label as usize] = Some(if guarded { 1.0 } else { self.score(&f.values) });
         }
         Ok(scores)
     }
@@ -535,5 +549,27 @@ mod tests {
         assert!((v[7] - (71.0 * 0.5 + 0.999f32 as f64) / 72.0).abs() < 1e-6);
         let off_grid = Volume::<f32>::zeros([12, 12, 5], g);
         assert!(component_features(&labels, &off_grid, &ct).is_err());
+
+        // The short-axis guard: a filter that drops everything (prior 0.25 < cut-off 0.5) keeps
+        // this component exactly when its short axis reaches the guard.
+        let x = vec![[0.0; N_FEATURES]; 4];
+        let mut filter = ComponentFilter::fit(
+            &x,
+            &[true, false, false, false],
+            BoostConfig { n_trees: 0, ..Default::default() },
+        )
+        .unwrap();
+        filter.min_score = 0.5;
+        assert!(!filter.keep(&labels, &prob, &ct).unwrap()[3]);
+        filter.keep_short_axis_mm = Some(v[1] - 0.01);
+        assert!(filter.keep(&labels, &prob, &ct).unwrap()[3]);
+        assert_eq!(filter.scores(&labels, &prob, &ct).unwrap()[3], Some(1.0));
+        filter.keep_short_axis_mm = Some(v[1] + 0.01);
+        assert!(!filter.keep(&labels, &prob, &ct).unwrap()[3]);
+        filter.validate().unwrap();
+        for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+            filter.keep_short_axis_mm = Some(bad);
+            assert!(filter.validate().is_err(), "{bad}");
+        }
     }
 }

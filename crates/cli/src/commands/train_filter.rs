@@ -35,6 +35,11 @@ pub struct Args {
     /// Output model folder (created; must not be the input model's folder).
     #[arg(short, long)]
     pub out: PathBuf,
+    /// Components with at least this short axis (mm) are never dropped by the filter, so that no
+    /// bulky or necrotic metastasis is filtered away (10 is the size at which a cervical node
+    /// counts as enlarged); 0, the default, filters components of every size.
+    #[arg(long, default_value_t = 0.0)]
+    pub keep_short_axis_mm: f64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,6 +62,12 @@ const SCHEMA: &str = "nodal.filter_samples/1";
 const SAMPLES_FILE: &str = "filter_samples.json";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.keep_short_axis_mm.is_finite() && args.keep_short_axis_mm >= 0.0,
+        "--keep-short-axis-mm {}: must be a number of mm >= 0",
+        args.keep_short_axis_mm
+    );
+
     let mut model = load_model_arg(args.model.as_deref())?;
     if model.component_filter.take().is_some() {
         println!("the model's own component filter is not used: the new one replaces it");
@@ -133,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let y: Vec<bool> = all.iter().map(|s| s.is_node).collect();
     let boost = BoostConfig::default();
     let mut filter = ComponentFilter::fit(&x, &y, boost).context("fitting the component filter")?;
+    filter.keep_short_axis_mm = (args.keep_short_axis_mm > 0.0).then_some(args.keep_short_axis_mm);
 
     // Cut-offs on the selection cases.
     let mut select_files = Vec::new();
