@@ -1,5 +1,5 @@
-"""End-to-end checks of `nodal segment` with the shipped model (models/default), read back with
-nibabel (a tool we did not write).
+"""End-to-end checks of `nodal segment` with the shipped model (models/default, or the folder in
+NODAL_MODEL), read back with nibabel (a tool we did not write).
 
 * On a CI-sized phantom (`nodal phantom --size small`) every ground-truth node with a short axis of
   at least 15 mm is localized (>= 40% of its voxels in the predicted mask, the protocol's rule),
@@ -22,7 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NODAL = os.environ.get("NODAL_BIN", str(ROOT / "target" / "debug" / "nodal"))
-MODEL = ROOT / "models" / "default"
+# NODAL_MODEL checks another model folder against the same gates as the shipped one.
+MODEL = Path(os.environ.get("NODAL_MODEL", ROOT / "models" / "default"))
 
 
 def _run(*args):

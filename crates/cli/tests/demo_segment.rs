@@ -202,7 +202,7 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     };
     let stdout = run_ok(&mut train());
     assert!(stdout.contains("2 training cases"), "{stdout}");
-    assert!(stdout.contains("chosen on the selection cases"), "{stdout}");
+    assert!(stdout.contains("chosen (--large-nodes no-loss)"), "{stdout}");
     // Same weights, the chosen cut-offs in the config and the filter file, and a loadable folder.
     let bytes = |p: &Path| std::fs::read(p).unwrap();
     assert_eq!(bytes(&out.join("model.safetensors")), bytes(&shipped.join("model.safetensors")));
@@ -210,9 +210,17 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     let filter = loaded.component_filter.expect("component_filter.json");
     assert!(nodal_net::filter::SCORE_GRID.contains(&filter.min_score));
     assert!(nodal_net::train::PEAK_GRID.contains(&loaded.config.min_peak_probability));
-    assert!(loaded.config.version.ends_with("+filter"), "{}", loaded.config.version);
+    // The shipped model has a filter already: the new one replaces it, and so does its version.
+    assert_eq!(loaded.config.version.matches("+filter").count(), 1, "{}", loaded.config.version);
     assert_eq!(filter.record["training_cases"], 2);
     assert_eq!(filter.record["selection_cases"], 1);
+    // By default the chosen point finds every large selection node the model alone finds.
+    assert_eq!(filter.record["large_nodes"], "no_loss");
+    let large = |m: &serde_json::Value| m["recall_sad_ge_15mm"].as_f64().unwrap_or(0.0);
+    let alone = &filter.record["model_alone"];
+    let alone_peak = alone["min_peak_probability"].as_f64().unwrap();
+    assert!((alone_peak - 0.995).abs() < 1e-6, "{alone}");
+    assert!(large(&filter.record["chosen"]["metrics"]) >= large(&alone["metrics"]), "{}", filter.record);
     let samples = json(&out.join("filter_samples.json"));
     assert_eq!(samples["cases"].as_array().unwrap().len(), 2);
     let n: usize =
@@ -220,10 +228,12 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     assert_eq!(filter.record["training_components"], n);
     // Again into the same folder: the samples of both cases are reused.
     assert_eq!(filter.keep_short_axis_mm, None);
-    let again = run_ok(train().args(["--keep-short-axis-mm", "12"]));
+    let again = run_ok(train().args(["--keep-short-axis-mm", "12", "--large-nodes", "any"]));
     assert!(again.contains("(2 from the earlier run)"), "{again}");
+    assert!(again.contains("chosen (--large-nodes any)"), "{again}");
     let guarded = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
     assert_eq!(guarded.keep_short_axis_mm, Some(12.0));
+    assert_eq!(guarded.record["large_nodes"], "any");
     let bad = train().arg("--keep-short-axis-mm=-1").output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--keep-short-axis-mm"));

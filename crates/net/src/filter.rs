@@ -7,7 +7,9 @@
 //!   when it touches a ground-truth node voxel (the complement of [`crate::negatives`]).
 //! * [`tune_filter`] — the evaluation protocol on selection cases at every peak cut-off of
 //!   [`PEAK_GRID`] times every filter cut-off of [`SCORE_GRID`], from one inference per case; the
-//!   point with the best [`selection_score`](crate::train::selection_score) wins.
+//!   point with the best [`selection_score`](crate::train::selection_score) wins; with
+//!   [`LargeNodes::NoLoss`], only among the points that find as many large nodes (SAD >= 15 mm) as
+//!   the model alone.
 use nodal_core::Volume;
 use nodal_nodes::filter::{component_features, ComponentFilter, N_FEATURES};
 use nodal_nodes::postprocess::PeakComponents;
@@ -74,9 +76,34 @@ pub struct FilterPoint {
     pub min_score: f64,
 }
 
+/// Which cut-offs [`tune_filter`] may choose, as to the large nodes (SAD >= 15 mm) of the
+/// selection cases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LargeNodes {
+    /// Any point: large nodes count like the others.
+    Any,
+    /// Only points that localize at least as many large nodes as the model alone (its own peak
+    /// cut-off, no filter): a filter must not buy its false positives with the bulky and necrotic
+    /// metastases that matter most for staging.
+    NoLoss,
+}
+
+/// The result of [`tune_filter`].
+#[derive(Clone, Debug)]
+pub struct FilterTable {
+    /// Every point tried with its metrics on the selection cases.
+    pub points: Vec<(FilterPoint, ValMetrics)>,
+    /// Index of the chosen point.
+    pub best: usize,
+    /// Index of the model alone (its own peak cut-off, no filter).
+    pub model_alone: usize,
+}
+
 /// Scores `filter` on `cases` at the model's threshold, every peak cut-off of [`PEAK_GRID`] and
-/// every filter cut-off of [`SCORE_GRID`]; returns the index of the point with the highest
-/// selection score (ties: the earlier point) and the table.
+/// every filter cut-off of [`SCORE_GRID`] (and the model's own peak cut-off without a filter, when
+/// the grid lacks it); chooses the point with the highest selection score among those `rule`
+/// allows (ties: the earlier point).
 ///
 /// # Errors
 /// Inference and evaluation errors, naming the case.
@@ -86,11 +113,20 @@ pub fn tune_filter(
     cases: &[ValCase],
     opts: &InferOptions,
     targets: &SelectionTargets,
-) -> Result<(usize, Vec<(FilterPoint, ValMetrics)>), NetError> {
-    let points: Vec<FilterPoint> = PEAK_GRID
+    rule: LargeNodes,
+) -> Result<FilterTable, NetError> {
+    let mut points: Vec<FilterPoint> = PEAK_GRID
         .iter()
         .flat_map(|&min_peak| SCORE_GRID.iter().map(move |&min_score| FilterPoint { min_peak, min_score }))
         .collect();
+    let alone = FilterPoint { min_peak: model.config.min_peak_probability, min_score: 0.0 };
+    let model_alone = match points.iter().position(|p| *p == alone) {
+        Some(i) => i,
+        None => {
+            points.push(alone);
+            points.len() - 1
+        }
+    };
     let mut tallies = vec![ValTally::default(); points.len()];
     for c in cases {
         let eval_err = |e: &dyn std::fmt::Display| NetError::Eval(format!("case {}: {e}", c.id));
@@ -113,11 +149,68 @@ pub fn tune_filter(
         }
     }
     let metrics: Vec<ValMetrics> = tallies.iter().map(|t| t.metrics(cases.len(), targets)).collect();
-    let mut best = 0;
+    let best = choose_point(&metrics, model_alone, rule);
+    Ok(FilterTable { points: points.into_iter().zip(metrics).collect(), best, model_alone })
+}
+
+/// The index of the highest selection score (ties: the earlier point) among the points `rule`
+/// allows; the model alone, at `model_alone`, is always allowed.
+pub fn choose_point(metrics: &[ValMetrics], model_alone: usize, rule: LargeNodes) -> usize {
+    // Every point is scored on the same nodes, so comparing recalls compares counts.
+    let large = |m: &ValMetrics| m.recall_sad_ge_15mm.unwrap_or(0.0);
+    let floor = large(&metrics[model_alone]);
+    let allowed = |m: &ValMetrics| rule == LargeNodes::Any || large(m) >= floor;
+    let mut best = model_alone;
     for (i, m) in metrics.iter().enumerate() {
-        if m.score > metrics[best].score {
+        let better = m.score > metrics[best].score || (m.score == metrics[best].score && i < best);
+        if allowed(m) && better {
             best = i;
         }
     }
-    Ok((best, points.into_iter().zip(metrics).collect()))
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(score: f64, large: Option<f64>) -> ValMetrics {
+        ValMetrics {
+            n_cases: 1,
+            n_gt: 10,
+            recall: score - 1.0,
+            recall_ceiling: None,
+            recall_countable: None,
+            fp_per_scan: 1.0,
+            dice: Some(0.8),
+            recall_sad_ge_15mm: large,
+            recall_sad_ge_5mm: None,
+            score,
+        }
+    }
+
+    #[test]
+    fn the_large_node_rule_refuses_points_that_lose_large_nodes() {
+        // 0: the model alone (finds 3 of 4 large nodes); 1: the best score, loses one; 2: keeps
+        // the 3 with a lower score; 3: finds all 4 with a lower score still.
+        let m = [
+            metrics(1.5, Some(0.75)),
+            metrics(1.7, Some(0.5)),
+            metrics(1.6, Some(0.75)),
+            metrics(1.55, Some(1.0)),
+        ];
+        assert_eq!(choose_point(&m, 0, LargeNodes::Any), 1);
+        assert_eq!(choose_point(&m, 0, LargeNodes::NoLoss), 2);
+        // The model alone stays when every other point loses a large node.
+        let m = [metrics(1.7, Some(0.5)), metrics(1.5, Some(0.75))];
+        assert_eq!(choose_point(&m, 1, LargeNodes::NoLoss), 1);
+        assert_eq!(choose_point(&m, 1, LargeNodes::Any), 0);
+    }
+
+    #[test]
+    fn ties_go_to_the_earlier_point_and_cases_without_large_nodes_allow_all() {
+        let m = [metrics(1.6, None), metrics(1.6, None), metrics(1.5, None)];
+        assert_eq!(choose_point(&m, 2, LargeNodes::NoLoss), 0);
+        assert_eq!(choose_point(&m, 2, LargeNodes::Any), 0);
+    }
 }

@@ -1,6 +1,7 @@
 //! `nodal train-filter`: fits a component filter (`nodal_nodes::filter`) to a model's components
 //! on annotated datasets, chooses its peak and filter cut-offs on selection datasets by the
-//! trainer's selection rule (`nodal_net::filter::tune_filter`), and writes the model with its
+//! trainer's selection rule (`nodal_net::filter::tune_filter`; by default only among the cut-offs
+//! that lose none of the large nodes the model alone finds there), and writes the model with its
 //! filter to a new folder: `config.json` (the chosen peak cut-off), `model.safetensors` (copied),
 //! `component_filter.json` (trees, cut-off and the selection table) and `filter_samples.json` (every
 //! training component with its features). The samples record carries the SHA-256 of the weights
@@ -8,7 +9,7 @@
 //! output folder continues where it stopped.
 use anyhow::Context;
 use nodal_net::config::{write_atomic, CONFIG_FILE, FILTER_FILE, WEIGHTS_FILE};
-use nodal_net::filter::{case_samples, tune_filter, Sample};
+use nodal_net::filter::{case_samples, tune_filter, LargeNodes, Sample};
 use nodal_net::infer::InferOptions;
 use nodal_net::train::{list_cases, load_val_cases, SelectionTargets};
 use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES};
@@ -40,6 +41,27 @@ pub struct Args {
     /// counts as enlarged); 0, the default, filters components of every size.
     #[arg(long, default_value_t = 0.0)]
     pub keep_short_axis_mm: f64,
+    /// Which cut-offs may be chosen, as to the selection cases' nodes with SAD >= 15 mm:
+    /// `no-loss`, only those that find as many of them as the model alone (its own peak cut-off, no
+    /// filter); `any`, every cut-off.
+    #[arg(long, value_enum, default_value_t = LargeNodesArg::NoLoss)]
+    pub large_nodes: LargeNodesArg,
+}
+
+/// `--large-nodes`: [`LargeNodes`] on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LargeNodesArg {
+    NoLoss,
+    Any,
+}
+
+impl From<LargeNodesArg> for LargeNodes {
+    fn from(a: LargeNodesArg) -> Self {
+        match a {
+            LargeNodesArg::NoLoss => LargeNodes::NoLoss,
+            LargeNodesArg::Any => LargeNodes::Any,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -154,8 +176,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let select_cases = load_val_cases(&select_files)?;
     let targets = SelectionTargets::default();
     println!("choosing the cut-offs on {} selection cases", select_cases.len());
-    let (best, table) = tune_filter(&model, &filter, &select_cases, &opts, &targets)?;
-    let (point, metrics) = table[best].clone();
+    let rule = LargeNodes::from(args.large_nodes);
+    let tuned = tune_filter(&model, &filter, &select_cases, &opts, &targets, rule)?;
+    let (point, metrics) = tuned.points[tuned.best].clone();
+    let (_, alone) = &tuned.points[tuned.model_alone];
     filter.min_score = point.min_score;
     filter.record = serde_json::json!({
         "model_id": model.config.model_id,
@@ -169,13 +193,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "selection_datasets": args.select.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
         "selection_cases": select_cases.len(),
         "selection_targets": targets,
+        "large_nodes": rule,
+        "model_alone": { "min_peak_probability": model.config.min_peak_probability, "metrics": alone },
         "chosen": { "min_peak_probability": point.min_peak, "min_score": point.min_score, "metrics": metrics },
-        "table": table.iter().map(|(p, m)| serde_json::json!({ "point": p, "metrics": m })).collect::<Vec<_>>(),
+        "table": tuned.points.iter().map(|(p, m)| serde_json::json!({ "point": p, "metrics": m })).collect::<Vec<_>>(),
     });
 
     let mut config = model.config.clone();
     config.min_peak_probability = point.min_peak;
-    config.version = format!("{}+filter", model.config.version);
+    // A filter fitted to a model that had one replaces it, so the suffix is not repeated.
+    let base = model.config.version.strip_suffix("+filter").unwrap_or(&model.config.version);
+    config.version = format!("{base}+filter");
     let weights = args.out.join(WEIGHTS_FILE);
     let tmp = args.out.join(format!(".{WEIGHTS_FILE}.tmp"));
     std::fs::copy(model.folder.join(WEIGHTS_FILE), &tmp)
@@ -183,15 +211,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::rename(&tmp, &weights).with_context(|| format!("writing {}", weights.display()))?;
     config.save(&args.out.join(CONFIG_FILE))?;
     write_atomic(&args.out.join(FILTER_FILE), serde_json::to_string_pretty(&filter)?.as_bytes())?;
+    let summary = |m: &nodal_net::train::ValMetrics| {
+        format!(
+            "recall {:.3}, FP/scan {:.2}, Dice {}, recall SAD >= 15 mm {}, selection score {:.3}",
+            m.recall,
+            m.fp_per_scan,
+            m.dice.map_or("-".into(), |d| format!("{d:.3}")),
+            m.recall_sad_ge_15mm.map_or("-".into(), |r| format!("{r:.3}")),
+            m.score
+        )
+    };
+    println!("the model alone on the selection cases: {}", summary(alone));
     println!(
-        "chosen on the selection cases: peak cut-off {:?}, filter cut-off {}: recall {:.3}, FP/scan {:.2}, \
-         Dice {}, selection score {:.3} -> {}",
+        "chosen (--large-nodes {}): peak cut-off {:?}, filter cut-off {}: {} -> {}",
+        match rule {
+            LargeNodes::NoLoss => "no-loss",
+            LargeNodes::Any => "any",
+        },
         point.min_peak,
         point.min_score,
-        metrics.recall,
-        metrics.fp_per_scan,
-        metrics.dice.map_or("-".into(), |d| format!("{d:.3}")),
-        metrics.score,
+        summary(&metrics),
         args.out.display()
     );
     Ok(())
