@@ -1,6 +1,7 @@
 //! Chooses a model's operating point — voxel `threshold` and component `min_peak_probability` in
 //! its `config.json` — on tuning cases, as the trainer does at each validation: one inference per
-//! case, the evaluation protocol at each point of `nodal_net::train::operating_point_grid`, and
+//! case, the evaluation protocol at each point of `nodal_net::train::operating_point_grid` (only
+//! at the model's own threshold when it has a component filter, which was fitted there), and
 //! the point with the best selection score for the targets (at most `MAX_FP` false positives per
 //! scan with Dice >= `MIN_DICE`, then the most recall). Prints one JSON line per point and the
 //! chosen one. Use cases the model was not trained on and that will not validate it.

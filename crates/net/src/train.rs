@@ -457,14 +457,17 @@ pub fn operating_point_grid() -> Vec<OperatingPoint> {
 }
 
 /// Scores the grid ([`operating_point_grid`]) on `cases` and returns the index of the point with
-/// the highest score (ties: the earlier point) and the whole table.
+/// the highest score (ties: the earlier point) and the whole table. A model with a component
+/// filter is scored only at its own threshold: the filter's features (volume, shape, mean
+/// probability) were learned from components cut at that threshold and mean something else at
+/// another one.
 pub fn tune_operating_point(
     model: &LoadedModel,
     cases: &[ValCase],
     opts: &InferOptions,
     targets: &SelectionTargets,
 ) -> Result<(usize, Vec<(OperatingPoint, ValMetrics)>), NetError> {
-    let points = operating_point_grid();
+    let points = tuning_points(model);
     let metrics = validate_operating_points(model, cases, opts, &points, targets)?;
     let mut best = 0;
     for (i, m) in metrics.iter().enumerate() {
@@ -473,6 +476,18 @@ pub fn tune_operating_point(
         }
     }
     Ok((best, points.into_iter().zip(metrics).collect()))
+}
+
+/// The points [`tune_operating_point`] scores for `model`: the whole grid, or with a component
+/// filter the grid's peak cut-offs at the model's own threshold.
+fn tuning_points(model: &LoadedModel) -> Vec<OperatingPoint> {
+    match model.component_filter {
+        None => operating_point_grid(),
+        Some(_) => PEAK_GRID
+            .iter()
+            .map(|&min_peak| OperatingPoint { threshold: model.config.threshold, min_peak })
+            .collect(),
+    }
 }
 
 /// A voxel threshold and a component peak cut-off (see `nodal_nodes::postprocess`).
@@ -1445,6 +1460,31 @@ mod tests {
         }
         let (inside, outside) = (inside / n_in as f64, outside / n_out as f64);
         assert!(inside > 0.5 && outside < 0.1, "mean p inside {inside:.3}, outside {outside:.3}");
+    }
+
+    #[test]
+    fn a_model_with_a_component_filter_is_tuned_only_at_its_own_threshold() {
+        let cfg = tiny_config();
+        let mut model = LoadedModel {
+            config: ModelConfig { threshold: 0.3, ..cfg.model.clone() },
+            net: cfg.model.arch.init(&crate::device()).unwrap(),
+            folder: PathBuf::new(),
+            component_filter: None,
+        };
+        assert_eq!(tuning_points(&model), operating_point_grid());
+        let x = [[0.0; nodal_nodes::filter::N_FEATURES], [1.0; nodal_nodes::filter::N_FEATURES]];
+        let filter = nodal_nodes::filter::ComponentFilter::fit(
+            &x,
+            &[false, true],
+            nodal_nodes::filter::BoostConfig { min_samples_leaf: 1, ..Default::default() },
+        )
+        .unwrap();
+        model.component_filter = Some(filter);
+        let points = tuning_points(&model);
+        assert_eq!(points.len(), PEAK_GRID.len());
+        assert!(points.iter().all(|p| p.threshold == 0.3));
+        let peaks: Vec<_> = points.iter().map(|p| p.min_peak).collect();
+        assert_eq!(peaks, PEAK_GRID.to_vec());
     }
 }
 
