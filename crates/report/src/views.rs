@@ -8,7 +8,7 @@
 use crate::data::{RankedNode, RecistCategory};
 use crate::raster::{self, Window};
 use image::RgbImage;
-use nodal_core::{Label, Vec3, Volume};
+use nodal_core::{Label, Vec3, Volume, Voxel};
 use rayon::prelude::*;
 
 /// A display plane: the centre of pixel (c, r) is `origin_mm + (c * col_dir + r * row_dir) * px_mm`.
@@ -68,23 +68,24 @@ impl Plane {
 /// Air, returned outside the scanned volume.
 const OUTSIDE_HU: f64 = -1024.0;
 
-/// Trilinear HU at a world point (air outside the grid).
-fn hu_at(ct: &Volume<i16>, p: Vec3) -> f64 {
-    let idx = ct.geometry().world_to_index(p);
-    let dims = ct.dims();
+/// Trilinear interpolation of `value` (of one voxel) at a world point; `outside` beyond the grid
+/// (more than half a voxel past its edge voxels).
+fn trilinear<T: Voxel>(v: &Volume<T>, p: Vec3, outside: f64, value: impl Fn(T) -> f64) -> f64 {
+    let idx = v.geometry().world_to_index(p);
+    let dims = v.dims();
     let mut base = [0usize; 3];
     let mut frac = [0.0f64; 3];
     for a in 0..3 {
         let n = dims[a] as f64;
         if !(idx[a] >= -0.5 && idx[a] <= n - 0.5) {
-            return OUTSIDE_HU;
+            return outside;
         }
         let x = idx[a].clamp(0.0, n - 1.0);
         let f = x.floor();
         base[a] = f as usize;
         frac[a] = x - f;
     }
-    let data = ct.data();
+    let data = v.data();
     let mut acc = 0.0;
     for corner in 0..8 {
         let mut w = 1.0;
@@ -95,44 +96,21 @@ fn hu_at(ct: &Volume<i16>, p: Vec3) -> f64 {
             w *= if up { frac[a] } else { 1.0 - frac[a] };
         }
         if w > 0.0 {
-            acc += w * data[[at[2], at[1], at[0]]] as f64;
+            acc += w * value(data[[at[2], at[1], at[0]]]);
         }
     }
     acc
 }
 
+/// Trilinear HU at a world point (air outside the grid).
+fn hu_at(ct: &Volume<i16>, p: Vec3) -> f64 {
+    trilinear(ct, p, OUTSIDE_HU, f64::from)
+}
+
 /// Trilinear interpolation of the indicator `label == target` at a world point (0 outside), so a
 /// node's contour on an upsampled view follows its surface instead of the voxel staircase.
 fn indicator_at<L: Label>(labels: &Volume<L>, p: Vec3, target: u32) -> f64 {
-    let idx = labels.geometry().world_to_index(p);
-    let dims = labels.dims();
-    let mut base = [0usize; 3];
-    let mut frac = [0.0f64; 3];
-    for a in 0..3 {
-        let n = dims[a] as f64;
-        if !(idx[a] >= -0.5 && idx[a] <= n - 0.5) {
-            return 0.0;
-        }
-        let x = idx[a].clamp(0.0, n - 1.0);
-        let f = x.floor();
-        base[a] = f as usize;
-        frac[a] = x - f;
-    }
-    let data = labels.data();
-    let mut acc = 0.0;
-    for corner in 0..8 {
-        let mut w = 1.0;
-        let mut at = [0usize; 3];
-        for a in 0..3 {
-            let up = corner >> a & 1 == 1;
-            at[a] = if up { (base[a] + 1).min(dims[a] - 1) } else { base[a] };
-            w *= if up { frac[a] } else { 1.0 - frac[a] };
-        }
-        if w > 0.0 && data[[at[2], at[1], at[0]]].as_usize() as u32 == target {
-            acc += w;
-        }
-    }
-    acc
+    trilinear(labels, p, 0.0, |l: L| f64::from(u8::from(l.as_usize() as u32 == target)))
 }
 
 /// Index (i, j, k) of the voxel nearest to a world point, if inside the grid.
