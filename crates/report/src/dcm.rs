@@ -202,6 +202,15 @@ pub(crate) fn put_patient_study(o: &mut Obj, src: &DicomSource, study_uid: &str)
     }
 }
 
+/// General (and Enhanced General) Equipment: nodal as manufacturer and model, with the serial
+/// number and software version of `opts`.
+pub(crate) fn put_equipment(o: &mut Obj, opts: &DicomOptions) {
+    put_str(o, tags::MANUFACTURER, VR::LO, MANUFACTURER);
+    put_str(o, tags::MANUFACTURER_MODEL_NAME, VR::LO, MODEL_NAME);
+    put_str(o, tags::DEVICE_SERIAL_NUMBER, VR::LO, &opts.device_serial_number);
+    put_str(o, tags::SOFTWARE_VERSIONS, VR::LO, &opts.software_version);
+}
+
 /// Study and series UIDs to write: the source's, or new ones (with a warning) when blank.
 pub(crate) fn source_uids(src: &DicomSource, warnings: &mut Vec<String>) -> (String, String) {
     let study = if src.study_instance_uid.trim().is_empty() {

@@ -166,10 +166,7 @@ pub fn write_seg<L: Label>(
     put_str(&mut o, tags::FRAME_OF_REFERENCE_UID, VR::UI, src.frame_of_reference_uid.trim());
     put_str(&mut o, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
     // General / Enhanced General Equipment.
-    put_str(&mut o, tags::MANUFACTURER, VR::LO, dcm::MANUFACTURER);
-    put_str(&mut o, tags::MANUFACTURER_MODEL_NAME, VR::LO, dcm::MODEL_NAME);
-    put_str(&mut o, tags::DEVICE_SERIAL_NUMBER, VR::LO, &opts.device_serial_number);
-    put_str(&mut o, tags::SOFTWARE_VERSIONS, VR::LO, &opts.software_version);
+    dcm::put_equipment(&mut o, opts);
     // General image / Segmentation image.
     put_str(&mut o, tags::INSTANCE_NUMBER, VR::IS, "1");
     put_str(&mut o, tags::CONTENT_DATE, VR::DA, &date);

@@ -225,10 +225,7 @@ pub fn write_sr(
     put_str(&mut o, tags::SERIES_NUMBER, VR::IS, &(opts.series_number + 1).to_string());
     put_str(&mut o, tags::SERIES_DESCRIPTION, VR::LO, &format!("{} measurements", opts.series_description));
     put_seq(&mut o, tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, vec![]);
-    put_str(&mut o, tags::MANUFACTURER, VR::LO, dcm::MANUFACTURER);
-    put_str(&mut o, tags::MANUFACTURER_MODEL_NAME, VR::LO, dcm::MODEL_NAME);
-    put_str(&mut o, tags::DEVICE_SERIAL_NUMBER, VR::LO, &opts.device_serial_number);
-    put_str(&mut o, tags::SOFTWARE_VERSIONS, VR::LO, &opts.software_version);
+    dcm::put_equipment(&mut o, opts);
     put_str(&mut o, tags::INSTANCE_NUMBER, VR::IS, "1");
     put_str(&mut o, tags::CONTENT_DATE, VR::DA, &date);
     put_str(&mut o, tags::CONTENT_TIME, VR::TM, &time);
