@@ -1472,13 +1472,10 @@ mod tests {
             component_filter: None,
         };
         assert_eq!(tuning_points(&model), operating_point_grid());
-        let x = [[0.0; nodal_nodes::filter::N_FEATURES], [1.0; nodal_nodes::filter::N_FEATURES]];
-        let filter = nodal_nodes::filter::ComponentFilter::fit(
-            &x,
-            &[false, true],
-            nodal_nodes::filter::BoostConfig { min_samples_leaf: 1, ..Default::default() },
-        )
-        .unwrap();
+        use nodal_nodes::filter::{BoostConfig, ComponentFilter, N_FEATURES};
+        let x = [[0.0; N_FEATURES], [1.0; N_FEATURES]];
+        let boost = BoostConfig { min_samples_leaf: 1, ..Default::default() };
+        let filter = ComponentFilter::fit(&x, &[false, true], boost).unwrap();
         model.component_filter = Some(filter);
         let points = tuning_points(&model);
         assert_eq!(points.len(), PEAK_GRID.len());
