@@ -188,18 +188,13 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
             .arg(&select),
     );
     let out = tmp.path().join("filtered");
-    let train = || {
+    let train_from = |model: &Path| {
         let mut c = nodal();
-        c.arg("train-filter")
-            .arg("--model")
-            .arg(&shipped)
-            .arg("--data")
-            .arg(&data)
-            .arg("--select")
-            .arg(&select);
+        c.arg("train-filter").arg("--model").arg(model).arg("--data").arg(&data).arg("--select").arg(&select);
         c.arg("-o").arg(&out);
         c
     };
+    let train = || train_from(&shipped);
     let stdout = run_ok(&mut train());
     assert!(stdout.contains("2 training cases"), "{stdout}");
     assert!(stdout.contains("chosen (--large-nodes no-loss)"), "{stdout}");
@@ -226,9 +221,17 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     let n: usize =
         samples["cases"].as_array().unwrap().iter().map(|c| c["samples"].as_array().unwrap().len()).sum();
     assert_eq!(filter.record["training_components"], n);
-    // Again into the same folder: the samples of both cases are reused.
+    // Again into the same folder, from the model the shipped one was filtered from (the same weights,
+    // its version without `+filter`): the samples of both cases are reused.
     assert_eq!(filter.keep_short_axis_mm, None);
-    let again = run_ok(train().args(["--keep-short-axis-mm", "12", "--large-nodes", "any"]));
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(shipped.join("model.safetensors"), copy.join("model.safetensors")).unwrap();
+    let mut config = json(&shipped.join("config.json"));
+    let version = config["version"].as_str().unwrap().strip_suffix("+filter").unwrap().to_string();
+    config["version"] = version.into();
+    std::fs::write(copy.join("config.json"), config.to_string()).unwrap();
+    let again = run_ok(train_from(&copy).args(["--keep-short-axis-mm", "12", "--large-nodes", "any"]));
     assert!(again.contains("(2 from the earlier run)"), "{again}");
     assert!(again.contains("chosen (--large-nodes any)"), "{again}");
     let guarded = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
@@ -245,11 +248,6 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     let report = json(&seg.join("nodes.json"));
     assert!(report["postprocess"]["n_removed_by_filter"].is_u64(), "{report}");
     // The model's own folder as output is refused before anything is written there.
-    let copy = tmp.path().join("copy");
-    std::fs::create_dir_all(&copy).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(shipped.join(f), copy.join(f)).unwrap();
-    }
     let refused = nodal()
         .args(["train-filter", "--model"])
         .arg(&copy)
@@ -266,4 +264,15 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     let mut names: Vec<_> = std::fs::read_dir(&copy).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
     assert_eq!(names, ["config.json", "model.safetensors"]);
+    // A model with another threshold would sample every case again, and says why; a run that then
+    // fails (here on a missing dataset) leaves the earlier samples as they were.
+    let before = bytes(&out.join("filter_samples.json"));
+    config["threshold"] = 0.3.into();
+    std::fs::write(copy.join("config.json"), config.to_string()).unwrap();
+    let missing = tmp.path().join("missing");
+    let failed = train_from(&copy).arg("--data").arg(&missing).output().unwrap();
+    assert_eq!(failed.status.code(), Some(2), "{}", String::from_utf8_lossy(&failed.stderr));
+    let said = String::from_utf8_lossy(&failed.stdout);
+    assert!(said.contains("was made by another model"), "{said}");
+    assert_eq!(bytes(&out.join("filter_samples.json")), before);
 }

@@ -83,6 +83,11 @@ struct CaseSamples {
 const SCHEMA: &str = "nodal.filter_samples/1";
 const SAMPLES_FILE: &str = "filter_samples.json";
 
+/// The version of the model a filtered model was made from (`train-filter` appends `+filter`).
+fn unfiltered_version(version: &str) -> &str {
+    version.strip_suffix("+filter").unwrap_or(version)
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.keep_short_axis_mm.is_finite() && args.keep_short_axis_mm >= 0.0,
@@ -103,17 +108,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "the output folder {} is the model's own folder; write the filtered model elsewhere",
         args.out.display()
     );
-    let producer = ModelIdentity::of(&model)?;
+    let mut producer = ModelIdentity::of(&model)?;
+    // The samples do not depend on the model's own filter (dropped above): a filtered model and the
+    // model it was fitted to share them.
+    producer.model_version = unfiltered_version(&model.config.version).to_string();
     let weights_sha256 = producer.model_sha256.clone();
 
     // Samples, resumed from an earlier run of the same model into the same folder.
     let samples_path = args.out.join(SAMPLES_FILE);
-    let mut done: HashMap<(String, String), Vec<Sample>> = std::fs::read_to_string(&samples_path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<SamplesRecord>(&t).ok())
-        .filter(|r| r.schema == SCHEMA && r.producer == producer && r.features == FEATURE_NAMES)
-        .map(|r| r.cases.into_iter().map(|c| ((c.dataset, c.case), c.samples)).collect())
-        .unwrap_or_default();
+    let earlier =
+        std::fs::read_to_string(&samples_path).ok().map(|t| serde_json::from_str::<SamplesRecord>(&t).ok());
+    let mut done: HashMap<(String, String), Vec<Sample>> = match earlier {
+        None => HashMap::new(),
+        Some(Some(r)) if r.schema == SCHEMA && r.producer == producer && r.features == FEATURE_NAMES => {
+            r.cases.into_iter().map(|c| ((c.dataset, c.case), c.samples)).collect()
+        }
+        Some(r) => {
+            let why = match r {
+                None => "cannot be read as a samples record".to_string(),
+                Some(r) if r.producer != producer => format!(
+                    "was made by another model ({} {}, threshold {}, weights sha256 {:.12}...)",
+                    r.producer.model_id,
+                    r.producer.model_version,
+                    r.producer.threshold,
+                    r.producer.model_sha256
+                ),
+                Some(_) => "has another schema or feature set".to_string(),
+            };
+            println!("{} {why}: every case is sampled again", samples_path.display());
+            HashMap::new()
+        }
+    };
     let mut record = SamplesRecord {
         schema: SCHEMA.into(),
         producer,
@@ -202,8 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut config = model.config.clone();
     config.min_peak_probability = point.min_peak;
     // A filter fitted to a model that had one replaces it, so the suffix is not repeated.
-    let base = model.config.version.strip_suffix("+filter").unwrap_or(&model.config.version);
-    config.version = format!("{base}+filter");
+    config.version = format!("{}+filter", unfiltered_version(&model.config.version));
     let weights = args.out.join(WEIGHTS_FILE);
     let tmp = args.out.join(format!(".{WEIGHTS_FILE}.tmp"));
     std::fs::copy(model.folder.join(WEIGHTS_FILE), &tmp)
