@@ -11,6 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from cargo_example import example
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTDATA = ROOT / ".cache" / "testdata"
 TS_REF = TESTDATA / "totalsegmentator" / "tests" / "reference_files"
@@ -18,9 +20,7 @@ TS_REF = TESTDATA / "totalsegmentator" / "tests" / "reference_files"
 
 def _to_nifti_bin():
     exe = os.environ.get("NODAL_IO_TO_NIFTI", str(ROOT / "target" / "debug" / "examples" / "to_nifti"))
-    if not Path(exe).exists():
-        subprocess.run(["cargo", "build", "-q", "-p", "nodal-io", "--example", "to_nifti"], cwd=ROOT, check=True)
-    return exe
+    return exe if Path(exe).exists() else example("to_nifti")
 
 
 def nodal_to_nifti(src, dst, *extra):

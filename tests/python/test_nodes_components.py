@@ -5,9 +5,7 @@ up to renumbering (a one-to-one map between the two label sets), with the same c
 6-, 18- and 26-connectivity. Both number components in raster order of first voxel, so the ids are
 compared exactly as well.
 """
-import os
 import subprocess
-from pathlib import Path
 
 import cc3d
 import nibabel as nib
@@ -15,13 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _example(name):
-    exe = ROOT / "target" / "debug" / "examples" / name
-    subprocess.run(["cargo", "build", "-q", "-p", "nodal-nodes", "--example", name], cwd=ROOT, check=True)
-    return str(exe)
+from cargo_example import example
 
 
 def masks():
@@ -43,7 +35,7 @@ def masks():
 
 @pytest.mark.parametrize("connectivity", [6, 18, 26])
 def test_components_match_cc3d(tmp_path, connectivity):
-    exe = _example("cc_bench")
+    exe = example("cc_bench")
     for n, mask_kji in enumerate(masks()):
         src = tmp_path / f"mask{n}.nii"
         dst = tmp_path / f"labels{n}.nii"

@@ -21,13 +21,10 @@ import numpy as np
 import pytest
 from scipy.spatial import ConvexHull
 
+from cargo_example import example
+
 ROOT = Path(__file__).resolve().parents[2]
 NODAL = os.environ.get("NODAL_BIN", str(ROOT / "target" / "debug" / "nodal"))
-
-
-def _example(name):
-    subprocess.run(["cargo", "build", "-q", "-p", "nodal-nodes", "--example", name], cwd=ROOT, check=True)
-    return str(ROOT / "target" / "debug" / "examples" / name)
 
 
 def slice_axes(xy):
@@ -96,7 +93,7 @@ AFFINES = {
 
 @pytest.mark.parametrize("name", sorted(AFFINES))
 def test_axes_match_scipy_hull(tmp_path, name):
-    exe = _example("measure_nii")
+    exe = example("measure_nii")
     rng = np.random.default_rng(sorted(AFFINES).index(name) + 11)
     lab = random_label_map(rng, (40, 36, 14), 5)
     affine = AFFINES[name]

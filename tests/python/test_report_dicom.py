@@ -16,16 +16,14 @@ import numpy as np
 import pydicom
 import pytest
 
+from cargo_example import example
+
 ROOT = Path(__file__).resolve().parents[2]
 SERIES = ROOT / ".cache/testdata/totalsegmentator/tests/reference_files/example_ct_dicom"
 
 
 def run_example(name, *args):
-    subprocess.run(
-        ["cargo", "run", "-q", "-p", "nodal-report", "--example", name, "--", *map(str, args)],
-        cwd=ROOT,
-        check=True,
-    )
+    subprocess.run([example(name), *map(str, args)], cwd=ROOT, check=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cargo_example import example
+
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 1280, 2000
 
@@ -18,11 +20,7 @@ WIDTH, HEIGHT = 1280, 2000
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     d = tmp_path_factory.mktemp("report")
-    subprocess.run(
-        ["cargo", "run", "-q", "-p", "nodal-report", "--example", "report_phantom", "--", str(d), "7"],
-        cwd=ROOT,
-        check=True,
-    )
+    subprocess.run([example("report_phantom"), str(d), "7"], cwd=ROOT, check=True)
     return d / "report.html"
 
 
