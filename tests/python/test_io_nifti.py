@@ -19,8 +19,7 @@ TS_REF = TESTDATA / "totalsegmentator" / "tests" / "reference_files"
 
 
 def _to_nifti_bin():
-    exe = os.environ.get("NODAL_IO_TO_NIFTI", str(ROOT / "target" / "debug" / "examples" / "to_nifti"))
-    return exe if Path(exe).exists() else example("to_nifti")
+    return os.environ.get("NODAL_IO_TO_NIFTI") or example("to_nifti")
 
 
 def nodal_to_nifti(src, dst, *extra):
