@@ -8,7 +8,7 @@ use nodal_core::Volume;
 use nodal_net::infer::{predict, InferOptions};
 use nodal_net::LoadedModel;
 use nodal_nodes::output::{write_nodes_csv, write_nodes_json, Source};
-use nodal_nodes::postprocess::{postprocess_probability_filtered, PostProcessConfig, PostProcessed};
+use nodal_nodes::postprocess::{postprocess_probability_filtered, PostProcessed};
 use nodal_report::{EvaluationSection, ModelInfo, NodeRecord, ReportData, ScanInfo, StageTiming};
 use serde::Serialize;
 use std::path::Path;
@@ -61,11 +61,7 @@ pub fn segment_ct(
     // series by `sop_instance_uids[k]`, and the evaluation compares voxel by voxel.
     pred.probability.check_same_grid(ct).context("probability map is not on the CT grid")?;
     let t = Instant::now();
-    let cfg = PostProcessConfig {
-        threshold: model.config.threshold,
-        min_peak_probability: model.config.min_peak_probability,
-        ..Default::default()
-    };
+    let cfg = model.config.postprocess_config();
     let postprocessed =
         postprocess_probability_filtered(&pred.probability, Some(ct), &cfg, model.component_filter.as_ref())
             .context("post-processing")?;

@@ -20,6 +20,7 @@ use crate::model::{ArchConfig, FovealConfig, Net};
 use crate::preprocess::Preprocessing;
 use crate::NetError;
 use nodal_nodes::filter::ComponentFilter;
+use nodal_nodes::postprocess::PostProcessConfig;
 
 /// Version of the config format.
 pub const CONFIG_FORMAT: u32 = 1;
@@ -47,6 +48,15 @@ pub struct ModelConfig {
     /// confidence, chosen on tuning cases; see `nodal_nodes::postprocess`). `None` keeps all.
     #[serde(default)]
     pub min_peak_probability: Option<f32>,
+    /// Components found at `threshold` (and kept) keep only their voxels with `p >= mask_threshold`
+    /// (`nodal_nodes::postprocess`, step 3): the low threshold decides which nodes appear, this one
+    /// how far each extends. `None` keeps them whole.
+    #[serde(default)]
+    pub mask_threshold: Option<f32>,
+    /// Components with at least this axial short axis have each axial cross-section filled to its
+    /// convex hull (`nodal_nodes::postprocess`, step 4), mm; `None` leaves them as they are.
+    #[serde(default)]
+    pub convex_fill_min_short_axis_mm: Option<f64>,
 }
 
 impl ModelConfig {
@@ -66,6 +76,8 @@ impl ModelConfig {
             infer_tile_out: 64,
             threshold: 0.5,
             min_peak_probability: None,
+            mask_threshold: None,
+            convex_fill_min_short_axis_mm: None,
         }
     }
 
@@ -98,7 +110,42 @@ impl ModelConfig {
                 self.threshold
             )));
         }
+        if let Some(t) = self.mask_threshold.filter(|t| !(*t >= self.threshold && *t <= 1.0)) {
+            return Err(NetError::InvalidConfig(format!(
+                "mask_threshold {t} outside [threshold = {}, 1]",
+                self.threshold
+            )));
+        }
+        if let Some(m) = self.convex_fill_min_short_axis_mm.filter(|m| !(m.is_finite() && *m >= 0.0)) {
+            return Err(NetError::InvalidConfig(format!(
+                "convex_fill_min_short_axis_mm {m} must be >= 0 mm"
+            )));
+        }
         Ok(())
+    }
+
+    /// This config at another operating point: voxel `threshold` and peak cut-off `min_peak`. A
+    /// mask threshold applies only where it lies above the threshold.
+    pub fn at_operating_point(&self, threshold: f32, min_peak: Option<f32>) -> Self {
+        ModelConfig {
+            threshold,
+            min_peak_probability: min_peak,
+            mask_threshold: self.mask_threshold.filter(|&m| m > threshold),
+            ..self.clone()
+        }
+    }
+
+    /// The post-processing at this model's operating point, as `nodal segment` applies it (and
+    /// validation scores it): the protocol's defaults with the model's thresholds, peak cut-off and
+    /// convex fill.
+    pub fn postprocess_config(&self) -> PostProcessConfig {
+        PostProcessConfig {
+            threshold: self.threshold,
+            mask_threshold: self.mask_threshold,
+            min_peak_probability: self.min_peak_probability,
+            convex_fill_min_short_axis_mm: self.convex_fill_min_short_axis_mm,
+            ..Default::default()
+        }
     }
 
     /// Reads and validates `config.json`.
@@ -347,6 +394,44 @@ mod tests {
         {
             cfg.min_peak_probability = Some(p);
             assert_eq!(cfg.validate().is_ok(), ok, "min_peak_probability {p}");
+        }
+    }
+
+    #[test]
+    fn mask_threshold_and_convex_fill_are_optional_checked_and_reach_the_post_processing() {
+        // A config written before the convex fill existed still loads, without it.
+        let mut v = serde_json::to_value(ModelConfig::default_foveal()).unwrap();
+        v.as_object_mut().unwrap().remove("convex_fill_min_short_axis_mm");
+        v.as_object_mut().unwrap().remove("mask_threshold");
+        let old: ModelConfig = serde_json::from_value(v).unwrap();
+        assert_eq!((old.convex_fill_min_short_axis_mm, old.mask_threshold), (None, None));
+        let mut cfg = ModelConfig::default_foveal();
+        for (m, ok) in [(10.0, true), (0.0, true), (-1.0, false), (f64::NAN, false), (f64::INFINITY, false)] {
+            cfg.convex_fill_min_short_axis_mm = Some(m);
+            assert_eq!(cfg.validate().is_ok(), ok, "convex_fill_min_short_axis_mm {m}");
+        }
+        cfg.convex_fill_min_short_axis_mm = None;
+        cfg.threshold = 0.3;
+        for (t, ok) in [(0.5, true), (0.3, true), (1.0, true), (0.2, false), (f32::NAN, false)] {
+            cfg.mask_threshold = Some(t);
+            assert_eq!(cfg.validate().is_ok(), ok, "mask_threshold {t}");
+        }
+        cfg.mask_threshold = Some(0.5);
+        cfg.min_peak_probability = Some(0.99);
+        cfg.convex_fill_min_short_axis_mm = Some(10.0);
+        let pp = cfg.postprocess_config();
+        assert_eq!(
+            (pp.threshold, pp.mask_threshold, pp.min_peak_probability, pp.convex_fill_min_short_axis_mm),
+            (0.3, Some(0.5), Some(0.99), Some(10.0))
+        );
+        assert_eq!(pp.min_short_axis_mm, Some(4.5), "the protocol's size filter stays");
+        assert!(pp.fill_holes);
+        // At another operating point the mask threshold applies only above the new threshold, so
+        // the config stays valid.
+        for (t, mask) in [(0.25, Some(0.5)), (0.5, None), (0.6, None)] {
+            let c = cfg.at_operating_point(t, None);
+            assert_eq!((c.threshold, c.mask_threshold, c.min_peak_probability), (t, mask, None));
+            c.validate().unwrap();
         }
     }
 }

@@ -12,7 +12,7 @@
 //!   the model alone.
 use nodal_core::Volume;
 use nodal_nodes::filter::{component_features, ComponentFilter, N_FEATURES};
-use nodal_nodes::postprocess::PeakComponents;
+use nodal_nodes::postprocess::{finish_components, PeakComponents};
 use nodal_nodes::Connectivity;
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +128,7 @@ pub fn tune_filter(
         }
     };
     let mut tallies = vec![ValTally::default(); points.len()];
+    let post = model.config.postprocess_config();
     for c in cases {
         let eval_err = |e: &dyn std::fmt::Display| NetError::Eval(format!("case {}: {e}", c.id));
         let out = predict(model, &c.ct, opts, None)?;
@@ -142,7 +143,10 @@ pub fn tune_filter(
                 .zip(&scores)
                 .map(|(&peak, s)| p.min_peak.is_none_or(|m| peak >= m) && s.is_some_and(|s| s >= p.min_score))
                 .collect();
-            let mask = cc.labels.map(|l| u8::from(keep[l as usize]));
+            // Then the rest of `nodal segment`'s post-processing, as validation applies it.
+            let mut labels = cc.labels.map(|l| if keep[l as usize] { l } else { 0 });
+            finish_components(&mut labels, Some(&out.probability), &post).map_err(|e| eval_err(&e))?;
+            let mask = labels.map(|l| u8::from(l > 0));
             let r = nodal_eval::evaluate_prepared(nodal_eval::Prediction::Mask(&mask), &gt, None)
                 .map_err(|e| eval_err(&e))?;
             tally.add(&r);

@@ -34,8 +34,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use indicatif::ProgressBar;
 use ndarray::Array3;
 use nodal_core::{Interpolation, Volume};
-use nodal_nodes::postprocess::{drop_filtered, PeakComponents};
-use nodal_nodes::Connectivity;
+use nodal_nodes::postprocess::{drop_filtered, finish_components, PeakComponents, PostProcessConfig};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -448,6 +447,14 @@ pub const THRESHOLD_GRID: [f32; 6] = [0.2, 0.25, 0.3, 0.4, 0.5, 0.6];
 pub const PEAK_GRID: [Option<f32>; 8] =
     [None, Some(0.99), Some(0.995), Some(0.997), Some(0.998), Some(0.999), Some(0.9995), Some(0.9998)];
 
+/// Mask thresholds tried for a model's kept components (`tune_mask` example); `None` keeps them
+/// whole.
+pub const MASK_THRESHOLD_GRID: [Option<f32>; 6] =
+    [None, Some(0.3), Some(0.4), Some(0.5), Some(0.6), Some(0.7)];
+/// Convex-fill size gates tried with them, mm: none, or every node of at least 10 mm short axis
+/// (the usual size criterion of a suspicious cervical node).
+pub const CONVEX_FILL_GRID: [Option<f64>; 2] = [None, Some(10.0)];
+
 /// Every (threshold, peak cut-off) pair of [`THRESHOLD_GRID`] x [`PEAK_GRID`].
 pub fn operating_point_grid() -> Vec<OperatingPoint> {
     THRESHOLD_GRID
@@ -500,8 +507,8 @@ pub struct OperatingPoint {
 }
 
 /// As [`validate`] with inference options `opts`, once per operating point, from one inference per
-/// case: the table an operating point is chosen from on tuning cases. A model's component filter
-/// (see [`crate::filter`]) is applied after the peak cut-off, as `nodal segment` applies it.
+/// case: the table an operating point is chosen from on tuning cases. The rest of the
+/// post-processing is the model's ([`ModelConfig::at_operating_point`]).
 pub fn validate_operating_points(
     model: &LoadedModel,
     cases: &[ValCase],
@@ -509,32 +516,47 @@ pub fn validate_operating_points(
     points: &[OperatingPoint],
     targets: &SelectionTargets,
 ) -> Result<Vec<ValMetrics>, NetError> {
-    let mut tallies = vec![ValTally::default(); points.len()];
+    let configs: Vec<PostProcessConfig> = points
+        .iter()
+        .map(|p| model.config.at_operating_point(p.threshold, p.min_peak).postprocess_config())
+        .collect();
+    validate_postprocessing(model, cases, opts, &configs, targets)
+}
+
+/// As [`validate`] with inference options `opts`, once per post-processing recipe, from one
+/// inference per case. A model's component filter (see [`crate::filter`]) is applied after the
+/// peak cut-off, and then the rest of the recipe, as `nodal segment` applies them.
+pub fn validate_postprocessing(
+    model: &LoadedModel,
+    cases: &[ValCase],
+    opts: &InferOptions,
+    configs: &[PostProcessConfig],
+    targets: &SelectionTargets,
+) -> Result<Vec<ValMetrics>, NetError> {
+    let mut tallies = vec![ValTally::default(); configs.len()];
     for c in cases {
         let out = predict(model, &c.ct, opts, None)?;
         let eval_err = |e: &dyn std::fmt::Display| NetError::Eval(format!("case {}: {e}", c.id));
-        // The ground truth is prepared once for all the points.
+        // The ground truth is prepared once for all the recipes.
         let gt = nodal_eval::PreparedGt::new(&c.labels).map_err(|e| eval_err(&e))?;
-        // Components are labelled once per threshold (points of one threshold are adjacent in the
+        // Components are labelled once per threshold (recipes of one threshold are adjacent in the
         // grid) and cut at each peak cut-off.
         let mut comps: Option<(f32, PeakComponents)> = None;
-        for (tally, point) in tallies.iter_mut().zip(points) {
+        for (tally, cfg) in tallies.iter_mut().zip(configs) {
             let (_, cc) = match comps.take() {
-                Some((t, cc)) if t == point.threshold => comps.insert((t, cc)),
+                Some((t, cc)) if t == cfg.threshold => comps.insert((t, cc)),
                 _ => {
-                    let cc = PeakComponents::new(&out.probability, point.threshold, Connectivity::TwentySix)
+                    let cc = PeakComponents::new(&out.probability, cfg.threshold, cfg.connectivity)
                         .map_err(|e| eval_err(&e))?;
-                    comps.insert((point.threshold, cc))
+                    comps.insert((cfg.threshold, cc))
                 }
             };
-            let mask = match &model.component_filter {
-                None => cc.mask(point.min_peak).map_err(|e| eval_err(&e))?,
-                Some(filter) => {
-                    let mut labels = cc.clone().into_labels(point.min_peak).map_err(|e| eval_err(&e))?;
-                    drop_filtered(&mut labels, &out.probability, &c.ct, filter).map_err(|e| eval_err(&e))?;
-                    labels.map(|l| u8::from(l > 0))
-                }
-            };
+            let mut labels = cc.clone().into_labels(cfg.min_peak_probability).map_err(|e| eval_err(&e))?;
+            if let Some(filter) = &model.component_filter {
+                drop_filtered(&mut labels, &out.probability, &c.ct, filter).map_err(|e| eval_err(&e))?;
+            }
+            finish_components(&mut labels, Some(&out.probability), cfg).map_err(|e| eval_err(&e))?;
+            let mask = labels.map(|l| u8::from(l > 0));
             let r = nodal_eval::evaluate_prepared(nodal_eval::Prediction::Mask(&mask), &gt, None)
                 .map_err(|e| eval_err(&e))?;
             tally.add(&r);
@@ -1006,11 +1028,9 @@ pub fn train(
             }
             if state.best.is_none_or(|(s, _)| m.score > s) {
                 state.best = Some((m.score, state.step));
-                let mut c = cfg.model.clone();
+                let mut c = cfg.model.at_operating_point(point.threshold, point.min_peak);
                 c.version =
                     format!("{}-step{}", run.file_name().unwrap_or_default().to_string_lossy(), state.step);
-                c.threshold = point.threshold;
-                c.min_peak_probability = point.min_peak;
                 save_model(&model.net, &c, &run.join("best"))?;
                 let record = serde_json::json!({ "operating_point": point, "metrics": m, "grid": table });
                 write_atomic(

@@ -5,15 +5,24 @@
 //! 1. threshold: `p >= threshold` is foreground (probability maps only; a mask's nonzero voxels are
 //!    foreground);
 //! 2. connected components ([`crate::label_components`]);
-//! 3. drop components whose axial short axis is below `min_short_axis_mm` (the protocol's 4.5 mm)
-//!    and, for probability maps, components whose highest probability stays below
+//! 3. for probability maps, drop components whose highest probability stays below
 //!    `min_peak_probability` (a component-level confidence: a network's false positives are often
-//!    lukewarm blobs that just cross the voxel threshold, while true nodes have a confident core);
-//!    optionally, components a learnt [`crate::filter::ComponentFilter`] scores below its cut-off
-//!    ([`postprocess_probability_filtered`]; probability maps with a CT only);
+//!    lukewarm blobs that just cross the voxel threshold, while true nodes have a confident core)
+//!    and, optionally, those a learnt [`crate::filter::ComponentFilter`] scores below its cut-off
+//!    ([`postprocess_probability_filtered`]; with a CT only); optionally (`mask_threshold`), the
+//!    components that remain keep only their voxels with `p >= mask_threshold`: which components
+//!    exist, and which the cut-offs keep, is decided at the lower `threshold`, how far each extends
+//!    at the higher one (a low threshold draws a node fatter than it is). A kept component may
+//!    split into pieces, or vanish when its peak is below `mask_threshold`; the pieces are labelled
+//!    again. Then drop components whose axial short axis is below `min_short_axis_mm` (the
+//!    protocol's 4.5 mm);
 //! 4. fill enclosed holes per component in 3D: background voxels inside the component's bounding box
 //!    that cannot reach the box's border through non-component voxels (6-connectivity) join the
-//!    component — a node whose necrotic centre was left out becomes whole;
+//!    component — a node whose necrotic centre was left out becomes whole; optionally
+//!    (`convex_fill_min_short_axis_mm`), components of at least that short axis also take every
+//!    background voxel inside the convex hull of their voxel centres, one axial slice at a time —
+//!    a node is convex in cross-section, and a network tends to leave out a bite of a large or
+//!    necrotic one (its rim open to one side), which hole filling cannot close;
 //! 5. optionally split touching nodes ([`SplitConfig`]): Euclidean distance transform in mm
 //!    (anisotropic), markers = the maxima whose dynamic is at least `h_mm` (h-maxima), at least
 //!    `min_marker_distance_mm` apart and with an inscribed radius of at least `min_marker_radius_mm`,
@@ -58,6 +67,10 @@ impl Default for SplitConfig {
 pub struct PostProcessConfig {
     /// Probability threshold: `p >= threshold` is foreground. Ignored for masks.
     pub threshold: f32,
+    /// Components found at `threshold` keep only their voxels with `p >= mask_threshold` (at least
+    /// `threshold`); `None` keeps them whole. Ignored for masks.
+    #[serde(default)]
+    pub mask_threshold: Option<f32>,
     /// Connectivity of components (and of the watershed flooding).
     pub connectivity: Connectivity,
     /// Drop components whose axial short axis is below this, mm; `None` keeps all.
@@ -68,6 +81,10 @@ pub struct PostProcessConfig {
     pub min_peak_probability: Option<f32>,
     /// Fill enclosed holes per component.
     pub fill_holes: bool,
+    /// Fill each axial cross-section of components with at least this short axis to its convex
+    /// hull (step 4), mm; `None` leaves them as they are.
+    #[serde(default)]
+    pub convex_fill_min_short_axis_mm: Option<f64>,
     /// Split touching nodes; `None` leaves components whole.
     pub split_touching: Option<SplitConfig>,
 }
@@ -76,10 +93,12 @@ impl Default for PostProcessConfig {
     fn default() -> Self {
         PostProcessConfig {
             threshold: 0.5,
+            mask_threshold: None,
             connectivity: Connectivity::TwentySix,
             min_short_axis_mm: Some(4.5),
             min_peak_probability: None,
             fill_holes: true,
+            convex_fill_min_short_axis_mm: None,
             split_touching: None,
         }
     }
@@ -106,6 +125,9 @@ pub struct PostProcessReport {
     pub n_removed_by_filter: usize,
     /// Voxels added by hole filling.
     pub holes_filled_voxels: usize,
+    /// Voxels added by the convex fill of axial cross-sections.
+    #[serde(default)]
+    pub convex_filled_voxels: usize,
     /// Components that the splitting step cut into several nodes.
     pub n_components_split: usize,
     /// Nodes in the output.
@@ -166,7 +188,7 @@ pub fn postprocess_probability_filtered(
     }
     let raw =
         RawComponents { foreground_voxels, n_components, n_removed_low_peak, n_removed_by_filter, labels };
-    postprocess_components(raw, ct, cfg)
+    postprocess_components(raw, Some(prob), ct, cfg)
 }
 
 /// Sets the components of `labels` that `filter` drops to 0; returns how many it dropped.
@@ -292,6 +314,7 @@ pub fn postprocess_mask<T: Label>(
             n_removed_low_peak: 0,
             n_removed_by_filter: 0,
         },
+        None,
         ct,
         cfg,
     )
@@ -307,9 +330,10 @@ struct RawComponents {
     n_removed_by_filter: usize,
 }
 
-/// Steps 3 (size filter) to 6 on labelled components.
+/// Steps 3 (mask threshold, size filter) to 6 on labelled components.
 fn postprocess_components(
     raw: RawComponents,
+    prob: Option<&Volume<f32>>,
     ct: Option<&Volume<i16>>,
     cfg: &PostProcessConfig,
 ) -> Result<PostProcessed, NodesError> {
@@ -327,28 +351,9 @@ fn postprocess_components(
             .map_err(|source| NodesError::GridMismatch { what: "CT".into(), source })?;
     }
 
-    // 3. Size filter on the raw components.
-    let mut n_removed_small = 0;
-    if let Some(min_sad) = cfg.min_short_axis_mm {
-        let mut keep = vec![false; n_components + 1];
-        for (id, ax) in axial_axes_sparse(&labels) {
-            keep[id as usize] = ax.short_axis_mm >= min_sad;
-            n_removed_small += usize::from(!keep[id as usize]);
-        }
-        for v in labels.as_slice_mut() {
-            if !keep[*v as usize] {
-                *v = 0;
-            }
-        }
-    }
-
-    // 4. Hole filling.
-    let mut holes_filled_voxels = 0;
-    if cfg.fill_holes {
-        for (id, b) in label_boxes(&labels) {
-            holes_filled_voxels += fill_holes(&mut labels, id, &b);
-        }
-    }
+    // 3-4. Mask threshold, size filter, hole filling, convex fill.
+    let FinishedComponents { n_removed_small, holes_filled_voxels, convex_filled_voxels } =
+        finish_components(&mut labels, prob, cfg)?;
 
     // 5. Splitting.
     let mut n_components_split = 0;
@@ -381,10 +386,145 @@ fn postprocess_components(
         n_removed_low_peak,
         n_removed_by_filter,
         holes_filled_voxels,
+        convex_filled_voxels,
         n_components_split,
         n_nodes: order.len(),
     };
     Ok(PostProcessed { labels, measurements, report })
+}
+
+/// What [`finish_components`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FinishedComponents {
+    /// Components dropped by the short-axis filter.
+    pub n_removed_small: usize,
+    /// Voxels added by hole filling.
+    pub holes_filled_voxels: usize,
+    /// Voxels added by the convex fill.
+    pub convex_filled_voxels: usize,
+}
+
+/// The second half of step 3 (the mask threshold, then the short-axis filter) and step 4 (hole
+/// filling, convex fill) of `cfg` on labelled components, in place. Ids are kept, except that
+/// with a mask threshold (applied when `prob` is given) the components are labelled again.
+/// Validation applies exactly this to the components it scores, so that what is validated is
+/// what `nodal segment` writes.
+///
+/// # Errors
+/// [`NodesError::InvalidOption`] for negative or non-finite sizes or a mask threshold below the
+/// threshold in `cfg`; [`NodesError::GridMismatch`] when `prob` is not on the labels' grid.
+pub fn finish_components(
+    labels: &mut Volume<u32>,
+    prob: Option<&Volume<f32>>,
+    cfg: &PostProcessConfig,
+) -> Result<FinishedComponents, NodesError> {
+    check_config(cfg)?;
+    if let (Some(t), Some(prob)) = (cfg.mask_threshold, prob) {
+        labels
+            .check_same_grid(prob)
+            .map_err(|source| NodesError::GridMismatch { what: "probability map".into(), source })?;
+        let core = labels.with_data(
+            ndarray::Zip::from(labels.data())
+                .and(prob.data())
+                .map_collect(|&l, &p| u8::from(l > 0 && p >= t)),
+        )?;
+        *labels = label_components(&core, cfg.connectivity).0;
+    }
+    let mut done = FinishedComponents::default();
+    let max_id = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
+    let mut short_axis_mm = vec![0.0; max_id + 1];
+    if cfg.min_short_axis_mm.is_some() || cfg.convex_fill_min_short_axis_mm.is_some() {
+        for (id, ax) in axial_axes_sparse(labels) {
+            short_axis_mm[id as usize] = ax.short_axis_mm;
+        }
+    }
+    if let Some(min_sad) = cfg.min_short_axis_mm {
+        let mut keep = vec![true; max_id + 1];
+        for (id, _) in label_boxes(labels) {
+            keep[id as usize] = short_axis_mm[id as usize] >= min_sad;
+            done.n_removed_small += usize::from(!keep[id as usize]);
+        }
+        for v in labels.as_slice_mut() {
+            if !keep[*v as usize] {
+                *v = 0;
+            }
+        }
+    }
+    if cfg.fill_holes || cfg.convex_fill_min_short_axis_mm.is_some() {
+        let si = si_index_axis(labels.geometry());
+        for (id, b) in label_boxes(labels) {
+            if cfg.fill_holes {
+                done.holes_filled_voxels += fill_holes(labels, id, &b);
+            }
+            if cfg.convex_fill_min_short_axis_mm.is_some_and(|m| short_axis_mm[id as usize] >= m) {
+                done.convex_filled_voxels += fill_convex_slices(labels, id, &b, si);
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The index axis closest to the patient's S-I axis: its planes are the axial slices (exactly so
+/// on the usual grids; on an oblique one, the nearest index planes).
+fn si_index_axis(g: &nodal_core::Geometry) -> usize {
+    (0..3).max_by(|&a, &b| g.direction[a][2].abs().total_cmp(&g.direction[b][2].abs())).unwrap_or(2)
+}
+
+/// Gives every background voxel inside the convex hull of component `id`'s voxel centres to the
+/// component, one slice across axis `si` at a time (voxels of other components stay theirs);
+/// returns the voxels added. A convex hull in index space is one in millimetres too (the grid is
+/// affine), so no spacing enters.
+fn fill_convex_slices(labels: &mut Volume<u32>, id: u32, b: &LabelBox, si: usize) -> usize {
+    let [u_ax, v_ax] = match si {
+        0 => [1, 2],
+        1 => [0, 2],
+        _ => [0, 1],
+    };
+    let mut filled = 0;
+    let mut data = labels.data_mut();
+    let at = |u: usize, v: usize, s: usize| {
+        let mut idx = [0usize; 3];
+        idx[u_ax] = u;
+        idx[v_ax] = v;
+        idx[si] = s;
+        [idx[2], idx[1], idx[0]]
+    };
+    let mut points = Vec::new();
+    for s in b.min[si]..=b.max[si] {
+        points.clear();
+        for v in b.min[v_ax]..=b.max[v_ax] {
+            for u in b.min[u_ax]..=b.max[u_ax] {
+                if data[at(u, v, s)] == id {
+                    points.push([u as f64, v as f64, 0.0]);
+                }
+            }
+        }
+        let hull = crate::hull::convex_hull_xy(&points);
+        if hull.len() < 3 {
+            // A run of voxels along one line: its hull adds at most the gaps of a dotted line,
+            // which is not a cross-section worth closing.
+            continue;
+        }
+        let lo = |a: usize| hull.iter().map(|p| p[a]).fold(f64::INFINITY, f64::min) as usize;
+        let hi = |a: usize| hull.iter().map(|p| p[a]).fold(f64::NEG_INFINITY, f64::max) as usize;
+        for v in lo(1)..=hi(1) {
+            for u in lo(0)..=hi(0) {
+                let p = [u as f64, v as f64];
+                // Counter-clockwise hull: inside or on it when left of (or on) every edge. Integer
+                // coordinates make the cross products exact.
+                let inside = (0..hull.len()).all(|e| {
+                    let (a, c) = (hull[e], hull[(e + 1) % hull.len()]);
+                    (c[0] - a[0]) * (p[1] - a[1]) - (c[1] - a[1]) * (p[0] - a[0]) >= 0.0
+                });
+                let x = &mut data[at(u, v, s)];
+                if inside && *x == 0 {
+                    *x = id;
+                    filled += 1;
+                }
+            }
+        }
+    }
+    filled
 }
 
 fn check_config(cfg: &PostProcessConfig) -> Result<(), NodesError> {
@@ -393,10 +533,20 @@ fn check_config(cfg: &PostProcessConfig) -> Result<(), NodesError> {
         value: v.to_string(),
         reason: "must be finite and >= 0",
     };
+    if let Some(t) = cfg.mask_threshold.filter(|&t| !(t >= cfg.threshold && t <= 1.0)) {
+        return Err(NodesError::InvalidOption {
+            name: "mask_threshold",
+            value: t.to_string(),
+            reason: "must lie between the threshold and 1",
+        });
+    }
     let ok = |v: f64| v.is_finite() && v >= 0.0;
-    if let Some(m) = cfg.min_short_axis_mm {
-        if !ok(m) {
-            return Err(bad("min_short_axis_mm", m));
+    for (name, v) in [
+        ("min_short_axis_mm", cfg.min_short_axis_mm),
+        ("convex_fill_min_short_axis_mm", cfg.convex_fill_min_short_axis_mm),
+    ] {
+        if let Some(m) = v.filter(|&m| !ok(m)) {
+            return Err(bad(name, m));
         }
     }
     if let Some(s) = &cfg.split_touching {

@@ -295,3 +295,163 @@ fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
     let no_ct = nodal_nodes::postprocess::postprocess_probability_filtered(&prob, None, &cfg, Some(&filter));
     assert!(matches!(no_ct, Err(NodesError::InvalidOption { .. })));
 }
+
+#[test]
+fn convex_fill_closes_a_bite_that_hole_filling_leaves_open() {
+    // A ball with a wedge cut out towards +i (a rim open to one side, as a network leaves a large
+    // necrotic node): hole filling adds nothing, the convex fill restores the ball slice by slice.
+    let sp = [1.0, 1.0, 2.0];
+    let c = [15.0, 15.0, 16.0];
+    let ball = shape([31, 31, 17], sp, |p| in_ball(p, c, 12.0));
+    let bitten = shape([31, 31, 17], sp, |p| {
+        in_ball(p, c, 12.0) && !(p[0] > c[0] && (p[1] - c[1]).abs() < 0.5 * (p[0] - c[0]))
+    });
+    let with = |m: Option<f64>| PostProcessConfig { convex_fill_min_short_axis_mm: m, ..Default::default() };
+    let plain = postprocess_mask(&bitten, None, &with(None)).unwrap();
+    assert_eq!(plain.report.holes_filled_voxels, 0);
+    assert_eq!(plain.report.convex_filled_voxels, 0);
+    let filled = postprocess_mask(&bitten, None, &with(Some(10.0))).unwrap();
+    assert_eq!(filled.report.n_nodes, 1);
+    let got: Vec<u8> = filled.labels.as_slice().iter().map(|&v| u8::from(v > 0)).collect();
+    // The fill stays inside the ball and takes all of the bite but the circular segments beyond
+    // the chords that now close it (a 53-degree opening: ~6% of the disc's area per slice).
+    let added = filled.report.convex_filled_voxels;
+    let cut = ball.as_slice().iter().zip(bitten.as_slice()).filter(|(a, b)| a != b).count();
+    assert!(got.iter().zip(bitten.as_slice()).all(|(&g, &b)| g >= b), "filling only adds");
+    assert!(got.iter().zip(ball.as_slice()).all(|(&g, &b)| g <= b), "filling stays inside the ball");
+    assert!(cut > 300 && added * 100 >= cut * 85, "filled {added} of a {cut}-voxel bite");
+    // Below the size gate nothing changes.
+    let gated = postprocess_mask(&bitten, None, &with(Some(30.0))).unwrap();
+    assert_eq!(gated.report.convex_filled_voxels, 0);
+    // A negative gate is refused.
+    assert!(matches!(
+        postprocess_mask(&bitten, None, &with(Some(-1.0))),
+        Err(NodesError::InvalidOption { name: "convex_fill_min_short_axis_mm", .. })
+    ));
+}
+
+/// Naive reference: pixel `p` lies in the convex hull of `pts` when it lies in a triangle (or on
+/// a segment) of three (two) of them — Carathéodory in the plane.
+fn in_hull_naive(pts: &[[i64; 2]], p: [i64; 2]) -> bool {
+    let cross =
+        |o: [i64; 2], a: [i64; 2], b: [i64; 2]| (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+    let on_segment = |a: [i64; 2], b: [i64; 2]| {
+        cross(a, b, p) == 0
+            && p[0] >= a[0].min(b[0])
+            && p[0] <= a[0].max(b[0])
+            && p[1] >= a[1].min(b[1])
+            && p[1] <= a[1].max(b[1])
+    };
+    for (i, &a) in pts.iter().enumerate() {
+        for (j, &b) in pts.iter().enumerate().skip(i) {
+            if on_segment(a, b) {
+                return true;
+            }
+            for &c in &pts[j..] {
+                let (d1, d2, d3) = (cross(a, b, p), cross(b, c, p), cross(c, a, p));
+                let same_side = (d1 >= 0 && d2 >= 0 && d3 >= 0) || (d1 <= 0 && d2 <= 0 && d3 <= 0);
+                if same_side && cross(a, b, c) != 0 {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// On one axial slice, the convex fill gives each component exactly the background pixels in
+    /// the hull of its pixel centres (when the hull is two-dimensional), never another
+    /// component's pixels.
+    #[test]
+    fn convex_fill_equals_the_naive_hull(
+        cells in proptest::collection::vec((0usize..12, 0usize..12), 3..25),
+        other in proptest::collection::vec((0usize..12, 0usize..12), 0..6),
+    ) {
+        let mut a = Array3::<u32>::zeros([1, 12, 12]);
+        for &(i, j) in &other {
+            a[[0, j, i]] = 2;
+        }
+        for &(i, j) in &cells {
+            a[[0, j, i]] = 1;
+        }
+        let before = Volume::new(a, grid([1.0, 1.0, 1.0])).unwrap();
+        let mut labels = before.clone();
+        let cfg = PostProcessConfig {
+            min_short_axis_mm: None,
+            fill_holes: false,
+            convex_fill_min_short_axis_mm: Some(0.0),
+            ..Default::default()
+        };
+        let done = nodal_nodes::postprocess::finish_components(&mut labels, None, &cfg).unwrap();
+        // Reference: components in increasing id order, each taking the background pixels in
+        // the hull of its own pixels.
+        let mut want = before.clone();
+        for id in [1u32, 2] {
+            let pts: Vec<[i64; 2]> = (0..12)
+                .flat_map(|j| (0..12).map(move |i| [i, j]))
+                .filter(|p| before.get(p[0] as usize, p[1] as usize, 0) == id)
+                .collect();
+            // All centres on one line: the hull has no area and nothing is filled.
+            let flat = pts.len() < 3
+                || pts.iter().all(|p| {
+                    let (o, a) = (pts[0], pts[1]);
+                    (a[0] - o[0]) * (p[1] - o[1]) == (a[1] - o[1]) * (p[0] - o[0])
+                });
+            for j in 0..12 {
+                for i in 0..12 {
+                    if !flat && want.get(i, j, 0) == 0 && in_hull_naive(&pts, [i as i64, j as i64]) {
+                        want.data_mut()[[0, j, i]] = id;
+                    }
+                }
+            }
+        }
+        proptest::prop_assert_eq!(labels.as_slice(), want.as_slice());
+        let added = before.as_slice().iter().zip(want.as_slice()).filter(|(a, b)| a != b).count();
+        proptest::prop_assert_eq!(done.convex_filled_voxels, added);
+    }
+}
+
+/// The mask threshold redraws the kept components at a higher probability: a dumbbell found whole
+/// at 0.25 becomes its two confident lobes (two nodes), exactly the voxels with p >= 0.5 (a naive
+/// mask is the reference); a blob whose peak stays below the mask threshold disappears; a mask
+/// input ignores it; a mask threshold below the threshold is refused.
+#[test]
+fn mask_threshold_redraws_kept_components_at_the_higher_probability() {
+    let sp = [1.0, 1.0, 1.0];
+    let dims = [48, 24, 16];
+    // Lobes of peak 0.99 at i = 10 and 24 joined by a bar of p = 0.3; a lone blob of peak 0.45.
+    let lobes = [([10.0, 12.0, 8.0], 0.99f32), ([24.0, 12.0, 8.0], 0.99), ([38.0, 12.0, 8.0], 0.45)];
+    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
+        let p = [i as f64, j as f64, k as f64];
+        let bar = (10.0..=24.0).contains(&p[0]) && (p[1] - 12.0).abs() <= 1.0 && (p[2] - 8.0).abs() <= 1.0;
+        lobes
+            .iter()
+            .map(|(c, peak)| {
+                let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
+                peak * (1.0 - (d / 6.0).powi(2)).max(0.0) as f32
+            })
+            .fold(if bar { 0.3f32 } else { 0.0 }, f32::max)
+    });
+    let prob = Volume::new(a, grid(sp)).unwrap();
+    let base = PostProcessConfig { threshold: 0.25, ..Default::default() };
+    let whole = postprocess_probability(&prob, None, &base).unwrap();
+    assert_eq!(whole.report.n_nodes, 2, "the dumbbell and the faint blob");
+    let cfg = PostProcessConfig { mask_threshold: Some(0.5), ..base };
+    let out = postprocess_probability(&prob, None, &cfg).unwrap();
+    assert_eq!(out.report.n_nodes, 2, "the two lobes");
+    let want: Vec<bool> = prob.as_slice().iter().map(|&p| p >= 0.5).collect();
+    let got: Vec<bool> = out.labels.as_slice().iter().map(|&l| l > 0).collect();
+    assert_eq!(got, want);
+    let lobe_of = |i: usize| out.labels.get(i, 12, 8);
+    assert!(lobe_of(10) > 0 && lobe_of(24) > 0 && lobe_of(10) != lobe_of(24));
+    // A mask carries no probabilities: the mask threshold does not apply.
+    let mask = prob.map(|p| u8::from(p >= 0.25));
+    assert_eq!(postprocess_mask(&mask, None, &cfg).unwrap().report.n_nodes, 2);
+    let bad = PostProcessConfig { mask_threshold: Some(0.2), ..base };
+    assert!(matches!(
+        postprocess_probability(&prob, None, &bad),
+        Err(NodesError::InvalidOption { name: "mask_threshold", .. })
+    ));
+}

@@ -224,8 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "table": tuned.points.iter().map(|(p, m)| serde_json::json!({ "point": p, "metrics": m })).collect::<Vec<_>>(),
     });
 
-    let mut config = model.config.clone();
-    config.min_peak_probability = point.min_peak;
+    let mut config = model.config.at_operating_point(model.config.threshold, point.min_peak);
     // A filter fitted to a model that had one replaces it, so the suffix is not repeated.
     config.version = format!("{}+filter", unfiltered_version(&model.config.version));
     let weights = args.out.join(WEIGHTS_FILE);
