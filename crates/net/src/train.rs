@@ -551,7 +551,7 @@ pub fn validate_postprocessing(
                     comps.insert((cfg.threshold, cc))
                 }
             };
-            let mut labels = cc.clone().into_labels(cfg.min_peak_probability).map_err(|e| eval_err(&e))?;
+            let mut labels = cc.kept_labels(cfg.min_peak_probability).map_err(|e| eval_err(&e))?;
             if let Some(filter) = &model.component_filter {
                 drop_filtered(&mut labels, &out.probability, &c.ct, filter).map_err(|e| eval_err(&e))?;
             }

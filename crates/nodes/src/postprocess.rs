@@ -265,7 +265,17 @@ impl PeakComponents {
         Ok(self.labels.map(|l| u8::from(keep[l as usize])))
     }
 
-    /// The labels with the components below `min_peak` set to 0 (ids of the others unchanged).
+    /// A copy of the labels with the components below `min_peak` set to 0 (ids of the others
+    /// unchanged), for cutting the same components at several cut-offs.
+    ///
+    /// # Errors
+    /// [`NodesError::InvalidOption`] for a non-finite cut-off.
+    pub fn kept_labels(&self, min_peak: Option<f32>) -> Result<Volume<u32>, NodesError> {
+        let keep = self.keep(min_peak)?;
+        Ok(self.labels.map(|l| if keep[l as usize] { l } else { 0 }))
+    }
+
+    /// [`Self::kept_labels`] in place.
     ///
     /// # Errors
     /// [`NodesError::InvalidOption`] for a non-finite cut-off.
@@ -337,7 +347,6 @@ fn postprocess_components(
     ct: Option<&Volume<i16>>,
     cfg: &PostProcessConfig,
 ) -> Result<PostProcessed, NodesError> {
-    check_config(cfg)?;
     let RawComponents {
         mut labels,
         n_components,
@@ -432,17 +441,20 @@ pub fn finish_components(
     }
     let mut done = FinishedComponents::default();
     let max_id = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
+    let axes = if cfg.min_short_axis_mm.is_some() || cfg.convex_fill_min_short_axis_mm.is_some() {
+        axial_axes_sparse(labels)
+    } else {
+        Vec::new()
+    };
     let mut short_axis_mm = vec![0.0; max_id + 1];
-    if cfg.min_short_axis_mm.is_some() || cfg.convex_fill_min_short_axis_mm.is_some() {
-        for (id, ax) in axial_axes_sparse(labels) {
-            short_axis_mm[id as usize] = ax.short_axis_mm;
-        }
+    for (id, ax) in &axes {
+        short_axis_mm[*id as usize] = ax.short_axis_mm;
     }
     if let Some(min_sad) = cfg.min_short_axis_mm {
-        let mut keep = vec![true; max_id + 1];
-        for (id, _) in label_boxes(labels) {
-            keep[id as usize] = short_axis_mm[id as usize] >= min_sad;
-            done.n_removed_small += usize::from(!keep[id as usize]);
+        let mut keep = vec![false; max_id + 1];
+        for (id, _) in &axes {
+            keep[*id as usize] = short_axis_mm[*id as usize] >= min_sad;
+            done.n_removed_small += usize::from(!keep[*id as usize]);
         }
         for v in labels.as_slice_mut() {
             if !keep[*v as usize] {
