@@ -397,6 +397,73 @@ impl Net {
     }
 }
 
+/// The weighted average of networks of one architecture, parameter by parameter (weights are
+/// normalised to sum to 1): a "model soup". Networks fine-tuned one from another at a small
+/// learning rate sit in one basin of the loss, so their average is itself a working network that
+/// often generalises better than either end point; networks trained apart do not average.
+///
+/// # Errors
+/// [`NetError::InvalidConfig`] when there are no networks, the weights do not match them or are not
+/// positive, or the networks' parameters differ in number or shape.
+pub fn average_nets(nets: &[&Net], weights: &[f64]) -> Result<Net, NetError> {
+    use burn::module::{ModuleMapper, ModuleVisitor, Param};
+    use burn::tensor::TensorData;
+
+    /// Every float parameter's values, in visiting order.
+    struct Collect(Vec<TensorData>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().into_data());
+        }
+    }
+    /// Replaces each float parameter by its weighted average with the collected ones.
+    struct Mix<'a> {
+        others: Vec<std::vec::IntoIter<TensorData>>,
+        weights: &'a [f64],
+    }
+    impl ModuleMapper for Mix<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let others: Vec<TensorData> =
+                self.others.iter_mut().map(|it| it.next().expect("same parameter count")).collect();
+            let weights = self.weights;
+            param.map(|t| {
+                let device = t.device();
+                others.into_iter().zip(&weights[1..]).fold(t.mul_scalar(weights[0]), |acc, (d, &w)| {
+                    acc.add(Tensor::<D>::from_data(d, &device).mul_scalar(w))
+                })
+            })
+        }
+    }
+
+    let bad = |reason: String| NetError::InvalidConfig(format!("averaging networks: {reason}"));
+    if nets.is_empty() || nets.len() != weights.len() {
+        return Err(bad(format!("{} networks, {} weights", nets.len(), weights.len())));
+    }
+    if weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+        return Err(bad(format!("weights must be positive, got {weights:?}")));
+    }
+    let total: f64 = weights.iter().sum();
+    let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
+    let collected: Vec<Vec<TensorData>> = nets
+        .iter()
+        .map(|n| {
+            let mut c = Collect(Vec::new());
+            n.visit(&mut c);
+            c.0
+        })
+        .collect();
+    for (i, c) in collected.iter().enumerate().skip(1) {
+        let same =
+            c.len() == collected[0].len() && c.iter().zip(&collected[0]).all(|(a, b)| a.shape() == b.shape());
+        if !same {
+            return Err(bad(format!("network {} differs in its parameters from the first", i + 1)));
+        }
+    }
+    let mut mix =
+        Mix { others: collected.into_iter().skip(1).map(Vec::into_iter).collect(), weights: &weights };
+    Ok((*nets[0]).clone().map(&mut mix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,5 +519,59 @@ mod tests {
         let bad = ArchConfig::Foveal(FovealConfig { channels: vec![4, 4], convs: vec![1], merge_convs: 1 });
         assert!(matches!(bad.validate(), Err(NetError::InvalidConfig(_))));
         assert!(ArchConfig::UNet(UNetConfig { channels: vec![] }).validate().is_err());
+    }
+
+    /// Every float parameter's values, flattened, in visiting order.
+    fn params(net: &Net) -> Vec<Vec<f32>> {
+        struct Flat(Vec<Vec<f32>>);
+        impl burn::module::ModuleVisitor for Flat {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                self.0.push(param.val().into_data().try_to_vec::<f32>().unwrap());
+            }
+        }
+        let mut f = Flat(Vec::new());
+        net.visit(&mut f);
+        f.0
+    }
+
+    #[test]
+    fn average_is_the_weighted_mean_of_each_parameter() {
+        let device = Device::flex();
+        let arch = ArchConfig::Foveal(foveal());
+        let (a, b) = (arch.init_seeded(&device, 1).unwrap(), arch.init_seeded(&device, 2).unwrap());
+        let soup = average_nets(&[&a, &b], &[1.0, 3.0]).unwrap();
+        let (pa, pb, ps) = (params(&a), params(&b), params(&soup));
+        assert_eq!(ps.len(), pa.len());
+        let mut n = 0;
+        for ((xa, xb), xs) in pa.iter().zip(&pb).zip(&ps) {
+            for ((&va, &vb), &vs) in xa.iter().zip(xb).zip(xs) {
+                assert!((vs - (0.25 * va + 0.75 * vb)).abs() <= 1e-6 * (1.0 + va.abs() + vb.abs()));
+                n += 1;
+            }
+        }
+        assert!(n > 1000 && pa != pb);
+        // A network averaged with itself is itself; the inputs are left as they were.
+        let same = average_nets(&[&a, &a, &a], &[0.2, 0.3, 0.5]).unwrap();
+        for (x, y) in params(&same).iter().zip(&pa) {
+            assert!(x.iter().zip(y).all(|(u, v)| (u - v).abs() <= 1e-6 * (1.0 + v.abs())));
+        }
+        assert_eq!(params(&a), pa);
+    }
+
+    #[test]
+    fn average_refuses_mismatched_input() {
+        let device = Device::flex();
+        let a = ArchConfig::Foveal(foveal()).init_seeded(&device, 1).unwrap();
+        let other = FovealConfig { channels: vec![4, 6, 10], ..foveal() };
+        let b = ArchConfig::Foveal(other).init_seeded(&device, 1).unwrap();
+        let err = |r: Result<Net, NetError>| match r {
+            Err(NetError::InvalidConfig(m)) => m,
+            _ => panic!("expected an InvalidConfig error"),
+        };
+        assert!(err(average_nets(&[&a, &b], &[1.0, 1.0])).contains("network 2 differs"));
+        assert!(err(average_nets(&[], &[])).contains("0 networks"));
+        assert!(err(average_nets(&[&a, &a], &[1.0])).contains("2 networks, 1 weights"));
+        assert!(err(average_nets(&[&a, &a], &[1.0, 0.0])).contains("positive"));
+        assert!(err(average_nets(&[&a, &a], &[1.0, f64::NAN])).contains("positive"));
     }
 }
