@@ -19,9 +19,18 @@ fn main() {
     let nets: Vec<&nodal_net::Net> = models.iter().map(|m| &m.net).collect();
     let net = nodal_net::model::average_nets(&nets, &weights).expect("average");
     let mut config = models[0].config.clone();
-    let mix: Vec<String> =
-        weights.iter().zip(&models).map(|(w, m)| format!("{w}*{}", m.config.version)).collect();
+    let mix: Vec<String> = weights
+        .iter()
+        .zip(&models)
+        .map(|(w, m)| format!("{w}*{}", base_version(&m.config.version)))
+        .collect();
     config.version = format!("soup({})", mix.join(" + "));
     nodal_net::save_model(&net, &config, Path::new(&a[1])).expect("write");
     println!("{}: {}", a[1], config.version);
+}
+
+/// The version of a folder's weights: `nodal train-filter` marks a folder whose filter it fitted
+/// with a `+filter` suffix, which does not carry over to an average.
+fn base_version(version: &str) -> &str {
+    version.strip_suffix("+filter").unwrap_or(version)
 }
