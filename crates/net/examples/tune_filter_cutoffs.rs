@@ -5,9 +5,9 @@
 //! `nodal_net::filter::tune_filter`'s grid with the folder's post-processing recipe, the trainer's
 //! selection score. Large-node rule: by default `nodal train-filter`'s (no loss of the nodes of at
 //! least 15 mm short axis against the model alone at its own peak cut-off); `--min-large-recall R`
-//! allows instead the points whose recall of those nodes is at least R. Prints one JSON line per point and the
-//! chosen one. Use cases the model and its filter were not trained on and that will not validate
-//! it.
+//! allows instead the points whose recall of those nodes is at least R. Prints one JSON line per
+//! point and the chosen one. Use cases the model and its filter were not trained on and that will
+//! not validate it.
 //! `cargo run --release -p nodal-net --example tune_filter_cutoffs -- MODEL_DIR [--min-large-recall R] CT1 LABELS1 [CT2 LABELS2 ...]`
 use nodal_net::filter::{tune_filter, LargeNodes};
 use nodal_net::infer::InferOptions;
