@@ -26,24 +26,9 @@ fn main() {
     let cases = load_val_cases(&case_pairs(&a[1..])).expect("CT / label pairs");
     let t = std::time::Instant::now();
     let targets = SelectionTargets::default();
-    let table = tune_filter(&model, &filter, &cases, &InferOptions::default(), &targets, LargeNodes::NoLoss)
-        .expect("tune");
-    let best = match min_large {
-        None => table.best,
-        Some(r) => {
-            let allowed: Vec<usize> = (0..table.points.len())
-                .filter(|&i| table.points[i].1.recall_sad_ge_15mm.unwrap_or(0.0) >= r)
-                .collect();
-            // Highest score, ties to the earlier point, as `choose_point`.
-            let mut best = *allowed.first().expect("no point meets --min-large-recall");
-            for &i in &allowed {
-                if table.points[i].1.score > table.points[best].1.score {
-                    best = i;
-                }
-            }
-            best
-        }
-    };
+    let rule = min_large.map_or(LargeNodes::NoLoss, LargeNodes::AtLeast);
+    let table = tune_filter(&model, &filter, &cases, &InferOptions::default(), &targets, rule).expect("tune");
+    let best = table.best;
     let row = |i: usize| serde_json::json!({ "point": table.points[i].0, "metrics": table.points[i].1 });
     for i in 0..table.points.len() {
         println!("{}", row(i));

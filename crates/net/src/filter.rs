@@ -78,7 +78,7 @@ pub struct FilterPoint {
 
 /// Which cut-offs [`tune_filter`] may choose, as to the large nodes (SAD >= 15 mm) of the
 /// selection cases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LargeNodes {
     /// Any point: large nodes count like the others.
@@ -87,6 +87,9 @@ pub enum LargeNodes {
     /// cut-off, no filter): a filter must not buy its false positives with the bulky and necrotic
     /// metastases that matter most for staging.
     NoLoss,
+    /// Only points whose recall of the large nodes is at least this (e.g. as many as another
+    /// model finds, when the model alone is not the reference).
+    AtLeast(f64),
 }
 
 /// The result of [`tune_filter`].
@@ -163,7 +166,11 @@ pub fn choose_point(metrics: &[ValMetrics], model_alone: usize, rule: LargeNodes
     // Every point is scored on the same nodes, so comparing recalls compares counts.
     let large = |m: &ValMetrics| m.recall_sad_ge_15mm.unwrap_or(0.0);
     let floor = large(&metrics[model_alone]);
-    let allowed = |m: &ValMetrics| rule == LargeNodes::Any || large(m) >= floor;
+    let allowed = |m: &ValMetrics| match rule {
+        LargeNodes::Any => true,
+        LargeNodes::NoLoss => large(m) >= floor,
+        LargeNodes::AtLeast(r) => large(m) >= r,
+    };
     let mut best = model_alone;
     for (i, m) in metrics.iter().enumerate() {
         let better = m.score > metrics[best].score || (m.score == metrics[best].score && i < best);
@@ -209,6 +216,20 @@ mod tests {
         let m = [metrics(1.7, Some(0.5)), metrics(1.5, Some(0.75))];
         assert_eq!(choose_point(&m, 1, LargeNodes::NoLoss), 1);
         assert_eq!(choose_point(&m, 1, LargeNodes::Any), 0);
+    }
+
+    #[test]
+    fn a_large_node_floor_of_its_own_replaces_the_model_alone() {
+        // 0: the model alone (3 of 4); 1: best score, 2 of 4; 2: 3 of 4; 3: all 4.
+        let m = [
+            metrics(1.5, Some(0.75)),
+            metrics(1.7, Some(0.5)),
+            metrics(1.6, Some(0.75)),
+            metrics(1.55, Some(1.0)),
+        ];
+        assert_eq!(choose_point(&m, 0, LargeNodes::AtLeast(0.5)), 1);
+        assert_eq!(choose_point(&m, 0, LargeNodes::AtLeast(0.7)), 2);
+        assert_eq!(choose_point(&m, 0, LargeNodes::AtLeast(1.0)), 3);
     }
 
     #[test]

@@ -250,6 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         match rule {
             LargeNodes::NoLoss => "no-loss",
             LargeNodes::Any => "any",
+            LargeNodes::AtLeast(_) => "at-least",
         },
         point.min_peak,
         point.min_score,
