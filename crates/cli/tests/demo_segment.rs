@@ -240,6 +240,11 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     let bad = train().arg("--keep-short-axis-mm=-1").output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--keep-short-axis-mm"));
+    for w in ["0", "-2", "nan"] {
+        let bad = train().arg(format!("--large-node-weight={w}")).output().unwrap();
+        assert!(!bad.status.success(), "{w}");
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("--large-node-weight"), "{w}");
+    }
     // The filtered model segments, and says what its filter removed.
     let seg = tmp.path().join("seg");
     let ct = data.join("imagesTr/case_000_0000.nii.gz");

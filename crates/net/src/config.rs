@@ -361,7 +361,8 @@ mod tests {
         assert!(load_model(dir.path()).unwrap().component_filter.is_none());
         let x: Vec<[f64; 8]> = (0..20).map(|i| [i as f64; 8]).collect();
         let y: Vec<bool> = (0..20).map(|i| i >= 10).collect();
-        let filter = ComponentFilter::fit(&x, &y, BoostConfig { n_trees: 3, ..Default::default() }).unwrap();
+        let filter =
+            ComponentFilter::fit(&x, &y, None, BoostConfig { n_trees: 3, ..Default::default() }).unwrap();
         let path = dir.path().join(FILTER_FILE);
         std::fs::write(&path, serde_json::to_string(&filter).unwrap()).unwrap();
         assert_eq!(load_model(dir.path()).unwrap().component_filter, Some(filter.clone()));

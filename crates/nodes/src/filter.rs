@@ -15,8 +15,10 @@
 //! Fitting ([`ComponentFilter::fit`]) is Friedman's gradient boosting for the logistic loss with
 //! depth-limited regression trees: each tree fits the residuals `y - p` by least squares (splits at
 //! midpoints between distinct values, the largest variance reduction wins, ties to the earlier
-//! feature and threshold), and each leaf takes one Newton step, `sum(y - p) / sum(p (1 - p))`. With
-//! the same settings this is scikit-learn's `GradientBoostingClassifier` (up to ties).
+//! feature and threshold), and each leaf takes one Newton step, `sum(y - p) / sum(p (1 - p))`.
+//! Samples may carry weights (every sum above, and the prior, weighted; the leaf size still counts
+//! samples). With the same settings this is scikit-learn's `GradientBoostingClassifier` with
+//! `sample_weight` (up to ties).
 use crate::measure::{measure_nodes, MeasureOptions, NodeMeasurement};
 use crate::NodesError;
 use nodal_core::Volume;
@@ -185,12 +187,18 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 impl ComponentFilter {
-    /// Fits the trees to samples `x` with labels `y` (true = node); `min_score` starts at 0.5.
+    /// Fits the trees to samples `x` with labels `y` (true = node) and optional positive sample
+    /// weights (`None`: all 1); `min_score` starts at 0.5.
     ///
     /// # Errors
     /// [`NodesError::InvalidOption`] without samples of both classes, for non-finite features,
-    /// or for settings out of range.
-    pub fn fit(x: &[[f64; N_FEATURES]], y: &[bool], boost: BoostConfig) -> Result<Self, NodesError> {
+    /// weights that are not finite and positive or not one per sample, or settings out of range.
+    pub fn fit(
+        x: &[[f64; N_FEATURES]],
+        y: &[bool],
+        weights: Option<&[f64]>,
+        boost: BoostConfig,
+    ) -> Result<Self, NodesError> {
         let bad = |name, value: String, reason| NodesError::InvalidOption { name, value, reason };
         if x.len() != y.len() {
             return Err(bad("samples", x.len().to_string(), "features and labels differ in count"));
@@ -202,6 +210,18 @@ impl ComponentFilter {
         if x.iter().flatten().any(|v| !v.is_finite()) {
             return Err(bad("samples", "non-finite".into(), "features must be finite"));
         }
+        let w: Vec<f64> = match weights {
+            None => vec![1.0; x.len()],
+            Some(w) if w.len() != x.len() => {
+                return Err(bad("sample weights", w.len().to_string(), "need one weight per sample"))
+            }
+            Some(w) => match w.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                Some(v) => {
+                    return Err(bad("sample weights", v.to_string(), "weights must be finite and > 0"))
+                }
+                None => w.to_vec(),
+            },
+        };
         if boost.max_depth == 0
             || boost.min_samples_leaf == 0
             || !boost.learning_rate.is_finite()
@@ -209,7 +229,8 @@ impl ComponentFilter {
         {
             return Err(bad("boost", format!("{boost:?}"), "depth, leaf size and learning rate must be > 0"));
         }
-        let prior = n_pos as f64 / y.len() as f64;
+        let w_pos: f64 = w.iter().zip(y).filter(|(_, &v)| v).map(|(w, _)| w).sum();
+        let prior = w_pos / w.iter().sum::<f64>();
         let base_logit = (prior / (1.0 - prior)).ln();
         let target: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v))).collect();
         let mut logit = vec![base_logit; x.len()];
@@ -220,7 +241,8 @@ impl ComponentFilter {
             let hess: Vec<f64> = p.iter().map(|p| p * (1.0 - p)).collect();
             let mut nodes = Vec::new();
             let idx: Vec<usize> = (0..x.len()).collect();
-            grow(&mut nodes, x, &resid, &hess, idx, boost.max_depth, boost.min_samples_leaf);
+            let fit = Residuals { x, resid: &resid, hess: &hess, w: &w };
+            fit.grow(&mut nodes, idx, boost.max_depth, boost.min_samples_leaf);
             let tree = Tree { nodes };
             for (z, xi) in logit.iter_mut().zip(x) {
                 *z += boost.learning_rate * tree.eval(xi);
@@ -332,69 +354,71 @@ impl ComponentFilter {
     }
 }
 
-/// Grows a least-squares regression tree on the residuals of the samples `idx`, appending its
-/// nodes to `nodes`; returns the index of the subtree's root.
-fn grow(
-    nodes: &mut Vec<TreeNode>,
-    x: &[[f64; N_FEATURES]],
-    resid: &[f64],
-    hess: &[f64],
-    idx: Vec<usize>,
-    depth: usize,
-    min_leaf: usize,
-) -> usize {
-    let at = nodes.len();
-    let split = if depth > 0 { best_split(x, resid, &idx, min_leaf) } else { None };
-    let Some((feature, threshold)) = split else {
-        let r: f64 = idx.iter().map(|&i| resid[i]).sum();
-        let h: f64 = idx.iter().map(|&i| hess[i]).sum();
-        nodes.push(TreeNode::Leaf { value: if h > 1e-12 { r / h } else { 0.0 } });
-        return at;
-    };
-    nodes.push(TreeNode::Leaf { value: 0.0 }); // replaced below, once the children are placed
-    let (l, r): (Vec<usize>, Vec<usize>) = idx.into_iter().partition(|&i| x[i][feature] <= threshold);
-    let left = grow(nodes, x, resid, hess, l, depth - 1, min_leaf);
-    let right = grow(nodes, x, resid, hess, r, depth - 1, min_leaf);
-    nodes[at] = TreeNode::Split { feature, threshold, left, right };
-    at
+/// One boosting round's regression problem: the samples, their residuals `y - p`, Hessians
+/// `p (1 - p)` and weights.
+struct Residuals<'a> {
+    x: &'a [[f64; N_FEATURES]],
+    resid: &'a [f64],
+    hess: &'a [f64],
+    w: &'a [f64],
 }
 
-/// The split of `idx` with the largest reduction of the residuals' sum of squares,
-/// `S_l^2 / n_l + S_r^2 / n_r - S^2 / n`, both sides holding at least `min_leaf` samples; `None`
-/// when no split reduces it.
-fn best_split(
-    x: &[[f64; N_FEATURES]],
-    resid: &[f64],
-    idx: &[usize],
-    min_leaf: usize,
-) -> Option<(usize, f64)> {
-    let n = idx.len();
-    if n < 2 * min_leaf {
-        return None;
+impl Residuals<'_> {
+    /// Grows a weighted least-squares regression tree on the residuals of the samples `idx`,
+    /// appending its nodes to `nodes`; returns the index of the subtree's root.
+    fn grow(&self, nodes: &mut Vec<TreeNode>, idx: Vec<usize>, depth: usize, min_leaf: usize) -> usize {
+        let at = nodes.len();
+        let split = if depth > 0 { self.best_split(&idx, min_leaf) } else { None };
+        let Some((feature, threshold)) = split else {
+            let r: f64 = idx.iter().map(|&i| self.w[i] * self.resid[i]).sum();
+            let h: f64 = idx.iter().map(|&i| self.w[i] * self.hess[i]).sum();
+            nodes.push(TreeNode::Leaf { value: if h > 1e-12 { r / h } else { 0.0 } });
+            return at;
+        };
+        nodes.push(TreeNode::Leaf { value: 0.0 }); // replaced below, once the children are placed
+        let (l, r): (Vec<usize>, Vec<usize>) =
+            idx.into_iter().partition(|&i| self.x[i][feature] <= threshold);
+        let left = self.grow(nodes, l, depth - 1, min_leaf);
+        let right = self.grow(nodes, r, depth - 1, min_leaf);
+        nodes[at] = TreeNode::Split { feature, threshold, left, right };
+        at
     }
-    let total: f64 = idx.iter().map(|&i| resid[i]).sum();
-    let base = total * total / n as f64;
-    let mut best: Option<(f64, usize, f64)> = None;
-    let mut order = idx.to_vec();
-    for f in 0..N_FEATURES {
-        order.sort_by(|&a, &b| x[a][f].total_cmp(&x[b][f]).then(a.cmp(&b)));
-        let mut left = 0.0;
-        for k in 1..n {
-            left += resid[order[k - 1]];
-            let (lo, hi) = (x[order[k - 1]][f], x[order[k]][f]);
-            if k < min_leaf || n - k < min_leaf || lo >= hi {
-                continue;
-            }
-            let right = total - left;
-            let gain = left * left / k as f64 + right * right / (n - k) as f64 - base;
-            if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
-                // The midpoint, unless it rounds up to `hi` (adjacent floats): `lo <= t < hi`.
-                let mid = lo + (hi - lo) / 2.0;
-                best = Some((gain, f, if mid < hi { mid } else { lo }));
+
+    /// The split of `idx` with the largest reduction of the residuals' weighted sum of squares,
+    /// `S_l^2 / W_l + S_r^2 / W_r - S^2 / W` (`S`: weighted sum of residuals, `W`: sum of weights),
+    /// both sides holding at least `min_leaf` samples; `None` when no split reduces it.
+    fn best_split(&self, idx: &[usize], min_leaf: usize) -> Option<(usize, f64)> {
+        let (x, n) = (self.x, idx.len());
+        if n < 2 * min_leaf {
+            return None;
+        }
+        let total: f64 = idx.iter().map(|&i| self.w[i] * self.resid[i]).sum();
+        let total_w: f64 = idx.iter().map(|&i| self.w[i]).sum();
+        let base = total * total / total_w;
+        let mut best: Option<(f64, usize, f64)> = None;
+        let mut order = idx.to_vec();
+        for f in 0..N_FEATURES {
+            order.sort_by(|&a, &b| x[a][f].total_cmp(&x[b][f]).then(a.cmp(&b)));
+            let (mut left, mut left_w) = (0.0, 0.0);
+            for k in 1..n {
+                let i = order[k - 1];
+                left += self.w[i] * self.resid[i];
+                left_w += self.w[i];
+                let (lo, hi) = (x[i][f], x[order[k]][f]);
+                if k < min_leaf || n - k < min_leaf || lo >= hi {
+                    continue;
+                }
+                let right = total - left;
+                let gain = left * left / left_w + right * right / (total_w - left_w) - base;
+                if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
+                    // The midpoint, unless it rounds up to `hi` (adjacent floats): `lo <= t < hi`.
+                    let mid = lo + (hi - lo) / 2.0;
+                    best = Some((gain, f, if mid < hi { mid } else { lo }));
+                }
             }
         }
+        best.map(|(_, f, t)| (f, t))
     }
-    best.map(|(_, f, t)| (f, t))
 }
 
 #[cfg(test)]
@@ -421,7 +445,7 @@ mod tests {
     #[test]
     fn learns_a_rule_two_splits_deep() {
         let (x, y) = sample(7, 400);
-        let f = ComponentFilter::fit(&x, &y, BoostConfig::default()).unwrap();
+        let f = ComponentFilter::fit(&x, &y, None, BoostConfig::default()).unwrap();
         let wrong = x.iter().zip(&y).filter(|(xi, &yi)| (f.score(xi) >= 0.5) != yi).count();
         assert_eq!(wrong, 0, "a depth-2 rule on two features must be learnt exactly");
         let (xt, yt) = sample(99, 200);
@@ -433,7 +457,8 @@ mod tests {
     fn training_loss_falls_with_more_trees() {
         let (x, y) = sample(3, 300);
         let loss = |n_trees| {
-            let f = ComponentFilter::fit(&x, &y, BoostConfig { n_trees, ..Default::default() }).unwrap();
+            let f =
+                ComponentFilter::fit(&x, &y, None, BoostConfig { n_trees, ..Default::default() }).unwrap();
             x.iter()
                 .zip(&y)
                 .map(|(xi, &yi)| {
@@ -452,21 +477,24 @@ mod tests {
         let f = ComponentFilter::fit(
             &x,
             &[true, false, false, false],
+            None,
             BoostConfig { n_trees: 0, ..Default::default() },
         )
         .unwrap();
         assert!((f.score(&x[0]) - 0.25).abs() < 1e-12);
-        assert!(ComponentFilter::fit(&x, &[false; 4], BoostConfig::default()).is_err());
-        assert!(ComponentFilter::fit(&x, &[true, false], BoostConfig::default()).is_err());
+        assert!(ComponentFilter::fit(&x, &[false; 4], None, BoostConfig::default()).is_err());
+        assert!(ComponentFilter::fit(&x, &[true, false], None, BoostConfig::default()).is_err());
         let mut nan = x.clone();
         nan[1][3] = f64::NAN;
-        assert!(ComponentFilter::fit(&nan, &[true, false, false, false], BoostConfig::default()).is_err());
+        assert!(
+            ComponentFilter::fit(&nan, &[true, false, false, false], None, BoostConfig::default()).is_err()
+        );
     }
 
     #[test]
     fn json_round_trip_and_validation() {
         let (x, y) = sample(11, 200);
-        let f = ComponentFilter::fit(&x, &y, BoostConfig { n_trees: 5, ..Default::default() }).unwrap();
+        let f = ComponentFilter::fit(&x, &y, None, BoostConfig { n_trees: 5, ..Default::default() }).unwrap();
         let back: ComponentFilter = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(back, f);
         back.validate().unwrap();
@@ -483,38 +511,75 @@ mod tests {
     }
 
     proptest! {
-        /// The split search equals a brute-force search over every feature and threshold.
+        /// The weighted split search equals a brute-force search over every feature and threshold.
         #[test]
         fn best_split_matches_brute_force(seed in 1u64..10_000, n in 2usize..40, min_leaf in 1usize..5) {
             let (x, _) = sample(seed, n);
             let resid: Vec<f64> = (0..n).map(|i| ((i * 7919 + seed as usize) % 13) as f64 - 6.0).collect();
+            let w: Vec<f64> = (0..n).map(|i| 0.5 + ((i * 31 + seed as usize) % 5) as f64).collect();
             let idx: Vec<usize> = (0..n).collect();
             let sse_gain = |f: usize, t: f64| {
                 let (l, r): (Vec<usize>, Vec<usize>) = idx.iter().partition(|&&i| x[i][f] <= t);
                 if l.len() < min_leaf || r.len() < min_leaf {
                     return None;
                 }
-                let s = |v: &[usize]| v.iter().map(|&i| resid[i]).sum::<f64>();
-                let total = s(&idx);
-                Some(s(&l).powi(2) / l.len() as f64 + s(&r).powi(2) / r.len() as f64 - total * total / n as f64)
+                // Weighted sum of squares around the weighted mean, before and after.
+                let sse = |v: &[usize]| {
+                    let wsum: f64 = v.iter().map(|&i| w[i]).sum();
+                    let mean = v.iter().map(|&i| w[i] * resid[i]).sum::<f64>() / wsum;
+                    v.iter().map(|&i| w[i] * (resid[i] - mean).powi(2)).sum::<f64>()
+                };
+                Some(sse(&idx) - sse(&l) - sse(&r))
             };
             let mut brute: Option<f64> = None;
             for f in 0..N_FEATURES {
                 for &i in &idx {
                     if let Some(g) = sse_gain(f, x[i][f]) {
-                        if g > 1e-12 && brute.is_none_or(|b| g > b) {
+                        if g > 1e-9 && brute.is_none_or(|b| g > b) {
                             brute = Some(g);
                         }
                     }
                 }
             }
-            match best_split(&x, &resid, &idx, min_leaf) {
+            let hess = vec![1.0; n];
+            let fit = Residuals { x: &x, resid: &resid, hess: &hess, w: &w };
+            match fit.best_split(&idx, min_leaf) {
                 None => prop_assert!(brute.is_none()),
                 Some((f, t)) => {
                     let g = sse_gain(f, t).expect("chosen split respects the leaf size");
-                    prop_assert!((g - brute.unwrap()).abs() < 1e-9, "{} vs {:?}", g, brute);
+                    prop_assert!((g - brute.unwrap()).abs() < 1e-7, "{} vs {:?}", g, brute);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn integer_weights_fit_as_repeated_samples() {
+        // With one sample per leaf allowed, a sample of weight k is k copies of it: the same
+        // prior, split gains and leaf steps, so the same trees.
+        let (x, y) = sample(5, 150);
+        let w: Vec<f64> = (0..x.len()).map(|i| (1 + i % 3) as f64).collect();
+        let (mut xr, mut yr) = (Vec::new(), Vec::new());
+        for ((xi, &yi), &wi) in x.iter().zip(&y).zip(&w) {
+            for _ in 0..wi as usize {
+                xr.push(*xi);
+                yr.push(yi);
+            }
+        }
+        let boost = BoostConfig { n_trees: 20, min_samples_leaf: 1, ..Default::default() };
+        let weighted = ComponentFilter::fit(&x, &y, Some(&w), boost).unwrap();
+        let repeated = ComponentFilter::fit(&xr, &yr, None, boost).unwrap();
+        assert!((weighted.base_logit - repeated.base_logit).abs() < 1e-12);
+        for xi in &x {
+            assert!((weighted.score(xi) - repeated.score(xi)).abs() < 1e-9);
+        }
+        // Weights shift the fit: the unweighted one differs.
+        let plain = ComponentFilter::fit(&x, &y, None, boost).unwrap();
+        assert!((plain.base_logit - weighted.base_logit).abs() > 1e-3);
+        // Bad weights are refused with the reason.
+        for bad in [vec![1.0; 3], vec![0.0; x.len()], vec![f64::NAN; x.len()], vec![-1.0; x.len()]] {
+            let e = ComponentFilter::fit(&x, &y, Some(&bad), boost).unwrap_err().to_string();
+            assert!(e.contains("weight"), "{e}");
         }
     }
 
@@ -556,6 +621,7 @@ mod tests {
         let mut filter = ComponentFilter::fit(
             &x,
             &[true, false, false, false],
+            None,
             BoostConfig { n_trees: 0, ..Default::default() },
         )
         .unwrap();

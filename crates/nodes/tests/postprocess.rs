@@ -280,7 +280,7 @@ fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
     let x: Vec<[f64; 8]> =
         (0..40).map(|i| std::array::from_fn(|f| if f == sad { 3.0 + i as f64 * 0.1 } else { 1.0 })).collect();
     let y: Vec<bool> = x.iter().map(|v| v[sad] > 5.5).collect();
-    let mut filter = ComponentFilter::fit(&x, &y, BoostConfig::default()).unwrap();
+    let mut filter = ComponentFilter::fit(&x, &y, None, BoostConfig::default()).unwrap();
     filter.min_score = 0.5;
     let cfg = PostProcessConfig { threshold: 0.5, ..Default::default() };
     let out =
