@@ -237,9 +237,19 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     let guarded = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
     assert_eq!(guarded.keep_short_axis_mm, Some(12.0));
     assert_eq!(guarded.record["large_nodes"], "any");
+    let floor = run_ok(train_from(&copy).args(["--min-large-recall", "0.5", "--large-node-weight", "2"]));
+    assert!(floor.contains("chosen (--min-large-recall 0.5)"), "{floor}");
+    let floored = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
+    assert_eq!(floored.record["large_nodes"], serde_json::json!({ "at_least": 0.5 }));
+    assert_eq!(floored.record["large_node_weight"], 2.0);
     let bad = train().arg("--keep-short-axis-mm=-1").output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--keep-short-axis-mm"));
+    let both = train().args(["--large-nodes", "any", "--min-large-recall", "0.5"]).output().unwrap();
+    assert!(!both.status.success());
+    let bad = train().arg("--min-large-recall=1.5").output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--min-large-recall"));
     for w in ["0", "-2", "nan"] {
         let bad = train().arg(format!("--large-node-weight={w}")).output().unwrap();
         assert!(!bad.status.success(), "{w}");

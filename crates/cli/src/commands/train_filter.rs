@@ -46,6 +46,11 @@ pub struct Args {
     /// filter); `any`, every cut-off.
     #[arg(long, value_enum, default_value_t = LargeNodesArg::NoLoss)]
     pub large_nodes: LargeNodesArg,
+    /// Instead of `--large-nodes`: only cut-offs that find at least this fraction of the
+    /// selection cases' nodes with SAD >= 15 mm (e.g. as many as another model finds there, when
+    /// the model alone is not the reference).
+    #[arg(long, conflicts_with = "large_nodes")]
+    pub min_large_recall: Option<f64>,
     /// Weight in the fit of a training component that touches a node and has a short axis of at
     /// least 15 mm (every other component weighs 1). Large and necrotic nodes are rare among the
     /// components and look like the bulky false positives by volume and mean HU; a weight above 1
@@ -104,6 +109,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--keep-short-axis-mm {}: must be a number of mm >= 0",
         args.keep_short_axis_mm
     );
+    if let Some(r) = args.min_large_recall {
+        anyhow::ensure!((0.0..=1.0).contains(&r), "--min-large-recall {r}: must be a fraction in [0, 1]");
+    }
     anyhow::ensure!(
         args.large_node_weight.is_finite() && args.large_node_weight > 0.0,
         "--large-node-weight {}: must be a number > 0",
@@ -225,7 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let select_cases = load_val_cases(&select_files)?;
     let targets = SelectionTargets::default();
     println!("choosing the cut-offs on {} selection cases", select_cases.len());
-    let rule = LargeNodes::from(args.large_nodes);
+    let rule = args.min_large_recall.map_or(LargeNodes::from(args.large_nodes), LargeNodes::AtLeast);
     let tuned = tune_filter(&model, &filter, &select_cases, &opts, &targets, rule)?;
     let (point, metrics) = tuned.points[tuned.best].clone();
     let (_, alone) = &tuned.points[tuned.model_alone];
@@ -272,11 +280,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     println!("the model alone on the selection cases: {}", summary(alone));
     println!(
-        "chosen (--large-nodes {}): peak cut-off {:?}, filter cut-off {}: {} -> {}",
+        "chosen ({}): peak cut-off {:?}, filter cut-off {}: {} -> {}",
         match rule {
-            LargeNodes::NoLoss => "no-loss",
-            LargeNodes::Any => "any",
-            LargeNodes::AtLeast(_) => "at-least",
+            LargeNodes::NoLoss => "--large-nodes no-loss".to_string(),
+            LargeNodes::Any => "--large-nodes any".to_string(),
+            LargeNodes::AtLeast(r) => format!("--min-large-recall {r}"),
         },
         point.min_peak,
         point.min_score,
