@@ -213,11 +213,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let x: Vec<_> = all.iter().map(|s| s.values).collect();
     let y: Vec<bool> = all.iter().map(|s| s.is_node).collect();
     // The short axis is the second feature (FEATURE_NAMES).
-    let w: Vec<f64> = all
-        .iter()
-        .map(|s| if s.is_node && s.values[1] >= LARGE_NODE_MM { args.large_node_weight } else { 1.0 })
-        .collect();
-    let n_large = all.iter().filter(|s| s.is_node && s.values[1] >= LARGE_NODE_MM).count();
+    let is_large = |s: &Sample| s.is_node && s.values[1] >= LARGE_NODE_MM;
+    let w: Vec<f64> = all.iter().map(|s| if is_large(s) { args.large_node_weight } else { 1.0 }).collect();
+    let n_large = all.iter().filter(|s| is_large(s)).count();
     if args.large_node_weight != 1.0 {
         println!("{n_large} of them >= {LARGE_NODE_MM} mm weigh {} in the fit", args.large_node_weight);
     }
