@@ -2,6 +2,7 @@
 //! `nodal_net::model::average_nets`): `config.json` is the first folder's, with the version naming
 //! the mix; a component filter is not carried over (it was fitted to another network's output).
 //! `cargo run --release -p nodal-net --example average_models -- OUT_DIR W1 MODEL_DIR1 W2 MODEL_DIR2 [...]`
+use nodal_net::config::unfiltered_version;
 use std::path::Path;
 
 fn main() {
@@ -22,15 +23,9 @@ fn main() {
     let mix: Vec<String> = weights
         .iter()
         .zip(&models)
-        .map(|(w, m)| format!("{w}*{}", base_version(&m.config.version)))
+        .map(|(w, m)| format!("{w}*{}", unfiltered_version(&m.config.version)))
         .collect();
     config.version = format!("soup({})", mix.join(" + "));
     nodal_net::save_model(&net, &config, Path::new(&a[1])).expect("write");
     println!("{}: {}", a[1], config.version);
-}
-
-/// The version of a folder's weights: `nodal train-filter` marks a folder whose filter it fitted
-/// with a `+filter` suffix, which does not carry over to an average.
-fn base_version(version: &str) -> &str {
-    version.strip_suffix("+filter").unwrap_or(version)
 }

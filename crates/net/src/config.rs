@@ -185,6 +185,15 @@ pub const CONFIG_FILE: &str = "config.json";
 /// Component filter file name in a model folder (optional).
 pub const FILTER_FILE: &str = "component_filter.json";
 
+/// Suffix `nodal train-filter` appends to the version of a model whose component filter it fitted.
+pub const FILTERED_VERSION_SUFFIX: &str = "+filter";
+
+/// The version of the weights behind a (possibly filtered) model version: without
+/// [`FILTERED_VERSION_SUFFIX`], which belongs to the folder's filter, not to its network.
+pub fn unfiltered_version(version: &str) -> &str {
+    version.strip_suffix(FILTERED_VERSION_SUFFIX).unwrap_or(version)
+}
+
 /// Reads and validates a component filter file.
 pub fn load_filter(path: &Path) -> Result<ComponentFilter, NetError> {
     let bad = |reason: String| NetError::ModelFolder { path: path.into(), reason };

@@ -200,16 +200,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_large_node_rule_refuses_points_that_lose_large_nodes() {
-        // 0: the model alone (finds 3 of 4 large nodes); 1: the best score, loses one; 2: keeps
-        // the 3 with a lower score; 3: finds all 4 with a lower score still.
-        let m = [
+    /// 0: the model alone (finds 3 of 4 large nodes); 1: the best score, loses one; 2: keeps the
+    /// 3 with a lower score; 3: finds all 4 with a lower score still.
+    fn four_points() -> [ValMetrics; 4] {
+        [
             metrics(1.5, Some(0.75)),
             metrics(1.7, Some(0.5)),
             metrics(1.6, Some(0.75)),
             metrics(1.55, Some(1.0)),
-        ];
+        ]
+    }
+
+    #[test]
+    fn the_large_node_rule_refuses_points_that_lose_large_nodes() {
+        let m = four_points();
         assert_eq!(choose_point(&m, 0, LargeNodes::Any), 1);
         assert_eq!(choose_point(&m, 0, LargeNodes::NoLoss), 2);
         // The model alone stays when every other point loses a large node.
@@ -220,13 +224,7 @@ mod tests {
 
     #[test]
     fn a_large_node_floor_of_its_own_replaces_the_model_alone() {
-        // 0: the model alone (3 of 4); 1: best score, 2 of 4; 2: 3 of 4; 3: all 4.
-        let m = [
-            metrics(1.5, Some(0.75)),
-            metrics(1.7, Some(0.5)),
-            metrics(1.6, Some(0.75)),
-            metrics(1.55, Some(1.0)),
-        ];
+        let m = four_points();
         assert_eq!(choose_point(&m, 0, LargeNodes::AtLeast(0.5)), 1);
         assert_eq!(choose_point(&m, 0, LargeNodes::AtLeast(0.7)), 2);
         assert_eq!(choose_point(&m, 0, LargeNodes::AtLeast(1.0)), 3);

@@ -8,7 +8,9 @@
 //! and is rewritten after every case: an interrupted run started again with the same model and
 //! output folder continues where it stopped.
 use anyhow::Context;
-use nodal_net::config::{write_atomic, CONFIG_FILE, FILTER_FILE, WEIGHTS_FILE};
+use nodal_net::config::{
+    unfiltered_version, write_atomic, CONFIG_FILE, FILTERED_VERSION_SUFFIX, FILTER_FILE, WEIGHTS_FILE,
+};
 use nodal_net::filter::{case_samples, tune_filter, LargeNodes, Sample};
 use nodal_net::infer::InferOptions;
 use nodal_net::train::{list_cases, load_val_cases, SelectionTargets};
@@ -97,11 +99,6 @@ struct CaseSamples {
 
 const SCHEMA: &str = "nodal.filter_samples/1";
 const SAMPLES_FILE: &str = "filter_samples.json";
-
-/// The version of the model a filtered model was made from (`train-filter` appends `+filter`).
-fn unfiltered_version(version: &str) -> &str {
-    version.strip_suffix("+filter").unwrap_or(version)
-}
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -258,7 +255,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let mut config = model.config.at_operating_point(model.config.threshold, point.min_peak);
     // A filter fitted to a model that had one replaces it, so the suffix is not repeated.
-    config.version = format!("{}+filter", unfiltered_version(&model.config.version));
+    config.version = format!("{}{FILTERED_VERSION_SUFFIX}", unfiltered_version(&model.config.version));
     let weights = args.out.join(WEIGHTS_FILE);
     let tmp = args.out.join(format!(".{WEIGHTS_FILE}.tmp"));
     std::fs::copy(model.folder.join(WEIGHTS_FILE), &tmp)
