@@ -242,11 +242,25 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     let guarded = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
     assert_eq!(guarded.keep_short_axis_mm, Some(12.0));
     assert_eq!(guarded.record["large_nodes"], "any");
-    let floor = run_ok(train_from(&copy).args(["--min-large-recall", "0.5", "--large-node-weight", "2"]));
+    let floor = run_ok(train_from(&copy).args([
+        "--min-large-recall",
+        "0.5",
+        "--large-node-weight",
+        "2",
+        "--features",
+        "shell_fat_fraction,short_axis_mm",
+    ]));
+    assert!(floor.contains("(2 from the earlier run)"), "{floor}");
     assert!(floor.contains("chosen (--min-large-recall 0.5)"), "{floor}");
     let floored = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
     assert_eq!(floored.record["large_nodes"], serde_json::json!({ "at_least": 0.5 }));
     assert_eq!(floored.record["large_node_weight"], 2.0);
+    assert_eq!(floored.features, ["shell_fat_fraction", "short_axis_mm"]);
+    for f in ["hu_spread", "short_axis_mm,short_axis_mm"] {
+        let bad = train().arg(format!("--features={f}")).output().unwrap();
+        assert!(!bad.status.success(), "{f}");
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("--features"), "{f}");
+    }
     let bad = train().arg("--keep-short-axis-mm=-1").output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--keep-short-axis-mm"));

@@ -30,6 +30,7 @@
 
 mod error;
 mod geometry;
+pub mod morph;
 mod orient;
 pub mod resample;
 mod volume;

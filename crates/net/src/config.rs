@@ -362,24 +362,26 @@ mod tests {
 
     #[test]
     fn component_filter_is_loaded_when_present_and_checked() {
-        use nodal_nodes::filter::{BoostConfig, ComponentFilter};
+        use nodal_nodes::filter::{BoostConfig, ComponentFilter, N_FEATURES};
         let dir = tempfile::tempdir().unwrap();
         let cfg = ModelConfig::default_foveal();
         let net = cfg.arch.init(&crate::device()).unwrap();
         save_model(&net, &cfg, dir.path()).unwrap();
         assert!(load_model(dir.path()).unwrap().component_filter.is_none());
-        let x: Vec<[f64; 8]> = (0..20).map(|i| [i as f64; 8]).collect();
+        let x: Vec<[f64; N_FEATURES]> = (0..20).map(|i| [i as f64; N_FEATURES]).collect();
         let y: Vec<bool> = (0..20).map(|i| i >= 10).collect();
         let filter =
-            ComponentFilter::fit(&x, &y, None, BoostConfig { n_trees: 3, ..Default::default() }).unwrap();
+            ComponentFilter::fit(&x, &y, None, None, BoostConfig { n_trees: 3, ..Default::default() })
+                .unwrap();
         let path = dir.path().join(FILTER_FILE);
         std::fs::write(&path, serde_json::to_string(&filter).unwrap()).unwrap();
         assert_eq!(load_model(dir.path()).unwrap().component_filter, Some(filter.clone()));
-        // A filter that does not parse, or whose trees index a feature that does not exist, is a
-        // folder error naming the file.
+        // A filter that does not parse, whose trees index a feature that does not exist, or that
+        // names a feature this version does not compute, is a folder error naming the file.
         for text in [
             "{".to_string(),
             serde_json::to_string(&filter).unwrap().replace("\"feature\":", "\"feature\":9"),
+            serde_json::to_string(&filter).unwrap().replace("\"mean_hu\"", "\"hu_spread\""),
         ] {
             std::fs::write(&path, text).unwrap();
             match load_model(dir.path()) {

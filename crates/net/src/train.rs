@@ -1495,7 +1495,7 @@ mod tests {
         use nodal_nodes::filter::{BoostConfig, ComponentFilter, N_FEATURES};
         let x = [[0.0; N_FEATURES], [1.0; N_FEATURES]];
         let boost = BoostConfig { min_samples_leaf: 1, ..Default::default() };
-        let filter = ComponentFilter::fit(&x, &[false, true], None, boost).unwrap();
+        let filter = ComponentFilter::fit(&x, &[false, true], None, None, boost).unwrap();
         model.component_filter = Some(filter);
         let points = tuning_points(&model);
         assert_eq!(points.len(), PEAK_GRID.len());

@@ -7,6 +7,13 @@
 //! density. Scoring whole components with what the measurements already give ([`FEATURE_NAMES`]) is
 //! the candidate-classification stage of classic lymph-node detection systems.
 //!
+//! Two features describe the component's surroundings rather than the component: the fat
+//! fraction and mean HU of a shell [`SHELL_MM`] wide around it. A lymph node is a discrete oval
+//! structure embedded in fat; the network's confident false positives are pieces of muscle,
+//! vessel and bowel whose surroundings are not fat — what a reader looks at beside the blob itself.
+//! A filter names the features it uses (`features`, a subset of [`FEATURE_NAMES`]), so filters
+//! fitted before a feature was added keep working.
+//!
 //! The features leave out the spread of HU inside a component (standard deviation, percentiles):
 //! the simulated nodes of the data engine are more textured than the tissue blobs a network
 //! mistakes for nodes, so a filter trained on simulated data would learn the simulator's texture
@@ -21,11 +28,12 @@
 //! `sample_weight` (up to ties).
 use crate::measure::{measure_nodes, MeasureOptions, NodeMeasurement};
 use crate::NodesError;
+use nodal_core::morph::dilate_box;
 use nodal_core::Volume;
 use serde::{Deserialize, Serialize};
 
 /// Names of the features, in the order of [`ComponentFeatures::values`].
-pub const FEATURE_NAMES: [&str; 8] = [
+pub const FEATURE_NAMES: [&str; 10] = [
     "ln_volume_mm3",
     "short_axis_mm",
     "long_to_short_axis",
@@ -34,10 +42,18 @@ pub const FEATURE_NAMES: [&str; 8] = [
     "necrosis_fraction",
     "peak_logit",
     "mean_probability",
+    "shell_fat_fraction",
+    "shell_mean_hu",
 ];
 
 /// Number of features.
 pub const N_FEATURES: usize = FEATURE_NAMES.len();
+
+/// Width of the shell around a component that the context features describe, mm.
+pub const SHELL_MM: f64 = 3.0;
+
+/// HU range of fat (the usual adipose-tissue window).
+const FAT_HU: std::ops::RangeInclusive<i16> = -190..=-30;
 
 /// Version of the filter file format.
 pub const FILTER_FORMAT: u32 = 1;
@@ -76,6 +92,7 @@ pub fn component_features(
         }
     }
     let measurements = measure_nodes(labels, Some(ct), &MeasureOptions::default())?;
+    let shells = shell_stats(labels, ct, n);
     Ok(measurements
         .iter()
         .map(|m| {
@@ -83,14 +100,74 @@ pub fn component_features(
             ComponentFeatures {
                 label: m.label,
                 short_axis_mm: m.axes.short_axis_mm,
-                values: feature_values(m, peak[l], sum[l] / m.voxel_count as f64),
+                values: feature_values(m, peak[l], sum[l] / m.voxel_count as f64, shells[l]),
             }
         })
         .collect())
 }
 
-/// The features of one measured component with probability peak `peak` and mean `mean_p`.
-fn feature_values(m: &NodeMeasurement, peak: f32, mean_p: f64) -> [f64; N_FEATURES] {
+/// The tissue around one component: the voxels within [`SHELL_MM`] of it that are not in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Shell {
+    /// Fraction of the shell's voxels in fat ([`FAT_HU`]).
+    fat_fraction: f64,
+    /// Mean HU of the shell's voxels.
+    mean_hu: f64,
+}
+
+/// The [`Shell`] of every label up to `n` (index = label; labels without voxels, or whose shell
+/// is empty because the component fills the volume, get zeros). The shell is a box
+/// neighbourhood: `±round(SHELL_MM / spacing)` voxels (at least 1) along each index axis, clipped
+/// to the volume; other components' voxels count as tissue like any other.
+fn shell_stats(labels: &Volume<u32>, ct: &Volume<i16>, n: usize) -> Vec<Shell> {
+    let [ni, nj, nk] = labels.dims();
+    let mut lo = vec![[usize::MAX; 3]; n + 1];
+    let mut hi = vec![[0usize; 3]; n + 1];
+    for ((k, j, i), &l) in labels.data().indexed_iter() {
+        if l > 0 {
+            let (a, b) = (&mut lo[l as usize], &mut hi[l as usize]);
+            for (ax, v) in [i, j, k].into_iter().enumerate() {
+                a[ax] = a[ax].min(v);
+                b[ax] = b[ax].max(v);
+            }
+        }
+    }
+    let sp = labels.geometry().spacing_mm;
+    let r: [usize; 3] = std::array::from_fn(|a| ((SHELL_MM / sp[a]).round() as usize).max(1));
+    let dims = [ni, nj, nk];
+    let (lab, hu) = (labels.data(), ct.data());
+    (0..=n)
+        .map(|l| {
+            if l == 0 || lo[l][0] == usize::MAX {
+                return Shell::default();
+            }
+            let start: [usize; 3] = std::array::from_fn(|a| lo[l][a].saturating_sub(r[a]));
+            let end: [usize; 3] = std::array::from_fn(|a| (hi[l][a] + r[a] + 1).min(dims[a]));
+            let size = [end[2] - start[2], end[1] - start[1], end[0] - start[0]];
+            let inside = ndarray::Array3::from_shape_fn(size, |(k, j, i)| {
+                u8::from(lab[[start[2] + k, start[1] + j, start[0] + i]] == l as u32)
+            });
+            let near = dilate_box(&inside, r);
+            let (mut count, mut fat, mut sum) = (0usize, 0usize, 0f64);
+            for (((k, j, i), &d), &c) in near.indexed_iter().zip(inside.iter()) {
+                if d == 1 && c == 0 {
+                    let h = hu[[start[2] + k, start[1] + j, start[0] + i]];
+                    count += 1;
+                    fat += usize::from(FAT_HU.contains(&h));
+                    sum += f64::from(h);
+                }
+            }
+            if count == 0 {
+                return Shell::default();
+            }
+            Shell { fat_fraction: fat as f64 / count as f64, mean_hu: sum / count as f64 }
+        })
+        .collect()
+}
+
+/// The features of one measured component with probability peak `peak`, mean `mean_p` and
+/// surroundings `shell`.
+fn feature_values(m: &NodeMeasurement, peak: f32, mean_p: f64, shell: Shell) -> [f64; N_FEATURES] {
     let sad = m.axes.short_axis_mm;
     // The network's probabilities saturate near 1, where the useful differences are; the logit of
     // the peak spreads them out (clamped: f32 rounds 1 - 1e-7 to 1).
@@ -104,6 +181,8 @@ fn feature_values(m: &NodeMeasurement, peak: f32, mean_p: f64) -> [f64; N_FEATUR
         m.necrosis_fraction.unwrap_or(0.0),
         (p / (1.0 - p)).ln(),
         mean_p,
+        shell.fat_fraction,
+        shell.mean_hu,
     ]
 }
 
@@ -126,7 +205,8 @@ impl Default for BoostConfig {
     }
 }
 
-/// One node of a regression tree: a split (`x[feature] <= threshold` goes left) or a leaf.
+/// One node of a regression tree: a split (`x[feature] <= threshold` goes left, `feature` indexing
+/// the filter's own feature list) or a leaf.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TreeNode {
@@ -143,7 +223,8 @@ pub struct Tree {
 }
 
 impl Tree {
-    fn eval(&self, x: &[f64; N_FEATURES]) -> f64 {
+    /// The tree's value for a sample whose feature `f` (of the filter's list) is `x[f]`.
+    fn eval(&self, x: &[f64]) -> f64 {
         let mut i = 0;
         loop {
             match self.nodes[i] {
@@ -161,7 +242,7 @@ impl Tree {
 pub struct ComponentFilter {
     /// [`FILTER_FORMAT`].
     pub format: u32,
-    /// The feature names the trees index (must equal [`FEATURE_NAMES`]).
+    /// The feature names the trees index, each one of [`FEATURE_NAMES`] (in any order, once).
     pub features: Vec<String>,
     /// The fitting settings.
     pub boost: BoostConfig,
@@ -187,19 +268,28 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 impl ComponentFilter {
-    /// Fits the trees to samples `x` with labels `y` (true = node) and optional positive sample
-    /// weights (`None`: all 1); `min_score` starts at 0.5.
+    /// Fits the trees to samples `x` (every feature of [`FEATURE_NAMES`]) with labels `y` (true =
+    /// node) and optional positive sample weights (`None`: all 1), using the features named in
+    /// `features` (`None`: all); `min_score` starts at 0.5.
     ///
     /// # Errors
     /// [`NodesError::InvalidOption`] without samples of both classes, for non-finite features,
-    /// weights that are not finite and positive or not one per sample, or settings out of range.
+    /// weights that are not finite and positive or not one per sample, unknown or repeated feature
+    /// names, or settings out of range.
     pub fn fit(
         x: &[[f64; N_FEATURES]],
         y: &[bool],
         weights: Option<&[f64]>,
+        features: Option<&[String]>,
         boost: BoostConfig,
     ) -> Result<Self, NodesError> {
         let bad = |name, value: String, reason| NodesError::InvalidOption { name, value, reason };
+        let features: Vec<String> = match features {
+            Some(f) => f.to_vec(),
+            None => FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        };
+        let columns = feature_columns(&features)?;
+        let x: Vec<Vec<f64>> = x.iter().map(|xi| columns.iter().map(|&c| xi[c]).collect()).collect();
         if x.len() != y.len() {
             return Err(bad("samples", x.len().to_string(), "features and labels differ in count"));
         }
@@ -241,17 +331,17 @@ impl ComponentFilter {
             let hess: Vec<f64> = p.iter().map(|p| p * (1.0 - p)).collect();
             let mut nodes = Vec::new();
             let idx: Vec<usize> = (0..x.len()).collect();
-            let fit = Residuals { x, resid: &resid, hess: &hess, w: &w };
+            let fit = Residuals { x: &x, resid: &resid, hess: &hess, w: &w };
             fit.grow(&mut nodes, idx, boost.max_depth, boost.min_samples_leaf);
             let tree = Tree { nodes };
-            for (z, xi) in logit.iter_mut().zip(x) {
+            for (z, xi) in logit.iter_mut().zip(&x) {
                 *z += boost.learning_rate * tree.eval(xi);
             }
             trees.push(tree);
         }
         Ok(ComponentFilter {
             format: FILTER_FORMAT,
-            features: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            features,
             boost,
             base_logit,
             trees,
@@ -261,10 +351,20 @@ impl ComponentFilter {
         })
     }
 
-    /// Probability that a component with features `x` is a node.
-    pub fn score(&self, x: &[f64; N_FEATURES]) -> f64 {
+    /// Probability that a component with features `x` (every feature of [`FEATURE_NAMES`]) is a
+    /// node.
+    ///
+    /// # Errors
+    /// [`NodesError::InvalidOption`] when the filter names a feature this version does not know.
+    pub fn score(&self, x: &[f64; N_FEATURES]) -> Result<f64, NodesError> {
+        Ok(self.score_columns(&feature_columns(&self.features)?, x))
+    }
+
+    /// [`Self::score`] with the filter's features at `columns` of `x`.
+    fn score_columns(&self, columns: &[usize], x: &[f64; N_FEATURES]) -> f64 {
+        let own: Vec<f64> = columns.iter().map(|&c| x[c]).collect();
         sigmoid(
-            self.base_logit + self.boost.learning_rate * self.trees.iter().map(|t| t.eval(x)).sum::<f64>(),
+            self.base_logit + self.boost.learning_rate * self.trees.iter().map(|t| t.eval(&own)).sum::<f64>(),
         )
     }
 
@@ -279,9 +379,7 @@ impl ComponentFilter {
         if self.format != FILTER_FORMAT {
             return bad(format!("format {}", self.format), "unknown filter format");
         }
-        if self.features != FEATURE_NAMES {
-            return bad(format!("{:?}", self.features), "features differ from this version's");
-        }
+        feature_columns(&self.features)?;
         if !self.base_logit.is_finite()
             || !self.boost.learning_rate.is_finite()
             || !self.min_score.is_finite()
@@ -298,7 +396,7 @@ impl ComponentFilter {
             for (i, node) in tree.nodes.iter().enumerate() {
                 let ok = match *node {
                     TreeNode::Split { feature, threshold, left, right } => {
-                        feature < N_FEATURES
+                        feature < self.features.len()
                             && !threshold.is_nan()
                             && left > i
                             && right > i
@@ -344,20 +442,45 @@ impl ComponentFilter {
         prob: &Volume<f32>,
         ct: &Volume<i16>,
     ) -> Result<Vec<Option<f64>>, NodesError> {
+        let columns = feature_columns(&self.features)?;
         let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
         let mut scores = vec![None; n + 1];
         for f in component_features(labels, prob, ct)? {
             let guarded = self.keep_short_axis_mm.is_some_and(|g| f.short_axis_mm >= g);
-            scores[f.label as usize] = Some(if guarded { 1.0 } else { self.score(&f.values) });
+            scores[f.label as usize] =
+                Some(if guarded { 1.0 } else { self.score_columns(&columns, &f.values) });
         }
         Ok(scores)
     }
 }
 
-/// One boosting round's regression problem: the samples, their residuals `y - p`, Hessians
-/// `p (1 - p)` and weights.
+/// Where each of `names` sits in [`FEATURE_NAMES`].
+///
+/// # Errors
+/// [`NodesError::InvalidOption`] for a name this version does not know, a repeated name or none.
+pub fn feature_columns(names: &[String]) -> Result<Vec<usize>, NodesError> {
+    let bad =
+        |value: String, reason| Err(NodesError::InvalidOption { name: "filter features", value, reason });
+    if names.is_empty() {
+        return bad("[]".into(), "a filter needs at least one feature");
+    }
+    let mut columns = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(c) = FEATURE_NAMES.iter().position(|f| f == name) else {
+            return bad(name.clone(), "unknown feature (not one of this version's)");
+        };
+        if columns.contains(&c) {
+            return bad(name.clone(), "feature named twice");
+        }
+        columns.push(c);
+    }
+    Ok(columns)
+}
+
+/// One boosting round's regression problem: the samples (the filter's features), their residuals
+/// `y - p`, Hessians `p (1 - p)` and weights.
 struct Residuals<'a> {
-    x: &'a [[f64; N_FEATURES]],
+    x: &'a [Vec<f64>],
     resid: &'a [f64],
     hess: &'a [f64],
     w: &'a [f64],
@@ -397,7 +520,7 @@ impl Residuals<'_> {
         let base = total * total / total_w;
         let mut best: Option<(f64, usize, f64)> = None;
         let mut order = idx.to_vec();
-        for f in 0..N_FEATURES {
+        for f in 0..x[idx[0]].len() {
             order.sort_by(|&a, &b| x[a][f].total_cmp(&x[b][f]).then(a.cmp(&b)));
             let (mut left, mut left_w) = (0.0, 0.0);
             for k in 1..n {
@@ -445,11 +568,11 @@ mod tests {
     #[test]
     fn learns_a_rule_two_splits_deep() {
         let (x, y) = sample(7, 400);
-        let f = ComponentFilter::fit(&x, &y, None, BoostConfig::default()).unwrap();
-        let wrong = x.iter().zip(&y).filter(|(xi, &yi)| (f.score(xi) >= 0.5) != yi).count();
+        let f = ComponentFilter::fit(&x, &y, None, None, BoostConfig::default()).unwrap();
+        let wrong = x.iter().zip(&y).filter(|(xi, &yi)| (f.score(xi).unwrap() >= 0.5) != yi).count();
         assert_eq!(wrong, 0, "a depth-2 rule on two features must be learnt exactly");
         let (xt, yt) = sample(99, 200);
-        let wrong = xt.iter().zip(&yt).filter(|(xi, &yi)| (f.score(xi) >= 0.5) != yi).count();
+        let wrong = xt.iter().zip(&yt).filter(|(xi, &yi)| (f.score(xi).unwrap() >= 0.5) != yi).count();
         assert!(wrong <= 4, "{wrong} of 200 unseen samples wrong");
     }
 
@@ -457,13 +580,13 @@ mod tests {
     fn training_loss_falls_with_more_trees() {
         let (x, y) = sample(3, 300);
         let loss = |n_trees| {
-            let f =
-                ComponentFilter::fit(&x, &y, None, BoostConfig { n_trees, ..Default::default() }).unwrap();
+            let f = ComponentFilter::fit(&x, &y, None, None, BoostConfig { n_trees, ..Default::default() })
+                .unwrap();
             x.iter()
                 .zip(&y)
                 .map(|(xi, &yi)| {
-                    -f.score(xi).max(1e-12).ln() * f64::from(u8::from(yi))
-                        - (1.0 - f.score(xi)).max(1e-12).ln() * f64::from(u8::from(!yi))
+                    -f.score(xi).unwrap().max(1e-12).ln() * f64::from(u8::from(yi))
+                        - (1.0 - f.score(xi).unwrap()).max(1e-12).ln() * f64::from(u8::from(!yi))
                 })
                 .sum::<f64>()
         };
@@ -478,23 +601,24 @@ mod tests {
             &x,
             &[true, false, false, false],
             None,
+            None,
             BoostConfig { n_trees: 0, ..Default::default() },
         )
         .unwrap();
-        assert!((f.score(&x[0]) - 0.25).abs() < 1e-12);
-        assert!(ComponentFilter::fit(&x, &[false; 4], None, BoostConfig::default()).is_err());
-        assert!(ComponentFilter::fit(&x, &[true, false], None, BoostConfig::default()).is_err());
+        assert!((f.score(&x[0]).unwrap() - 0.25).abs() < 1e-12);
+        assert!(ComponentFilter::fit(&x, &[false; 4], None, None, BoostConfig::default()).is_err());
+        assert!(ComponentFilter::fit(&x, &[true, false], None, None, BoostConfig::default()).is_err());
         let mut nan = x.clone();
         nan[1][3] = f64::NAN;
-        assert!(
-            ComponentFilter::fit(&nan, &[true, false, false, false], None, BoostConfig::default()).is_err()
-        );
+        assert!(ComponentFilter::fit(&nan, &[true, false, false, false], None, None, BoostConfig::default())
+            .is_err());
     }
 
     #[test]
     fn json_round_trip_and_validation() {
         let (x, y) = sample(11, 200);
-        let f = ComponentFilter::fit(&x, &y, None, BoostConfig { n_trees: 5, ..Default::default() }).unwrap();
+        let f = ComponentFilter::fit(&x, &y, None, None, BoostConfig { n_trees: 5, ..Default::default() })
+            .unwrap();
         let back: ComponentFilter = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(back, f);
         back.validate().unwrap();
@@ -504,6 +628,29 @@ mod tests {
         let mut renamed = f.clone();
         renamed.features[2] = "elongation".into();
         assert!(renamed.validate().is_err());
+        let mut repeated = f.clone();
+        repeated.features[2] = repeated.features[3].clone();
+        assert!(repeated.validate().is_err());
+        let mut fewer = f.clone();
+        fewer.features.pop();
+        let unused = fewer
+            .trees
+            .iter()
+            .flat_map(|t| &t.nodes)
+            .all(|n| !matches!(n, TreeNode::Split { feature, .. } if *feature == N_FEATURES - 1));
+        // Dropping a feature's name is valid exactly when no tree splits on it.
+        assert_eq!(fewer.validate().is_ok(), unused);
+        // A filter fitted on a subset names it, and its trees index it.
+        let own: Vec<String> = ["peak_logit", "ln_volume_mm3"].map(String::from).to_vec();
+        let narrow =
+            ComponentFilter::fit(&x, &y, None, Some(&own), BoostConfig { n_trees: 5, ..Default::default() })
+                .unwrap();
+        assert_eq!(narrow.features, own);
+        narrow.validate().unwrap();
+        for bad in [vec![], vec!["hu_spread".to_string()], vec![own[0].clone(), own[0].clone()]] {
+            let e = ComponentFilter::fit(&x, &y, None, Some(&bad), BoostConfig::default()).unwrap_err();
+            assert!(e.to_string().contains("feature"), "{e}");
+        }
         let mut bad_feature = f;
         bad_feature.trees[1].nodes[0] =
             TreeNode::Split { feature: N_FEATURES, threshold: 1.0, left: 1, right: 2 };
@@ -542,6 +689,7 @@ mod tests {
                 }
             }
             let hess = vec![1.0; n];
+            let x: Vec<Vec<f64>> = x.iter().map(|xi| xi.to_vec()).collect();
             let fit = Residuals { x: &x, resid: &resid, hess: &hess, w: &w };
             match fit.best_split(&idx, min_leaf) {
                 None => prop_assert!(brute.is_none()),
@@ -567,19 +715,66 @@ mod tests {
             }
         }
         let boost = BoostConfig { n_trees: 20, min_samples_leaf: 1, ..Default::default() };
-        let weighted = ComponentFilter::fit(&x, &y, Some(&w), boost).unwrap();
-        let repeated = ComponentFilter::fit(&xr, &yr, None, boost).unwrap();
+        let weighted = ComponentFilter::fit(&x, &y, Some(&w), None, boost).unwrap();
+        let repeated = ComponentFilter::fit(&xr, &yr, None, None, boost).unwrap();
         assert!((weighted.base_logit - repeated.base_logit).abs() < 1e-12);
         for xi in &x {
-            assert!((weighted.score(xi) - repeated.score(xi)).abs() < 1e-9);
+            assert!((weighted.score(xi).unwrap() - repeated.score(xi).unwrap()).abs() < 1e-9);
         }
         // Weights shift the fit: the unweighted one differs.
-        let plain = ComponentFilter::fit(&x, &y, None, boost).unwrap();
+        let plain = ComponentFilter::fit(&x, &y, None, None, boost).unwrap();
         assert!((plain.base_logit - weighted.base_logit).abs() > 1e-3);
         // Bad weights are refused with the reason.
         for bad in [vec![1.0; 3], vec![0.0; x.len()], vec![f64::NAN; x.len()], vec![-1.0; x.len()]] {
-            let e = ComponentFilter::fit(&x, &y, Some(&bad), boost).unwrap_err().to_string();
+            let e = ComponentFilter::fit(&x, &y, Some(&bad), None, boost).unwrap_err().to_string();
             assert!(e.contains("weight"), "{e}");
+        }
+    }
+
+    #[test]
+    fn shell_features_match_a_brute_force_shell() {
+        // Two irregular components on an anisotropic grid, one touching the volume's edge, in
+        // tissue of varied HU; the shell is every voxel within the box radius of a component voxel
+        // that is not in that component.
+        let g = Geometry::axis_aligned([0.7, 1.0, 2.5], [0.0; 3]);
+        let dims = [20, 14, 9];
+        let mut labels = Volume::<u32>::zeros(dims, g);
+        let mut ct = Volume::<i16>::zeros(dims, g);
+        for ((k, j, i), v) in ct.data_mut().indexed_iter_mut() {
+            *v = [-100, -500, 40, 250, -30, -190, -191, -29][(i * 7 + j * 3 + k) % 8];
+        }
+        for ((k, j, i), l) in labels.data_mut().indexed_iter_mut() {
+            let (x, y, z) = (i as f64 - 6.0, j as f64 - 6.0, k as f64 - 4.0);
+            if x * x / 9.0 + y * y / 6.0 + z * z / 2.0 <= 1.0 {
+                *l = 1;
+            } else if i >= 16 && j <= 3 && k >= 6 && (i + j) % 3 != 0 {
+                *l = 2;
+            }
+        }
+        let prob = labels.map(|l| if l > 0 { 0.9f32 } else { 0.0 });
+        let f = component_features(&labels, &prob, &ct).unwrap();
+        assert_eq!(f.len(), 2);
+        // 3 mm: 4 voxels of 0.7 mm, 3 of 1 mm, 1 of 2.5 mm.
+        let r = [4usize, 3, 1];
+        let lab = labels.data();
+        for (c, feat) in f.iter().enumerate() {
+            let l = c as u32 + 1;
+            let (mut n, mut fat, mut sum) = (0usize, 0usize, 0f64);
+            for ((k, j, i), &v) in lab.indexed_iter() {
+                let near = v != l
+                    && lab.indexed_iter().any(|((kk, jj, ii), &w)| {
+                        w == l && kk.abs_diff(k) <= r[2] && jj.abs_diff(j) <= r[1] && ii.abs_diff(i) <= r[0]
+                    });
+                if near {
+                    let h = ct.data()[[k, j, i]];
+                    n += 1;
+                    fat += usize::from((-190..=-30).contains(&h));
+                    sum += f64::from(h);
+                }
+            }
+            assert!(n > 0 && fat > 0 && fat < n, "label {l}: a mixed shell ({fat} of {n})");
+            assert!((feat.values[8] - fat as f64 / n as f64).abs() < 1e-12, "label {l}");
+            assert!((feat.values[9] - sum / n as f64).abs() < 1e-9, "label {l}");
         }
     }
 
@@ -621,6 +816,7 @@ mod tests {
         let mut filter = ComponentFilter::fit(
             &x,
             &[true, false, false, false],
+            None,
             None,
             BoostConfig { n_trees: 0, ..Default::default() },
         )

@@ -258,7 +258,7 @@ fn peak_cutoff_drops_lukewarm_components_only() {
 
 #[test]
 fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
-    use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES};
+    use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES, N_FEATURES};
     // Two balls of the same confidence: radius 6 mm and radius 3.5 mm (both above 4.5 mm short axis).
     let sp = [1.0, 1.0, 1.0];
     let big = shape([40, 24, 20], sp, |p| in_ball(p, [10.0, 12.0, 10.0], 6.0));
@@ -277,10 +277,10 @@ fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
     let ct = prob.map(|p| if p > 0.0 { 50i16 } else { -100 });
     // A filter fitted on samples where only large components are nodes: ln(volume) splits them.
     let sad = FEATURE_NAMES.iter().position(|&f| f == "ln_volume_mm3").unwrap();
-    let x: Vec<[f64; 8]> =
+    let x: Vec<[f64; N_FEATURES]> =
         (0..40).map(|i| std::array::from_fn(|f| if f == sad { 3.0 + i as f64 * 0.1 } else { 1.0 })).collect();
     let y: Vec<bool> = x.iter().map(|v| v[sad] > 5.5).collect();
-    let mut filter = ComponentFilter::fit(&x, &y, None, BoostConfig::default()).unwrap();
+    let mut filter = ComponentFilter::fit(&x, &y, None, None, BoostConfig::default()).unwrap();
     filter.min_score = 0.5;
     let cfg = PostProcessConfig { threshold: 0.5, ..Default::default() };
     let out =
@@ -289,6 +289,33 @@ fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
     // ln(V): big ball ~ ln(905) = 6.8 (kept), small ball ~ ln(180) = 5.2 (dropped).
     assert_eq!((out.report.n_components, out.report.n_removed_by_filter, out.report.n_nodes), (2, 1, 1));
     assert!(out.measurements[0].axes.short_axis_mm > 10.0, "the large ball is kept");
+    // The same split from a filter that names its own features, in its own order: the trees index
+    // that list, and scoring picks those features out of all of them.
+    let own = ["mean_hu".to_string(), "ln_volume_mm3".to_string()];
+    let mut narrow = ComponentFilter::fit(&x, &y, None, Some(&own), BoostConfig::default()).unwrap();
+    narrow.min_score = 0.5;
+    assert_eq!(narrow.features, own);
+    assert_eq!(
+        narrow.trees,
+        filter
+            .trees
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                for n in &mut t.nodes {
+                    if let nodal_nodes::filter::TreeNode::Split { feature, .. } = n {
+                        assert_eq!(*feature, sad);
+                        *feature = 1;
+                    }
+                }
+                t
+            })
+            .collect::<Vec<_>>()
+    );
+    let narrow_out =
+        nodal_nodes::postprocess::postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&narrow))
+            .unwrap();
+    assert_eq!(narrow_out.report, out.report);
     let unfiltered = postprocess_probability(&prob, Some(&ct), &cfg).unwrap();
     assert_eq!((unfiltered.report.n_removed_by_filter, unfiltered.report.n_nodes), (0, 2));
     // The filter's features are measured on the CT: none given is an error.

@@ -15,6 +15,7 @@ use crate::render::{Grid, PlacedNode};
 use crate::rng::{hash_normal, mix64, stream, uni};
 use crate::{Phantom, PhantomError};
 use ndarray::Array3;
+use nodal_core::morph::dilate_box;
 use nodal_core::Volume;
 use rand::Rng;
 use std::path::Path;
@@ -48,30 +49,6 @@ pub fn threshold_tissue(ct: &Volume<i16>) -> Volume<u8> {
             Tissue::Muscle
         }) as u8
     })
-}
-
-/// Box dilation of a 0/1 mask `[nk, nj, ni]` by `r` voxels per axis (i, j, k), separable.
-pub fn dilate(mask: &Array3<u8>, r: [usize; 3]) -> Array3<u8> {
-    let mut cur = mask.clone();
-    for (axis, rad) in [(2usize, r[0]), (1, r[1]), (0, r[2])] {
-        if rad == 0 {
-            continue;
-        }
-        let src = cur.clone();
-        for (mut o, s) in cur.lanes_mut(ndarray::Axis(axis)).into_iter().zip(src.lanes(ndarray::Axis(axis))) {
-            let n = s.len();
-            // Prefix sums: any one inside [x - rad, x + rad].
-            let mut pre = vec![0u32; n + 1];
-            for x in 0..n {
-                pre[x + 1] = pre[x] + s[x] as u32;
-            }
-            for x in 0..n {
-                let (a, b) = (x.saturating_sub(rad), (x + rad + 1).min(n));
-                o[x] = (pre[b] > pre[a]) as u8;
-            }
-        }
-    }
-    cur
 }
 
 /// Local noise standard deviation near `idx`: high-pass (3x3 in-plane mean removed) residual of
@@ -125,10 +102,10 @@ pub fn insert_nodes(bg: &Volume<i16>, cfg: &PhantomConfig, seed: u64) -> Result<
     let d = bg.data();
     let excl = d.mapv(|v| (!(AIR_HU..=VESSEL_HU).contains(&v)) as u8);
     let r15 = |a: usize| (1.5 / sp[a]).ceil() as usize;
-    let excl_d = dilate(&excl, [r15(0), r15(1), r15(2)]);
+    let excl_d = dilate_box(&excl, [r15(0), r15(1), r15(2)]);
     let vessel = d.mapv(|v| ((VESSEL_HU..=500).contains(&v)) as u8);
     let r25 = |a: usize| (25.0 / sp[a]).ceil() as usize;
-    let near_vessel = dilate(&vessel, [r25(0), r25(1), r25(2)]);
+    let near_vessel = dilate_box(&vessel, [r25(0), r25(1), r25(2)]);
     let fat_sites: Vec<usize> = (0..d.len())
         .filter(|&v| {
             let x = bg.as_slice()[v];

@@ -14,7 +14,7 @@ use nodal_net::config::{
 use nodal_net::filter::{case_samples, tune_filter, LargeNodes, Sample};
 use nodal_net::infer::InferOptions;
 use nodal_net::train::{list_cases, load_val_cases, SelectionTargets};
-use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES};
+use nodal_nodes::filter::{feature_columns, BoostConfig, ComponentFilter, FEATURE_NAMES};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -59,6 +59,10 @@ pub struct Args {
     /// makes missing one cost the fit more than keeping a false one, as it costs a reader.
     #[arg(long, default_value_t = 1.0)]
     pub large_node_weight: f64,
+    /// The features the filter uses, comma-separated (default: all of them; the samples record
+    /// every feature either way, so a run with other features resumes from the same samples).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub features: Vec<String>,
 }
 
 /// Short axis from which a node component takes `--large-node-weight`, mm (the size the selection
@@ -114,6 +118,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--large-node-weight {}: must be a number > 0",
         args.large_node_weight
     );
+    let features = (!args.features.is_empty()).then_some(args.features.as_slice());
+    if let Some(f) = features {
+        feature_columns(f).with_context(|| format!("--features (known: {})", FEATURE_NAMES.join(", ")))?;
+    }
 
     let mut model = load_model_arg(args.model.as_deref())?;
     if model.component_filter.take().is_some() {
@@ -217,7 +225,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{n_large} of them >= {LARGE_NODE_MM} mm weigh {} in the fit", args.large_node_weight);
     }
     let boost = BoostConfig::default();
-    let mut filter = ComponentFilter::fit(&x, &y, Some(&w), boost).context("fitting the component filter")?;
+    let mut filter =
+        ComponentFilter::fit(&x, &y, Some(&w), features, boost).context("fitting the component filter")?;
     filter.keep_short_axis_mm = (args.keep_short_axis_mm > 0.0).then_some(args.keep_short_axis_mm);
 
     // Cut-offs on the selection cases.
