@@ -11,8 +11,9 @@
 //! fraction and mean HU of a shell [`SHELL_MM`] wide around it. A lymph node is a discrete oval
 //! structure embedded in fat; the network's confident false positives are pieces of muscle,
 //! vessel and bowel whose surroundings are not fat — what a reader looks at beside the blob itself.
-//! A filter names the features it uses (`features`, a subset of [`FEATURE_NAMES`]), so filters
-//! fitted before a feature was added keep working.
+//! A filter names the features it uses (`features`, a subset of [`FEATURE_NAMES`]; by default
+//! [`DEFAULT_FEATURES`], without the context), so filters fitted before a feature was added keep
+//! working.
 //!
 //! The features leave out the spread of HU inside a component (standard deviation, percentiles):
 //! the simulated nodes of the data engine are more textured than the tissue blobs a network
@@ -44,6 +45,21 @@ pub const FEATURE_NAMES: [&str; 10] = [
     "mean_probability",
     "shell_fat_fraction",
     "shell_mean_hu",
+];
+
+/// The features a filter uses unless told otherwise: those of the component itself. The context
+/// features are opt-in: on the shipped network's selection cases they removed false positives but
+/// also bulky metastases, whose surroundings (displaced muscle and vessels) are less fatty than a
+/// small node's (model card, "Context features").
+pub const DEFAULT_FEATURES: [&str; 8] = [
+    "ln_volume_mm3",
+    "short_axis_mm",
+    "long_to_short_axis",
+    "sphericity",
+    "mean_hu",
+    "necrosis_fraction",
+    "peak_logit",
+    "mean_probability",
 ];
 
 /// Number of features.
@@ -270,7 +286,7 @@ fn sigmoid(z: f64) -> f64 {
 impl ComponentFilter {
     /// Fits the trees to samples `x` (every feature of [`FEATURE_NAMES`]) with labels `y` (true =
     /// node) and optional positive sample weights (`None`: all 1), using the features named in
-    /// `features` (`None`: all); `min_score` starts at 0.5.
+    /// `features` (`None`: [`DEFAULT_FEATURES`]); `min_score` starts at 0.5.
     ///
     /// # Errors
     /// [`NodesError::InvalidOption`] without samples of both classes, for non-finite features,
@@ -286,7 +302,7 @@ impl ComponentFilter {
         let bad = |name, value: String, reason| NodesError::InvalidOption { name, value, reason };
         let features: Vec<String> = match features {
             Some(f) => f.to_vec(),
-            None => FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            None => DEFAULT_FEATURES.iter().map(|s| s.to_string()).collect(),
         };
         let columns = feature_columns(&features)?;
         let x: Vec<Vec<f64>> = x.iter().map(|xi| columns.iter().map(|&c| xi[c]).collect()).collect();
@@ -619,6 +635,7 @@ mod tests {
         let (x, y) = sample(11, 200);
         let f = ComponentFilter::fit(&x, &y, None, None, BoostConfig { n_trees: 5, ..Default::default() })
             .unwrap();
+        assert_eq!(f.features, DEFAULT_FEATURES);
         let back: ComponentFilter = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(back, f);
         back.validate().unwrap();
@@ -633,11 +650,12 @@ mod tests {
         assert!(repeated.validate().is_err());
         let mut fewer = f.clone();
         fewer.features.pop();
+        let dropped = fewer.features.len();
         let unused = fewer
             .trees
             .iter()
             .flat_map(|t| &t.nodes)
-            .all(|n| !matches!(n, TreeNode::Split { feature, .. } if *feature == N_FEATURES - 1));
+            .all(|n| !matches!(n, TreeNode::Split { feature, .. } if *feature == dropped));
         // Dropping a feature's name is valid exactly when no tree splits on it.
         assert_eq!(fewer.validate().is_ok(), unused);
         // A filter fitted on a subset names it, and its trees index it.

@@ -59,8 +59,9 @@ pub struct Args {
     /// makes missing one cost the fit more than keeping a false one, as it costs a reader.
     #[arg(long, default_value_t = 1.0)]
     pub large_node_weight: f64,
-    /// The features the filter uses, comma-separated (default: all of them; the samples record
-    /// every feature either way, so a run with other features resumes from the same samples).
+    /// The features the filter uses, comma-separated (default: the component's own, without the
+    /// context features `shell_fat_fraction` and `shell_mean_hu`; the samples record every feature
+    /// either way, so a run with other features resumes from the same samples).
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub features: Vec<String>,
 }
