@@ -59,7 +59,7 @@ pub fn case_samples(
             touches[c as usize] = true;
         }
     }
-    let features = component_features(&cc.labels, &out.probability, ct).map_err(|e| eval_err(&e))?;
+    let features = component_features(&cc.labels, &out.probability, ct, true).map_err(|e| eval_err(&e))?;
     Ok(features
         .into_iter()
         .filter(|f| f.short_axis_mm >= MIN_SHORT_AXIS_MM)
