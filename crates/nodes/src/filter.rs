@@ -33,20 +33,6 @@ use nodal_core::morph::dilate_box;
 use nodal_core::Volume;
 use serde::{Deserialize, Serialize};
 
-/// Names of the features, in the order of [`ComponentFeatures::values`].
-pub const FEATURE_NAMES: [&str; 10] = [
-    "ln_volume_mm3",
-    "short_axis_mm",
-    "long_to_short_axis",
-    "sphericity",
-    "mean_hu",
-    "necrosis_fraction",
-    "peak_logit",
-    "mean_probability",
-    "shell_fat_fraction",
-    "shell_mean_hu",
-];
-
 /// The features a filter uses unless told otherwise: those of the component itself. The context
 /// features are opt-in: on the shipped network's selection cases they removed false positives but
 /// also bulky metastases, whose surroundings (displaced muscle and vessels) are less fatty than a
@@ -61,6 +47,23 @@ pub const DEFAULT_FEATURES: [&str; 8] = [
     "peak_logit",
     "mean_probability",
 ];
+
+/// The context features: the fat fraction and mean HU of a shell [`SHELL_MM`] wide around the
+/// component.
+pub const CONTEXT_FEATURES: [&str; 2] = ["shell_fat_fraction", "shell_mean_hu"];
+
+/// Names of every feature, in the order of [`ComponentFeatures::values`]: the default ones, then
+/// the context ones.
+pub const FEATURE_NAMES: [&str; 10] = {
+    let mut all = [""; 10];
+    let mut i = 0;
+    while i < all.len() {
+        let n = DEFAULT_FEATURES.len();
+        all[i] = if i < n { DEFAULT_FEATURES[i] } else { CONTEXT_FEATURES[i - n] };
+        i += 1;
+    }
+    all
+};
 
 /// Number of features.
 pub const N_FEATURES: usize = FEATURE_NAMES.len();
@@ -84,9 +87,6 @@ pub struct ComponentFeatures {
     /// Feature values in the order of [`FEATURE_NAMES`].
     pub values: [f64; N_FEATURES],
 }
-
-/// The context features ([`FEATURE_NAMES`] that describe a component's surroundings).
-pub const CONTEXT_FEATURES: [&str; 2] = ["shell_fat_fraction", "shell_mean_hu"];
 
 /// The features of every component of `labels` (ids > 0), from its measurements against `ct` and
 /// the probabilities `prob` over its voxels; in increasing label order. The shell is not free
@@ -644,9 +644,6 @@ mod tests {
         let f = ComponentFilter::fit(&x, &y, None, None, BoostConfig { n_trees: 5, ..Default::default() })
             .unwrap();
         assert_eq!(f.features, DEFAULT_FEATURES);
-        // The catalogue is the default features, then the context ones.
-        assert_eq!(FEATURE_NAMES[..DEFAULT_FEATURES.len()], DEFAULT_FEATURES);
-        assert_eq!(FEATURE_NAMES[DEFAULT_FEATURES.len()..], CONTEXT_FEATURES);
         let back: ComponentFilter = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(back, f);
         back.validate().unwrap();
