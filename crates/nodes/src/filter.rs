@@ -115,15 +115,15 @@ pub fn component_features(
     }
     let measurements = measure_nodes(labels, Some(ct), &MeasureOptions::default())?;
     let unmeasured = Shell { fat_fraction: f64::NAN, mean_hu: f64::NAN };
-    let shells = if with_context { shell_stats(labels, ct, n) } else { vec![unmeasured; n + 1] };
     Ok(measurements
         .iter()
         .map(|m| {
             let l = m.label as usize;
+            let around = if with_context { shell(labels, ct, m) } else { unmeasured };
             ComponentFeatures {
                 label: m.label,
                 short_axis_mm: m.axes.short_axis_mm,
-                values: feature_values(m, peak[l], sum[l] / m.voxel_count as f64, shells[l]),
+                values: feature_values(m, peak[l], sum[l] / m.voxel_count as f64, around),
             }
         })
         .collect())
@@ -138,54 +138,34 @@ struct Shell {
     mean_hu: f64,
 }
 
-/// The [`Shell`] of every label up to `n` (index = label; labels without voxels, or whose shell
-/// is empty because the component fills the volume, get zeros). The shell is a box
-/// neighbourhood: `±round(SHELL_MM / spacing)` voxels (at least 1) along each index axis, clipped
-/// to the volume; other components' voxels count as tissue like any other.
-fn shell_stats(labels: &Volume<u32>, ct: &Volume<i16>, n: usize) -> Vec<Shell> {
-    let [ni, nj, nk] = labels.dims();
-    let mut lo = vec![[usize::MAX; 3]; n + 1];
-    let mut hi = vec![[0usize; 3]; n + 1];
-    for ((k, j, i), &l) in labels.data().indexed_iter() {
-        if l > 0 {
-            let (a, b) = (&mut lo[l as usize], &mut hi[l as usize]);
-            for (ax, v) in [i, j, k].into_iter().enumerate() {
-                a[ax] = a[ax].min(v);
-                b[ax] = b[ax].max(v);
-            }
-        }
-    }
+/// The [`Shell`] of the measured component `m` (zeros when the component fills the volume and
+/// leaves no shell). The shell is a box neighbourhood: `±round(SHELL_MM / spacing)` voxels (at
+/// least 1) along each index axis, clipped to the volume, searched only around the component's
+/// bounding box; other components' voxels count as tissue like any other.
+fn shell(labels: &Volume<u32>, ct: &Volume<i16>, m: &NodeMeasurement) -> Shell {
+    let dims = labels.dims();
     let sp = labels.geometry().spacing_mm;
     let r: [usize; 3] = std::array::from_fn(|a| ((SHELL_MM / sp[a]).round() as usize).max(1));
-    let dims = [ni, nj, nk];
+    let start: [usize; 3] = std::array::from_fn(|a| m.bbox_min_index[a].saturating_sub(r[a]));
+    let end: [usize; 3] = std::array::from_fn(|a| (m.bbox_max_index[a] + r[a] + 1).min(dims[a]));
     let (lab, hu) = (labels.data(), ct.data());
-    (0..=n)
-        .map(|l| {
-            if l == 0 || lo[l][0] == usize::MAX {
-                return Shell::default();
-            }
-            let start: [usize; 3] = std::array::from_fn(|a| lo[l][a].saturating_sub(r[a]));
-            let end: [usize; 3] = std::array::from_fn(|a| (hi[l][a] + r[a] + 1).min(dims[a]));
-            let size = [end[2] - start[2], end[1] - start[1], end[0] - start[0]];
-            let inside = ndarray::Array3::from_shape_fn(size, |(k, j, i)| {
-                u8::from(lab[[start[2] + k, start[1] + j, start[0] + i]] == l as u32)
-            });
-            let near = dilate_box(&inside, r);
-            let (mut count, mut fat, mut sum) = (0usize, 0usize, 0f64);
-            for (((k, j, i), &d), &c) in near.indexed_iter().zip(inside.iter()) {
-                if d == 1 && c == 0 {
-                    let h = hu[[start[2] + k, start[1] + j, start[0] + i]];
-                    count += 1;
-                    fat += usize::from(FAT_HU.contains(&h));
-                    sum += f64::from(h);
-                }
-            }
-            if count == 0 {
-                return Shell::default();
-            }
-            Shell { fat_fraction: fat as f64 / count as f64, mean_hu: sum / count as f64 }
-        })
-        .collect()
+    let at = |(k, j, i): (usize, usize, usize)| [start[2] + k, start[1] + j, start[0] + i];
+    let size = [end[2] - start[2], end[1] - start[1], end[0] - start[0]];
+    let inside = ndarray::Array3::from_shape_fn(size, |idx| u8::from(lab[at(idx)] == m.label));
+    let near = dilate_box(&inside, r);
+    let (mut count, mut fat, mut sum) = (0usize, 0usize, 0f64);
+    for ((idx, &d), &c) in near.indexed_iter().zip(inside.iter()) {
+        if d == 1 && c == 0 {
+            let h = hu[at(idx)];
+            count += 1;
+            fat += usize::from(FAT_HU.contains(&h));
+            sum += f64::from(h);
+        }
+    }
+    if count == 0 {
+        return Shell::default();
+    }
+    Shell { fat_fraction: fat as f64 / count as f64, mean_hu: sum / count as f64 }
 }
 
 /// The features of one measured component with probability peak `peak`, mean `mean_p` and
