@@ -7,12 +7,16 @@ Developer tool only (torch is large and not part of CI):
 
     python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch safetensors numpy
     cargo run --release -p nodal-net --example net_twin_dump -- models/default /tmp/twin
-    /tmp/torchenv/bin/python scripts/torch_twin.py models/default /tmp/twin
+    /tmp/torchenv/bin/python scripts/torch_twin.py models/default /tmp/twin [--device cuda] [--batch N]
+
+`--device cuda` runs the twin on a GPU (TF32 off, so the 1e-4 check holds); `--batch N` also times
+a batch of N tiles (throughput per tile).
 
 The network is re-implemented from its description (valid 3x3x3 conv + LeakyReLU pathways per
 level, x2 transposed-conv up-sampling, centre crop, concatenation, 1x1x1 fuse + LeakyReLU, merge
 convs, 1x1x1 head), so agreement checks the Rust forward pass and the weight layout together.
 """
+import argparse
 import json
 import sys
 import time
@@ -63,31 +67,58 @@ class Foveal(torch.nn.Module):
 
 
 def main():
-    model_dir, dump = Path(sys.argv[1]), Path(sys.argv[2])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model_dir", type=Path)
+    ap.add_argument("dump", type=Path)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=1)
+    args = ap.parse_args()
+    model_dir, dump, dev = args.model_dir, args.dump, torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     cfg = json.loads((model_dir / "config.json").read_text())
     assert cfg["arch"]["kind"] == "foveal", "the twin implements the foveal net"
     meta = json.loads((dump / "meta.json").read_text())
-    net = Foveal(cfg["arch"], load_file(str(model_dir / "model.safetensors"))).eval()
-    inputs = [torch.from_numpy(np.fromfile(dump / f"input_{l}.f32", dtype="<f4").reshape(s))
+    net = Foveal(cfg["arch"], load_file(str(model_dir / "model.safetensors"))).eval().to(dev)
+    inputs = [torch.from_numpy(np.fromfile(dump / f"input_{l}.f32", dtype="<f4").reshape(s)).to(dev)
               for l, s in enumerate(meta["input_shapes"])]
     rust = np.fromfile(dump / "logits.f32", dtype="<f4").reshape(meta["logits_shape"])
-    torch.set_num_threads(2)
-    with torch.no_grad():
-        out = net(inputs).numpy()
+    if dev.type == "cpu":
+        torch.set_num_threads(2)
+
+    def timed(xs, reps=5):
         times = []
-        for _ in range(5):
+        for _ in range(reps):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
             t = time.perf_counter()
-            net(inputs)
+            net(xs)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
+        return sorted(times)[reps // 2]
+
+    with torch.no_grad():
+        out = net(inputs).cpu().numpy()
+        timed(inputs, 2)  # warm-up (cuDNN picks its kernels)
+        t_torch = timed(inputs)
+        batch = {}
+        if args.batch > 1:
+            xs = [x.repeat(args.batch, 1, 1, 1, 1) for x in inputs]
+            timed(xs, 2)
+            t_b = timed(xs)
+            batch = {"batch": args.batch, "torch_s_per_tile_batched": t_b / args.batch}
     diff = float(np.abs(out - rust).max())
-    t_torch = sorted(times)[2]
     t_rust = meta["seconds_per_forward_median"]
     print(json.dumps({
         "tile": meta["tile"],
         "max_abs_diff": diff,
+        "torch_device": str(dev),
         "torch_s": t_torch,
-        "burn_flex_s": t_rust,
+        "burn_device": meta.get("device", "cpu"),
+        "burn_s": t_rust,
         "burn_over_torch": t_rust / t_torch,
+        **batch,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
     }, indent=2))

@@ -66,3 +66,42 @@ fn info_lists_several_series_and_a_wrong_choice_exits_2() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not found"), "{err}");
 }
+
+#[test]
+fn an_unusable_device_exits_2_before_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let ct = testdata().join("totalsegmentator/tests/reference_files/example_seg_dicom.nii.gz");
+    let out = dir.path().join("seg");
+    let segment = |device: &str| {
+        nodal(&[
+            "segment".as_ref(),
+            ct.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--device".as_ref(),
+            device.as_ref(),
+        ])
+    };
+    let (code, _, err) = segment("tpu");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown device \"tpu\"") && err.contains("cpu, vulkan"), "{err}");
+    if !cfg!(feature = "vulkan") {
+        let (code, _, err) = segment("vulkan");
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--features vulkan"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!out.exists());
+    // The environment variable chooses too.
+    let (code, _, err) = {
+        let o = Command::new(env!("CARGO_BIN_EXE_nodal"))
+            .env("NODAL_DEVICE", "tpu")
+            .args(["segment".as_ref(), ct.as_os_str(), "-o".as_ref(), out.as_os_str()])
+            .output()
+            .unwrap();
+        (o.status.code().unwrap(), (), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\"tpu\""), "{err}");
+    assert!(!out.exists());
+}

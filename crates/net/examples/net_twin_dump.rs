@@ -1,6 +1,7 @@
 //! Writes deterministic per-level input patches and the network's logits for a model folder, plus
 //! the forward time, for `scripts/torch_twin.py` (the PyTorch re-implementation check).
 //! `cargo run --release -p nodal-net --example net_twin_dump -- MODEL_DIR OUT_DIR [TILE]`
+//! (`NODAL_DEVICE=vulkan` runs it on the GPU, in builds with the `vulkan` feature).
 //!
 //! OUT_DIR gets `input_<level>.f32`, `logits.f32` (raw little-endian float32, C order) and
 //! `meta.json` (shapes, seconds per forward).
@@ -19,6 +20,9 @@ fn write_f32(path: &std::path::Path, v: &[f32]) {
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     assert!(a.len() >= 3, "usage: net_twin_dump MODEL_DIR OUT_DIR [TILE]");
+    if let Ok(name) = std::env::var("NODAL_DEVICE") {
+        nodal_net::select_compute(nodal_net::Compute::parse(&name).expect("device")).expect("device");
+    }
     let model = nodal_net::load_model(a[1].as_ref()).expect("model");
     let out_dir = std::path::PathBuf::from(&a[2]);
     std::fs::create_dir_all(&out_dir).expect("out dir");
@@ -46,6 +50,8 @@ fn main() {
     let v = logits.into_data().try_to_vec::<f32>().expect("f32");
     write_f32(&out_dir.join("logits.f32"), &v);
     let mut times = Vec::new();
+    // A GPU compiles (and may tune) its kernels on first use: one more untimed pass.
+    let _ = model.net.forward(make()).into_data();
     for _ in 0..5 {
         let t = Instant::now();
         let _ = model.net.forward(make()).into_data();
@@ -57,6 +63,7 @@ fn main() {
         "logits_shape": dims,
         "seconds_per_forward_median": times[2],
         "tile": tile,
+        "device": nodal_net::selected_compute().name(),
     });
     std::fs::write(out_dir.join("meta.json"), serde_json::to_string_pretty(&meta).expect("json"))
         .expect("meta");

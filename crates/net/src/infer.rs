@@ -318,6 +318,24 @@ mod tests {
     }
 
     #[test]
+    fn tiles_per_call_do_not_change_the_result() {
+        let cfg = small_foveal();
+        let net = cfg.arch.init(&crate::device()).unwrap();
+        let img = random_image([20, 18, 22]);
+        let run = |batch: usize| {
+            let opts = InferOptions { tile_out: Some(8), overlap: Some(0.5), batch, tta: false };
+            predict_prepared(&net, &cfg, &img, None, &opts, None).unwrap()
+        };
+        let (one, n) = run(1);
+        // 7 does not divide the 80 tiles, so the last call holds fewer.
+        assert_eq!(n, 80);
+        for batch in [2, 7, 100] {
+            let (p, _) = run(batch);
+            assert_eq!(p.as_slice(), one.as_slice(), "batch {batch}");
+        }
+    }
+
+    #[test]
     fn tta_flip_of_symmetric_input_is_consistent_and_unet_runs() {
         let cfg = small_foveal();
         let net = cfg.arch.init(&crate::device()).unwrap();

@@ -1,9 +1,11 @@
 //! The foveal 3D CNN and a U-Net baseline in burn: preprocessing, training and sliding-window
-//! inference for cervical lymph-node segmentation in CT. Runs on the pure-Rust `flex` CPU backend.
+//! inference for cervical lymph-node segmentation in CT. Runs on the pure-Rust `flex` CPU backend,
+//! or on a GPU through Vulkan in builds with the `vulkan` feature ([`compute`]).
 //!
 //! * [`model`] — [`ArchConfig`] (serialisable) -> [`Net`] (a burn `Module`): the foveal net
 //!   ([`FovealConfig`], the default) and a 3D U-Net baseline ([`UNetConfig`]). Tensors are
 //!   `[batch, channel, z, y, x]`, the spatial order of [`nodal_core::Volume`] arrays.
+//! * [`compute`] — [`Compute`]: where the network runs, chosen once per process.
 //! * [`config`] — [`ModelConfig`]: architecture + [`Preprocessing`] + inference defaults, saved as
 //!   `config.json` beside `model.safetensors`; [`load_model`] / [`save_model`] / [`default_model`].
 //! * [`preprocess`] — reorient, body-mask crop, resample to the model spacing, HU clip + normalise:
@@ -26,6 +28,7 @@
 //! let out = nodal_net::infer::predict(&model, &ct.hu, &nodal_net::infer::InferOptions::default(), None).unwrap();
 //! println!("{:?}", out.probability.dims());
 //! ```
+pub mod compute;
 pub mod config;
 pub mod filter;
 pub mod infer;
@@ -36,6 +39,7 @@ pub mod preprocess;
 pub mod rng;
 pub mod train;
 
+pub use compute::{device, select_compute, selected_compute, Compute};
 pub use config::{default_model, load_model, save_model, LoadedModel, ModelConfig};
 pub use model::{ArchConfig, FovealConfig, Net, UNetConfig};
 pub use preprocess::Preprocessing;
@@ -75,6 +79,9 @@ pub enum NetError {
     /// Geometry error from the core crate.
     #[error(transparent)]
     Core(#[from] nodal_core::CoreError),
+    /// The compute device cannot be used (not in this build, no driver, no GPU).
+    #[error("device: {0}")]
+    Device(String),
     /// Evaluation of a validation case failed.
     #[error("validation: {0}")]
     Eval(String),
@@ -90,9 +97,4 @@ impl NetError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         NetError::Io { path: path.into(), source }
     }
-}
-
-/// The compute device: burn's pure-Rust `flex` CPU backend (multi-threaded with rayon).
-pub fn device() -> burn::prelude::Device {
-    burn::prelude::Device::flex()
 }

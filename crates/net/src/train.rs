@@ -596,6 +596,8 @@ pub struct RunState {
 struct LogRecord {
     step: usize,
     kind: &'static str,
+    /// Where the step ran (`cpu`, `vulkan`): a resumed run may change device.
+    device: &'static str,
     lr: f64,
     loss: Option<f64>,
     ce: Option<f64>,
@@ -986,6 +988,7 @@ pub fn train(
         if state.step % cfg.log_every == 0 || last {
             let n = acc.3.max(1) as f64;
             logger.write(&LogRecord {
+                device: crate::selected_compute().name(),
                 step: state.step,
                 kind: "train",
                 lr,
@@ -1039,6 +1042,7 @@ pub fn train(
                 )?;
             }
             logger.write(&LogRecord {
+                device: crate::selected_compute().name(),
                 step: state.step,
                 kind: "val",
                 lr,

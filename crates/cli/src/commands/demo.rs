@@ -65,9 +65,12 @@ pub struct Args {
     /// Model folder (default: as for `nodal segment`).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: super::DeviceArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.device.select()?;
     let t0 = Instant::now();
     let seed = args.seed.unwrap_or_else(default_seed);
     let size = match args.size {

@@ -26,6 +26,8 @@ pub struct Args {
     /// Model folder whose false positives are mined (default: as `nodal segment`).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: super::DeviceArg,
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -71,6 +73,7 @@ fn finished_cases(dir: &Path, producer: &Producer) -> HashMap<String, CaseRecord
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.device.select()?;
     let model = load_model_arg(args.model.as_deref())?;
     let cases = list_cases(&args.data)?;
     let dir = args.data.join(NEGATIVES_DIR);

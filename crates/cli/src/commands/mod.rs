@@ -21,6 +21,22 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// `--device`, for the commands that run the network.
+#[derive(clap::Args)]
+pub struct DeviceArg {
+    /// Where the network runs: `cpu` (default), or `vulkan` (a GPU; builds with `--features vulkan`).
+    #[arg(long = "device", value_name = "DEVICE", default_value = "cpu", env = "NODAL_DEVICE")]
+    pub name: String,
+}
+
+impl DeviceArg {
+    /// Puts the network on this device for the rest of the process.
+    pub fn select(&self) -> anyhow::Result<()> {
+        nodal_net::select_compute(nodal_net::Compute::parse(&self.name)?)?;
+        Ok(())
+    }
+}
+
 /// The network behind the record of a command that resumes (`hard-negatives`, `train-filter`):
 /// work recorded by another network is done again.
 #[derive(serde::Serialize, serde::Deserialize, PartialEq)]

@@ -36,6 +36,11 @@ pub struct Args {
     /// Inference tile edge in model voxels (default: the model's).
     #[arg(long)]
     pub tile: Option<usize>,
+    /// Tiles per network call: more keep a GPU busier.
+    #[arg(long, default_value_t = InferOptions::default().batch as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub batch: u64,
+    #[command(flatten)]
+    pub device: super::DeviceArg,
 }
 
 #[derive(Serialize)]
@@ -48,6 +53,8 @@ struct SegmentRecord<'a> {
     model_folder: String,
     model_config: &'a nodal_net::ModelConfig,
     tta: bool,
+    device: &'static str,
+    batch: usize,
     tiles: usize,
     ct_dims: [usize; 3],
     ct_spacing_mm: [f64; 3],
@@ -69,6 +76,7 @@ struct Timings {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.device.select()?;
     let t0 = Instant::now();
     let ct = nodal_io::read_ct(&args.ct).with_context(|| format!("reading CT {}", args.ct.display()))?;
     let t_read = t0.elapsed().as_secs_f64();
@@ -78,7 +86,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t_model = t.elapsed().as_secs_f64();
 
     let bar = tile_bar();
-    let opts = InferOptions { tile_out: args.tile, tta: args.tta, ..Default::default() };
+    let opts =
+        InferOptions { tile_out: args.tile, tta: args.tta, batch: args.batch as usize, ..Default::default() };
     let seg = segment_ct(&ct.hu, &model, &opts, Some(&bar))
         .with_context(|| format!("segmenting {}", args.ct.display()))?;
     bar.finish_and_clear();
@@ -121,6 +130,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_folder: model.folder.display().to_string(),
         model_config: &model.config,
         tta: args.tta,
+        device: nodal_net::selected_compute().name(),
+        batch: args.batch as usize,
         tiles: seg.n_tiles,
         ct_dims: ct.hu.dims(),
         ct_spacing_mm: ct.hu.geometry().spacing_mm,

@@ -31,9 +31,12 @@ pub struct Args {
     /// Stop after this many minutes of training in this session (checkpoint + validation first).
     #[arg(long)]
     pub max_minutes: Option<f64>,
+    #[command(flatten)]
+    pub device: super::DeviceArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.device.select()?;
     let saved = args.out.join("train_config.json");
     let mut cfg = if args.resume && saved.is_file() {
         TrainConfig::load(&saved)?

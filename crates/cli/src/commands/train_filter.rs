@@ -64,6 +64,8 @@ pub struct Args {
     /// either way, so a run with other features resumes from the same samples).
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub features: Vec<String>,
+    #[command(flatten)]
+    pub device: super::DeviceArg,
 }
 
 /// Short axis from which a node component takes `--large-node-weight`, mm (the size the selection
@@ -106,6 +108,7 @@ const SCHEMA: &str = "nodal.filter_samples/1";
 const SAMPLES_FILE: &str = "filter_samples.json";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    args.device.select()?;
     anyhow::ensure!(
         args.keep_short_axis_mm.is_finite() && args.keep_short_axis_mm >= 0.0,
         "--keep-short-axis-mm {}: must be a number of mm >= 0",
