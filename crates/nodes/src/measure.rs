@@ -445,6 +445,19 @@ pub struct NodeMeasurement {
     pub recist_category: RecistCategory,
     /// Node-RADS size class from the short and long axis.
     pub node_rads_size: NodeRadsSize,
+    /// The network's probability over the node's voxels, when the node came from a probability
+    /// map (`nodal segment`); `None` for label maps measured on their own.
+    pub probability: Option<NodeProbability>,
+}
+
+/// A node's network probability: a per-node confidence for ranking detections (FROC curves,
+/// reading the least certain nodes first).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeProbability {
+    /// Highest probability of any voxel of the node.
+    pub peak: f64,
+    /// Mean over the node's voxels (hole and convex filling add voxels the network scored lower).
+    pub mean: f64,
 }
 
 /// Options for [`measure_nodes`].
@@ -648,6 +661,7 @@ fn measure_one<L: Label>(
         side: if centroid_mm[0] > midline_x { Side::Left } else { Side::Right },
         recist_category: RecistCategory::from_short_axis_mm(axes.short_axis_mm),
         node_rads_size: NodeRadsSize::from_axes_mm(axes.short_axis_mm, axes.long_axis_mm),
+        probability: None,
     }
 }
 

@@ -3,7 +3,8 @@
 //! `nodes.json` is `{"schema": "nodal.nodes/1", "definitions": {...}, "source": {...},
 //! "postprocess": <report or null>, "nodes": [NodeMeasurement...]}`; `nodes.csv` has one row per
 //! node with the same fields flattened (`centroid_mm` -> `centroid_x_mm`, `centroid_y_mm`,
-//! `centroid_z_mm`; end points -> `..._p1_x_mm` ...; empty cells for absent values).
+//! `centroid_z_mm`; end points -> `..._p1_x_mm` ...; `probability` -> `peak_probability`,
+//! `mean_probability`; empty cells for absent values).
 use crate::measure::NodeMeasurement;
 use crate::postprocess::PostProcessReport;
 use crate::NodesError;
@@ -41,6 +42,7 @@ struct Definitions {
     surface_area: &'static str,
     necrosis_fraction: &'static str,
     node_rads_size: &'static str,
+    probability: &'static str,
 }
 
 const DEFINITIONS: Definitions = Definitions {
@@ -52,6 +54,7 @@ const DEFINITIONS: Definitions = Definitions {
     surface_area: "exposed voxel-face area x 2/3 (isotropic-orientation correction)",
     necrosis_fraction: "fraction of 6-eroded interior voxels below 20 HU; null without CT or interior",
     node_rads_size: "bulky: long axis >= 30 mm; enlarged: short axis >= 10 mm; else normal",
+    probability: "network probability over the node's voxels (peak, mean); null without a probability map",
 };
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over `path`.
@@ -116,6 +119,8 @@ pub fn csv_header() -> Vec<String> {
             "side",
             "recist_category",
             "node_rads_size",
+            "peak_probability",
+            "mean_probability",
         ]
         .map(String::from),
     );
@@ -158,6 +163,10 @@ pub fn csv_row(m: &NodeMeasurement) -> Vec<String> {
     r.push(m.interior_voxel_count.to_string());
     r.push(m.necrosis_fraction.map(f).unwrap_or_default());
     r.extend([enum_name(&m.side), enum_name(&m.recist_category), enum_name(&m.node_rads_size)]);
+    match &m.probability {
+        Some(p) => r.extend([f(p.peak), f(p.mean)]),
+        None => r.extend([String::new(), String::new()]),
+    }
     r
 }
 

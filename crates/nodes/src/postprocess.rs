@@ -35,7 +35,7 @@
 use crate::components::{find_root, label_components, Connectivity};
 use crate::filter::ComponentFilter;
 use crate::measure::{
-    axial_axes_sparse, label_boxes, measure_nodes, LabelBox, MeasureOptions, NodeMeasurement,
+    axial_axes_sparse, label_boxes, measure_nodes, LabelBox, MeasureOptions, NodeMeasurement, NodeProbability,
 };
 use crate::NodesError;
 use nodal_core::{Label, Volume};
@@ -386,7 +386,12 @@ fn postprocess_components(
     for v in labels.as_slice_mut() {
         *v = new_id[*v as usize];
     }
-    let measurements = measure_nodes(&labels, ct, &MeasureOptions::default())?;
+    let mut measurements = measure_nodes(&labels, ct, &MeasureOptions::default())?;
+    if let Some(prob) = prob {
+        for (m, p) in measurements.iter_mut().zip(node_probabilities(&labels, prob)) {
+            m.probability = Some(p);
+        }
+    }
     let report = PostProcessReport {
         config: *cfg,
         foreground_voxels,
@@ -400,6 +405,27 @@ fn postprocess_components(
         n_nodes: order.len(),
     };
     Ok(PostProcessed { labels, measurements, report })
+}
+
+/// Peak and mean of `prob` over the voxels of each label `1..=max` (entry `l - 1`); labels without
+/// voxels get NaN. `prob` is on the labels' grid (the post-processing checked it).
+fn node_probabilities(labels: &Volume<u32>, prob: &Volume<f32>) -> Vec<NodeProbability> {
+    let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
+    let mut peak = vec![f64::NEG_INFINITY; n + 1];
+    let mut sum = vec![0.0f64; n + 1];
+    let mut count = vec![0usize; n + 1];
+    for (&l, &p) in labels.as_slice().iter().zip(prob.as_slice()) {
+        let l = l as usize;
+        peak[l] = peak[l].max(p as f64);
+        sum[l] += p as f64;
+        count[l] += 1;
+    }
+    (1..=n)
+        .map(|l| {
+            let mean = sum[l] / count[l] as f64;
+            NodeProbability { peak: if count[l] > 0 { peak[l] } else { f64::NAN }, mean }
+        })
+        .collect()
 }
 
 /// What [`finish_components`] did.

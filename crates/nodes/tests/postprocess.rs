@@ -257,6 +257,56 @@ fn peak_cutoff_drops_lukewarm_components_only() {
 }
 
 #[test]
+fn each_node_carries_the_peak_and_mean_probability_of_its_voxels() {
+    // Two blobs peaking at 0.97 and 0.7 at voxel centres, falling to 0 at 5 mm; the hole at the
+    // first one's centre (p = 0.2 there) is filled, so its mean includes a voxel below threshold.
+    let dims = [40, 24, 16];
+    let centres = [([10.0, 12.0, 8.0], 0.97f32), ([28.0, 12.0, 8.0], 0.7)];
+    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
+        let p = [i as f64, j as f64, k as f64];
+        if p == centres[0].0 {
+            return 0.2;
+        }
+        centres
+            .iter()
+            .map(|(c, peak)| {
+                let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
+                peak * (1.0 - (d / 5.0).powi(2)).max(0.0) as f32
+            })
+            .fold(0f32, f32::max)
+    });
+    let prob = Volume::new(a, grid([1.0; 3])).unwrap();
+    let out =
+        postprocess_probability(&prob, None, &PostProcessConfig { threshold: 0.5, ..Default::default() })
+            .unwrap();
+    assert_eq!(out.report.n_nodes, 2);
+    assert_eq!(out.report.holes_filled_voxels, 1);
+    for m in &out.measurements {
+        let values: Vec<f64> = out
+            .labels
+            .as_slice()
+            .iter()
+            .zip(prob.as_slice())
+            .filter(|(&l, _)| l == m.label)
+            .map(|(_, &p)| p as f64)
+            .collect();
+        let p = m.probability.expect("a node from a probability map has one");
+        assert_eq!(p.peak, values.iter().copied().fold(f64::MIN, f64::max));
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!((p.mean - mean).abs() < 1e-12, "{} vs {mean}", p.mean);
+        assert!(values.contains(&0.2f32.into()) == (m.bbox_min_index[0] < 20), "the filled hole");
+    }
+    // Labelled 1 = larger short axis: the 0.97 blob is wider above 0.5. Its neighbours of the
+    // centre (1 mm away) carry the peak, 0.97 * (1 - 1/25).
+    let peaks: Vec<f64> = out.measurements.iter().map(|m| m.probability.unwrap().peak).collect();
+    assert!((peaks[0] - 0.97 * 0.96).abs() < 1e-6 && (peaks[1] - 0.7).abs() < 1e-6, "{peaks:?}");
+    // A mask has no probabilities to report.
+    let mask = prob.map(|p| u8::from(p >= 0.5));
+    let out = postprocess_mask(&mask, None, &PostProcessConfig::default()).unwrap();
+    assert!(out.measurements.iter().all(|m| m.probability.is_none()));
+}
+
+#[test]
 fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
     use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES, N_FEATURES};
     // Two balls of the same confidence: radius 6 mm and radius 3.5 mm (both above 4.5 mm short axis).

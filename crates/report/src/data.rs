@@ -99,6 +99,10 @@ pub struct NodeRecord {
     /// Node-RADS size class as reported by the measurement stage (e.g. "normal", "enlarged",
     /// "bulky").
     pub node_rads_size: Option<String>,
+    /// The network's highest probability in the node (`None` for label maps measured without a
+    /// probability map).
+    #[serde(default)]
+    pub peak_probability: Option<f64>,
 }
 
 impl From<&nodal_nodes::measure::NodeMeasurement> for NodeRecord {
@@ -118,6 +122,7 @@ impl From<&nodal_nodes::measure::NodeMeasurement> for NodeRecord {
             centroid_mm: m.centroid_mm,
             hu_mean: m.hu.as_ref().map(|h| h.mean_hu),
             necrosis_fraction: m.necrosis_fraction,
+            peak_probability: m.probability.map(|p| p.peak),
             side: match m.side {
                 NodesSide::Left => Side::Left,
                 NodesSide::Right => Side::Right,

@@ -114,6 +114,11 @@ fn necrosis(n: &RankedNode) -> String {
     n.node.necrosis_fraction.map_or("–".into(), |f| format!("{:.0} %", f * 100.0))
 }
 
+fn peak_probability(n: &RankedNode) -> String {
+    // Three decimals: shipped operating points sit near 1 (e.g. a peak cut-off of 0.997).
+    n.node.peak_probability.map_or("–".into(), |p| format!("{p:.3}"))
+}
+
 /// Renders the report. `labels` is the node label map on the CT grid; each node's `label` selects
 /// its voxels. Fails when the grids differ or a node's label is absent from the map.
 pub fn render_report<L: Label>(
@@ -251,18 +256,18 @@ fn compose(
     h.push_str(
         "<h2>Nodes</h2><table class=\"nodes-table\"><thead><tr><th>#</th><th class=\"l\">Category</th>\
          <th>Short axis mm</th><th>Long axis mm</th><th>Slice (SA / LA)</th><th>Volume mm³</th>\
-         <th>HU mean</th><th>Necrosis proxy</th><th class=\"l\">Node-RADS size</th><th class=\"l\">Side</th>\
-         </tr></thead><tbody>",
+         <th>HU mean</th><th>Necrosis proxy</th><th>Peak probability</th><th class=\"l\">Node-RADS size</th>\
+         <th class=\"l\">Side</th></tr></thead><tbody>",
     );
     if s.nodes.is_empty() {
-        h.push_str("<tr><td class=\"l\" colspan=\"10\">No nodes found.</td></tr>");
+        h.push_str("<tr><td class=\"l\" colspan=\"11\">No nodes found.</td></tr>");
     }
     for n in &s.nodes {
         let m = &n.node;
         let _ = write!(
             h,
             "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b></td><td>{}</td><td>{} / {}</td><td>{:.0}</td>\
-             <td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
             n.rank,
             chip(n.recist),
             n.recist.label(),
@@ -273,6 +278,7 @@ fn compose(
             m.volume_mm3,
             hu(n),
             necrosis(n),
+            peak_probability(n),
             escape(m.node_rads_size.as_deref().unwrap_or("–")),
             m.side.as_str()
         );
@@ -305,7 +311,7 @@ fn compose(
                  <figure><img alt=\"Coronal view of node {}\" src=\"{co}\"><figcaption>Coronal through centroid</figcaption></figure>\
                  </div><dl><dt>Short / long axis</dt><dd>{} / {} mm (slices {} / {})</dd>\
                  <dt>Volume</dt><dd>{:.0} mm³</dd><dt>HU mean</dt><dd>{}</dd><dt>Necrosis proxy</dt><dd>{}</dd>\
-                 <dt>Side</dt><dd>{}</dd><dt>Centroid (LPS)</dt><dd>{:.1}, {:.1}, {:.1} mm</dd></dl></div>",
+                 <dt>Peak probability</dt><dd>{}</dd><dt>Side</dt><dd>{}</dd><dt>Centroid (LPS)</dt><dd>{:.1}, {:.1}, {:.1} mm</dd></dl></div>",
                 n.rank,
                 chip(n.recist),
                 n.rank,
@@ -320,6 +326,7 @@ fn compose(
                 m.volume_mm3,
                 hu(n),
                 necrosis(n),
+                peak_probability(n),
                 m.side.as_str(),
                 c[0],
                 c[1],

@@ -18,6 +18,7 @@ fn node(label: u32, sad: f64, lad: f64, side: Side) -> NodeRecord {
         necrosis_fraction: Some(0.25),
         side,
         node_rads_size: None,
+        peak_probability: None,
     }
 }
 
@@ -105,6 +106,7 @@ fn frozen_keys_of_the_report_json() {
             "long_axis_slice",
             "necrosis_fraction",
             "node_rads_size",
+            "peak_probability",
             "rank",
             "recist",
             "short_axis_endpoints_mm",

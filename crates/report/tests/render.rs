@@ -44,6 +44,7 @@ fn node(label: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
         necrosis_fraction: None,
         side,
         node_rads_size: Some("normal".into()),
+        peak_probability: Some(0.9871),
     }
 }
 
@@ -84,6 +85,9 @@ fn report_is_self_contained_and_complete() {
     assert!(html.contains("Nodes on both sides of the neck (right: 1, left: 1)"));
     assert!(html.contains("unet (version 1)"));
     assert!(html.contains("64 × 64 × 20"));
+    // Both nodes' peak probability, in the table and in the node card.
+    assert_eq!(html.matches("<td>0.987</td>").count(), 2);
+    assert_eq!(html.matches("<dt>Peak probability</dt><dd>0.987</dd>").count(), 2);
     assert!(!html.contains("Evaluation against ground truth"));
 }
 

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The network on a GPU (Vulkan) against the CPU, on one machine, in one run:
+#   1. `nodal segment` on the 512x512x250 speed phantom: CPU, then Vulkan (batch 2, twice, and 8);
+#      times per stage from segment.json, probability maps and labels compared with the CPU's;
+#   2. training steps on small phantoms: CPU against Vulkan (seconds per step, loss);
+#   3. one 64^3 tile of the shipped weights: burn on Vulkan against the PyTorch twin on CUDA
+#      (outputs to 1e-4; `scripts/torch_twin.py`).
+# Needs a nodal built with `--features vulkan` and the example `net_twin_dump` from the same build;
+# step 3 runs only where python3 imports torch with CUDA.
+#
+#   cargo build --release -p nodal --features vulkan --examples
+#   bash scripts/gpu_bench.sh OUT_DIR [TARGET_DIR]
+set -uo pipefail
+out=${1:?usage: gpu_bench.sh OUT_DIR [TARGET_DIR]}
+bin_dir=${2:-target/release}
+nodal=$bin_dir/nodal
+mkdir -p "$out"
+work=$(mktemp -d)
+py=${PYTHON:-python3}
+# A step that hangs (a driver compiling kernels forever) must not take the rest with it.
+limit=${STEP_TIMEOUT:-300}
+
+say() { echo "== $* ($(date +%T))"; }
+
+say "machine"
+nproc
+nvidia-smi -L 2>/dev/null || true
+
+say "speed phantom"
+$nodal phantom --size full --seed 0 --spacing 0.6 --slice-thickness 0.89 -o "$work/ph" || exit 1
+
+run_segment() { # name device batch
+  say "segment $1"
+  timeout "$limit" $nodal segment "$work/ph/ct.nii.gz" -o "$work/$1" --probabilities --device "$2" --batch "$3" \
+    >/dev/null || echo "segment $1 failed: exit $?"
+}
+run_segment cpu cpu 2
+run_segment vulkan vulkan 2
+run_segment vulkan_again vulkan 2
+run_segment vulkan_b8 vulkan 8
+
+say "compare"
+$py - "$work" <<'EOF' | tee "$out/segment_compare.json"
+import gzip, json, struct, sys
+import numpy as np
+
+DTYPES = {2: "u1", 4: "<i2", 16: "<f4", 512: "<u2"}
+
+def nifti(path):
+    raw = gzip.open(path).read()
+    assert struct.unpack("<i", raw[:4])[0] == 348, "NIfTI-1 expected"
+    dims = struct.unpack("<8h", raw[40:56])
+    dtype = DTYPES[struct.unpack("<h", raw[70:72])[0]]
+    off = int(struct.unpack("<f", raw[108:112])[0])
+    n = int(np.prod(dims[1:dims[0] + 1]))
+    return np.frombuffer(raw, dtype=dtype, count=n, offset=off)
+
+work = sys.argv[1]
+ref_p = nifti(f"{work}/cpu/probabilities.nii.gz")
+ref_l = nifti(f"{work}/cpu/nodes.nii.gz")
+res = {}
+for name in ["vulkan", "vulkan_again", "vulkan_b8"]:
+    try:
+        p = nifti(f"{work}/{name}/probabilities.nii.gz")
+        l = nifti(f"{work}/{name}/nodes.nii.gz")
+    except FileNotFoundError:
+        res[name] = "missing"
+        continue
+    res[name] = {
+        "prob_max_abs_diff": float(np.abs(p - ref_p).max()),
+        "prob_voxels_diff_gt_1e-3": int((np.abs(p - ref_p) > 1e-3).sum()),
+        "label_voxels_differ": int(((l > 0) != (ref_l > 0)).sum()),
+        "nodes": [int(ref_l.max()), int(l.max())],
+    }
+for name in ["cpu", "vulkan", "vulkan_again", "vulkan_b8"]:
+    try:
+        rec = json.load(open(f"{work}/{name}/segment.json"))
+    except FileNotFoundError:
+        continue
+    res.setdefault(name, {}).update(timings_s=rec["timings_s"], device=rec["device"], batch=rec["batch"])
+print(json.dumps(res, indent=2))
+EOF
+
+say "training steps"
+$nodal dataset --n 3 --size small --seed 1 -o "$work/ds" >/dev/null &&
+  $nodal dataset --n 1 --size small --seed 1 --split val -o "$work/dsv" >/dev/null
+$py - "$work" <<'EOF'
+import json, sys
+work = sys.argv[1]
+cfg = json.load(open("models/default/training/stage10_train_config.json"))
+cfg.update(init_from="models/default", steps=60, warmup_steps=5, val_every=1000, val_cases=1,
+           checkpoint_every=1000, log_every=10, max_minutes=None)
+json.dump(cfg, open(f"{work}/train.json", "w"), indent=2)
+EOF
+for dev in cpu vulkan; do
+  say "train $dev"
+  timeout "$limit" $nodal train --data "$work/ds" --val-data "$work/dsv" --config "$work/train.json" -o "$work/run_$dev" \
+    --device "$dev" >/dev/null 2>"$work/train_$dev.err" || tail -5 "$work/train_$dev.err"
+  cp "$work/run_$dev/log.csv" "$out/train_log_$dev.csv" 2>/dev/null && cat "$out/train_log_$dev.csv"
+done
+
+if $py -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  say "tile: burn on Vulkan vs PyTorch on CUDA"
+  NODAL_DEVICE=vulkan timeout "$limit" "$bin_dir/examples/net_twin_dump" models/default "$work/twin" >/dev/null &&
+    $py scripts/torch_twin.py models/default "$work/twin" --device cuda --batch 16 | tee "$out/twin_cuda.json"
+  say "tile: burn on the CPU vs PyTorch on CUDA"
+  timeout "$limit" "$bin_dir/examples/net_twin_dump" models/default "$work/twin_cpu" >/dev/null &&
+    $py scripts/torch_twin.py models/default "$work/twin_cpu" --device cuda --batch 16 | tee "$out/twin_cpu_vs_cuda.json"
+fi
+say "done"
