@@ -221,8 +221,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let x: Vec<_> = all.iter().map(|s| s.values).collect();
     let y: Vec<bool> = all.iter().map(|s| s.is_node).collect();
-    // The short axis is the second feature (FEATURE_NAMES).
-    let is_large = |s: &Sample| s.is_node && s.values[1] >= LARGE_NODE_MM;
+    let sad = FEATURE_NAMES
+        .iter()
+        .position(|&n| n == "short_axis_mm")
+        .expect("the short axis is a component feature");
+    let is_large = |s: &Sample| s.is_node && s.values[sad] >= LARGE_NODE_MM;
     let w: Vec<f64> = all.iter().map(|s| if is_large(s) { args.large_node_weight } else { 1.0 }).collect();
     let n_large = all.iter().filter(|s| is_large(s)).count();
     if args.large_node_weight != 1.0 {
