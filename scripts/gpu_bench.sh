@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The network on a GPU (Vulkan) against the CPU, on one machine, in one run:
-#   1. `nodal segment` on the 512x512x250 speed phantom: CPU, then Vulkan (batch 2, twice, and 8);
+# The network on a GPU (`--device gpu`) against the CPU, on one machine, in one run:
+#   1. `nodal segment` on the 512x512x250 speed phantom: CPU, then GPU (batch 2, twice, and 8);
 #      times per stage from segment.json, probability maps and labels compared with the CPU's;
-#   2. training steps on small phantoms: CPU against Vulkan (seconds per step, loss);
-#   3. one 64^3 tile of the shipped weights: burn on Vulkan against the PyTorch twin on CUDA
+#   2. training steps on small phantoms: CPU against GPU (seconds per step, loss);
+#   3. one 64^3 tile of the shipped weights: burn on the GPU against the PyTorch twin on CUDA
 #      (outputs to 1e-4; `scripts/torch_twin.py`).
-# Needs a nodal built with `--features vulkan` and the example `net_twin_dump` from the same build;
+# Needs a nodal built with `--features gpu` and the example `net_twin_dump` from the same build;
 # step 3 runs only where python3 imports torch with CUDA.
 #
-#   cargo build --release -p nodal --features vulkan --examples
+#   cargo build --release -p nodal --features gpu && cargo build --release -p nodal-net --features gpu --examples
 #   bash scripts/gpu_bench.sh OUT_DIR [TARGET_DIR]
 set -uo pipefail
 out=${1:?usage: gpu_bench.sh OUT_DIR [TARGET_DIR]}
@@ -35,9 +35,9 @@ run_segment() { # name device batch
     >/dev/null || echo "segment $1 failed: exit $?"
 }
 run_segment cpu cpu 2
-run_segment vulkan vulkan 2
-run_segment vulkan_again vulkan 2
-run_segment vulkan_b8 vulkan 8
+run_segment gpu gpu 2
+run_segment gpu_again gpu 2
+run_segment gpu_b8 gpu 8
 
 say "compare"
 $py - "$work" <<'EOF' | tee "$out/segment_compare.json"
@@ -59,7 +59,7 @@ work = sys.argv[1]
 ref_p = nifti(f"{work}/cpu/probabilities.nii.gz")
 ref_l = nifti(f"{work}/cpu/nodes.nii.gz")
 res = {}
-for name in ["vulkan", "vulkan_again", "vulkan_b8"]:
+for name in ["gpu", "gpu_again", "gpu_b8"]:
     try:
         p = nifti(f"{work}/{name}/probabilities.nii.gz")
         l = nifti(f"{work}/{name}/nodes.nii.gz")
@@ -72,7 +72,7 @@ for name in ["vulkan", "vulkan_again", "vulkan_b8"]:
         "label_voxels_differ": int(((l > 0) != (ref_l > 0)).sum()),
         "nodes": [int(ref_l.max()), int(l.max())],
     }
-for name in ["cpu", "vulkan", "vulkan_again", "vulkan_b8"]:
+for name in ["cpu", "gpu", "gpu_again", "gpu_b8"]:
     try:
         rec = json.load(open(f"{work}/{name}/segment.json"))
     except FileNotFoundError:
@@ -92,7 +92,7 @@ cfg.update(init_from="models/default", steps=60, warmup_steps=5, val_every=1000,
            checkpoint_every=1000, log_every=10, max_minutes=None)
 json.dump(cfg, open(f"{work}/train.json", "w"), indent=2)
 EOF
-for dev in cpu vulkan; do
+for dev in cpu gpu; do
   say "train $dev"
   timeout "$limit" $nodal train --data "$work/ds" --val-data "$work/dsv" --config "$work/train.json" -o "$work/run_$dev" \
     --device "$dev" >/dev/null 2>"$work/train_$dev.err" || tail -5 "$work/train_$dev.err"
@@ -100,8 +100,8 @@ for dev in cpu vulkan; do
 done
 
 if $py -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-  say "tile: burn on Vulkan vs PyTorch on CUDA"
-  NODAL_DEVICE=vulkan timeout "$limit" "$bin_dir/examples/net_twin_dump" models/default "$work/twin" >/dev/null &&
+  say "tile: burn on the GPU vs PyTorch on CUDA"
+  NODAL_DEVICE=gpu timeout "$limit" "$bin_dir/examples/net_twin_dump" models/default "$work/twin" >/dev/null &&
     $py scripts/torch_twin.py models/default "$work/twin" --device cuda --batch 16 | tee "$out/twin_cuda.json"
   say "tile: burn on the CPU vs PyTorch on CUDA"
   timeout "$limit" "$bin_dir/examples/net_twin_dump" models/default "$work/twin_cpu" >/dev/null &&

@@ -84,11 +84,11 @@ fn an_unusable_device_exits_2_before_any_output() {
     };
     let (code, _, err) = segment("tpu");
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("unknown device \"tpu\"") && err.contains("cpu, vulkan"), "{err}");
-    if !cfg!(feature = "vulkan") {
-        let (code, _, err) = segment("vulkan");
+    assert!(err.contains("unknown device \"tpu\"") && err.contains("cpu, gpu"), "{err}");
+    if !cfg!(feature = "gpu") {
+        let (code, _, err) = segment("gpu");
         assert_eq!(code, 2, "{err}");
-        assert!(err.contains("--features vulkan"), "{err}");
+        assert!(err.contains("--features gpu"), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(!out.exists());

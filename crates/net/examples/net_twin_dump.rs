@@ -1,7 +1,7 @@
 //! Writes deterministic per-level input patches and the network's logits for a model folder, plus
 //! the forward time, for `scripts/torch_twin.py` (the PyTorch re-implementation check).
 //! `cargo run --release -p nodal-net --example net_twin_dump -- MODEL_DIR OUT_DIR [TILE]`
-//! (`NODAL_DEVICE=vulkan` runs it on the GPU, in builds with the `vulkan` feature).
+//! (`NODAL_DEVICE=gpu` runs it on the GPU, in builds with the `gpu` feature).
 //!
 //! OUT_DIR gets `input_<level>.f32`, `logits.f32` (raw little-endian float32, C order) and
 //! `meta.json` (shapes, seconds per forward).

@@ -1,6 +1,6 @@
 //! The foveal 3D CNN and a U-Net baseline in burn: preprocessing, training and sliding-window
 //! inference for cervical lymph-node segmentation in CT. Runs on the pure-Rust `flex` CPU backend,
-//! or on a GPU through Vulkan in builds with the `vulkan` feature ([`compute`]).
+//! or on a GPU through wgpu in builds with the `gpu` feature ([`compute`]).
 //!
 //! * [`model`] — [`ArchConfig`] (serialisable) -> [`Net`] (a burn `Module`): the foveal net
 //!   ([`FovealConfig`], the default) and a 3D U-Net baseline ([`UNetConfig`]). Tensors are

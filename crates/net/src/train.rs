@@ -596,7 +596,7 @@ pub struct RunState {
 struct LogRecord {
     step: usize,
     kind: &'static str,
-    /// Where the step ran (`cpu`, `vulkan`): a resumed run may change device.
+    /// Where the step ran (`cpu`, `gpu`): a resumed run may change device.
     device: &'static str,
     lr: f64,
     loss: Option<f64>,

@@ -24,7 +24,7 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
 /// `--device`, for the commands that run the network.
 #[derive(clap::Args)]
 pub struct DeviceArg {
-    /// Where the network runs: `cpu` (default), or `vulkan` (a GPU; builds with `--features vulkan`).
+    /// Where the network runs: `cpu` (default), or `gpu` (builds with `--features gpu`).
     #[arg(long = "device", value_name = "DEVICE", default_value = "cpu", env = "NODAL_DEVICE")]
     pub name: String,
 }
