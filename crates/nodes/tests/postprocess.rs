@@ -201,26 +201,36 @@ fn bad_input_is_a_typed_error_or_documented() {
 /// The peak cut-off drops whole components whose highest probability stays below it — here a
 /// lukewarm blob beside a confident one — and nothing of the confident one; a naive per-component
 /// maximum over the thresholded foreground is the reference.
+/// Centres of [`two_blobs`], voxel indices = mm (1 mm grid).
+const BLOB_CENTRES: [[f64; 3]; 2] = [[10.0, 12.0, 8.0], [28.0, 12.0, 8.0]];
+
+/// A 40x24x16 probability map on a 1 mm grid with two blobs at [`BLOB_CENTRES`], peaking at
+/// `peaks` and falling to 0 at 5 mm; `over` replaces the value at chosen voxels.
+fn two_blobs(peaks: [f32; 2], over: impl Fn([f64; 3]) -> Option<f32>) -> Volume<f32> {
+    let dims = [40, 24, 16];
+    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
+        let p = [i as f64, j as f64, k as f64];
+        over(p).unwrap_or_else(|| {
+            BLOB_CENTRES
+                .iter()
+                .zip(peaks)
+                .map(|(c, peak)| {
+                    let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
+                    peak * (1.0 - (d / 5.0).powi(2)).max(0.0) as f32
+                })
+                .fold(0f32, f32::max)
+        })
+    });
+    Volume::new(a, grid([1.0; 3])).unwrap()
+}
+
 #[test]
 fn peak_cutoff_drops_lukewarm_components_only() {
     use nodal_nodes::postprocess::PeakComponents;
     use nodal_nodes::{label_components, Connectivity};
-    let sp = [1.0, 1.0, 1.0];
-    let dims = [40, 24, 16];
     // Two blobs; probability falls off from 0.99 (confident) or 0.8 (lukewarm) at the centre to 0
     // at 5 mm, so p >= 0.5 within 3.5 or 3.1 mm.
-    let centres = [([10.0, 12.0, 8.0], 0.99f32), ([28.0, 12.0, 8.0], 0.8)];
-    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
-        let p = [i as f64, j as f64, k as f64];
-        centres
-            .iter()
-            .map(|(c, peak)| {
-                let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
-                peak * (1.0 - (d / 5.0).powi(2)).max(0.0) as f32
-            })
-            .fold(0f32, f32::max)
-    });
-    let prob = Volume::new(a, grid(sp)).unwrap();
+    let prob = two_blobs([0.99, 0.8], |_| None);
     let threshold = 0.5;
     let fg = prob.map(|p| u8::from(p >= threshold));
     let (labels, n) = label_components(&fg, Connectivity::TwentySix);
@@ -260,22 +270,7 @@ fn peak_cutoff_drops_lukewarm_components_only() {
 fn each_node_carries_the_peak_and_mean_probability_of_its_voxels() {
     // Two blobs peaking at 0.97 and 0.7 at voxel centres, falling to 0 at 5 mm; the hole at the
     // first one's centre (p = 0.2 there) is filled, so its mean includes a voxel below threshold.
-    let dims = [40, 24, 16];
-    let centres = [([10.0, 12.0, 8.0], 0.97f32), ([28.0, 12.0, 8.0], 0.7)];
-    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
-        let p = [i as f64, j as f64, k as f64];
-        if p == centres[0].0 {
-            return 0.2;
-        }
-        centres
-            .iter()
-            .map(|(c, peak)| {
-                let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
-                peak * (1.0 - (d / 5.0).powi(2)).max(0.0) as f32
-            })
-            .fold(0f32, f32::max)
-    });
-    let prob = Volume::new(a, grid([1.0; 3])).unwrap();
+    let prob = two_blobs([0.97, 0.7], |p| (p == BLOB_CENTRES[0]).then_some(0.2));
     let out =
         postprocess_probability(&prob, None, &PostProcessConfig { threshold: 0.5, ..Default::default() })
             .unwrap();
