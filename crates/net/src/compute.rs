@@ -193,7 +193,7 @@ mod tests {
             let (total, _, _) = crate::train::loss(logits.clone(), y);
             let loss = total.clone().into_scalar::<f32>();
             let grads = total.backward();
-            let flat = |t: Tensor<5>| t.into_data().to_vec::<f32>().unwrap();
+            let flat = |t: Tensor<5>| t.into_data().try_to_vec::<f32>().unwrap();
             let input_grads: Vec<Vec<f32>> = xs.iter().map(|x| flat(x.grad(&grads).unwrap())).collect();
             (flat(logits), loss, input_grads)
         };
