@@ -115,8 +115,16 @@ fn necrosis(n: &RankedNode) -> String {
 }
 
 fn peak_probability(n: &RankedNode) -> String {
-    // Three decimals: shipped operating points sit near 1 (e.g. a peak cut-off of 0.997).
-    n.node.peak_probability.map_or("–".into(), |p| format!("{p:.3}"))
+    n.node.peak_probability.map_or("–".into(), fmt_probability)
+}
+
+/// A probability with two significant digits of its distance from 1: a confident network puts
+/// most nodes' peaks above 0.999, where three decimals would print "1.000" for all of them and hide
+/// the ranking (0.999980 vs 0.9980). At least three decimals, at most seven.
+fn fmt_probability(p: f64) -> String {
+    let miss = 1.0 - p;
+    let decimals = if miss > 0.0 { ((-miss.log10()).ceil() as usize + 1).clamp(3, 7) } else { 3 };
+    format!("{p:.decimals$}")
 }
 
 /// Renders the report. `labels` is the node label map on the CT grid; each node's `label` selects
@@ -451,6 +459,16 @@ pub fn write_report_json(path: &std::path::Path, data: &ReportData) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probabilities_near_one_keep_two_digits_of_their_distance_from_one() {
+        assert_eq!(fmt_probability(0.9999796), "0.999980");
+        assert_eq!(fmt_probability(0.997964), "0.9980");
+        assert_eq!(fmt_probability(0.9871), "0.987");
+        assert_eq!(fmt_probability(0.5), "0.500");
+        assert_eq!(fmt_probability(1.0), "1.000");
+        assert_eq!(fmt_probability(1.0 - 1e-12), "1.0000000");
+    }
 
     #[test]
     fn escape_handles_markup() {
