@@ -10,6 +10,7 @@
 #
 #   cargo build --release -p nodal --features gpu && cargo build --release -p nodal-net --features gpu --examples
 #   bash scripts/gpu_bench.sh OUT_DIR [TARGET_DIR]
+# PHANTOM="--size small --seed 5" and TRAIN_STEPS=10 make a quick run (a software GPU, say).
 set -uo pipefail
 out=${1:?usage: gpu_bench.sh OUT_DIR [TARGET_DIR]}
 bin_dir=${2:-target/release}
@@ -27,7 +28,8 @@ nproc
 nvidia-smi -L 2>/dev/null || true
 
 say "speed phantom"
-$nodal phantom --size full --seed 0 --spacing 0.6 --slice-thickness 0.89 -o "$work/ph" || exit 1
+# shellcheck disable=SC2086 # PHANTOM holds several arguments
+$nodal phantom ${PHANTOM:---size full --seed 0 --spacing 0.6 --slice-thickness 0.89} -o "$work/ph" || exit 1
 
 run_segment() { # name device batch
   say "segment $1"
@@ -84,11 +86,11 @@ EOF
 say "training steps"
 $nodal dataset --n 3 --size small --seed 1 -o "$work/ds" >/dev/null &&
   $nodal dataset --n 1 --size small --seed 1 --split val -o "$work/dsv" >/dev/null
-$py - "$work" <<'EOF'
+$py - "$work" "${TRAIN_STEPS:-60}" <<'EOF'
 import json, sys
 work = sys.argv[1]
 cfg = json.load(open("models/default/training/stage10_train_config.json"))
-cfg.update(init_from="models/default", steps=60, warmup_steps=5, val_every=1000, val_cases=1,
+cfg.update(init_from="models/default", steps=int(sys.argv[2]), warmup_steps=5, val_every=1000, val_cases=1,
            checkpoint_every=1000, log_every=10, max_minutes=None)
 json.dump(cfg, open(f"{work}/train.json", "w"), indent=2)
 EOF

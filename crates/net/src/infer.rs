@@ -198,7 +198,16 @@ pub fn predict_prepared(
             if !f.is_empty() {
                 p = p.flip([f[0]]);
             }
-            let v = p.into_data().try_to_vec::<f32>().map_err(|e| NetError::Eval(format!("{e:?}")))?;
+            // A GPU can run out of memory here (the first read-back of a batch): an error that
+            // says what to change, not a panic.
+            let data = p.try_into_data().map_err(|e| {
+                NetError::Device(format!(
+                    "the network failed on the {} device with {b} tiles per call (fewer, `--batch`, \
+                     need less device memory): {e}",
+                    crate::selected_compute().name()
+                ))
+            })?;
+            let v = data.try_to_vec::<f32>().map_err(|e| NetError::Eval(format!("{e:?}")))?;
             for (s, x) in prob_sum.iter_mut().zip(v) {
                 *s += x;
             }
