@@ -27,7 +27,7 @@
 //! Samples may carry weights (every sum above, and the prior, weighted; the leaf size still counts
 //! samples). With the same settings this is scikit-learn's `GradientBoostingClassifier` with
 //! `sample_weight` (up to ties).
-use crate::measure::{measure_nodes, MeasureOptions, NodeMeasurement};
+use crate::measure::{label_probabilities, measure_nodes, MeasureOptions, NodeMeasurement, NodeProbability};
 use crate::NodesError;
 use nodal_core::morph::dilate_box;
 use nodal_core::Volume;
@@ -104,26 +104,17 @@ pub fn component_features(
     labels
         .check_same_grid(prob)
         .map_err(|source| NodesError::GridMismatch { what: "probability map".into(), source })?;
-    let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
-    let mut peak = vec![f32::NEG_INFINITY; n + 1];
-    let mut sum = vec![0f64; n + 1];
-    for (&l, &p) in labels.as_slice().iter().zip(prob.as_slice()) {
-        if l > 0 {
-            peak[l as usize] = peak[l as usize].max(p);
-            sum[l as usize] += f64::from(p);
-        }
-    }
+    let probabilities = label_probabilities(labels, prob);
     let measurements = measure_nodes(labels, Some(ct), &MeasureOptions::default())?;
     let unmeasured = Shell { fat_fraction: f64::NAN, mean_hu: f64::NAN };
     Ok(measurements
         .iter()
         .map(|m| {
-            let l = m.label as usize;
             let around = if with_context { shell(labels, ct, m) } else { unmeasured };
             ComponentFeatures {
                 label: m.label,
                 short_axis_mm: m.axes.short_axis_mm,
-                values: feature_values(m, peak[l], sum[l] / m.voxel_count as f64, around),
+                values: feature_values(m, probabilities[m.label as usize], around),
             }
         })
         .collect())
@@ -168,13 +159,13 @@ fn shell(labels: &Volume<u32>, ct: &Volume<i16>, m: &NodeMeasurement) -> Shell {
     Shell { fat_fraction: fat as f64 / count as f64, mean_hu: sum / count as f64 }
 }
 
-/// The features of one measured component with probability peak `peak`, mean `mean_p` and
+/// The features of one measured component with the probability over its voxels `prob` and
 /// surroundings `shell`.
-fn feature_values(m: &NodeMeasurement, peak: f32, mean_p: f64, shell: Shell) -> [f64; N_FEATURES] {
+fn feature_values(m: &NodeMeasurement, prob: NodeProbability, shell: Shell) -> [f64; N_FEATURES] {
     let sad = m.axes.short_axis_mm;
     // The network's probabilities saturate near 1, where the useful differences are; the logit of
     // the peak spreads them out (clamped: f32 rounds 1 - 1e-7 to 1).
-    let p = f64::from(peak).clamp(1e-6, 1.0 - 1e-6);
+    let p = prob.peak.clamp(1e-6, 1.0 - 1e-6);
     [
         m.volume_mm3.max(1e-3).ln(),
         sad,
@@ -183,7 +174,7 @@ fn feature_values(m: &NodeMeasurement, peak: f32, mean_p: f64, shell: Shell) -> 
         m.hu.map_or(0.0, |h| h.mean_hu),
         m.necrosis_fraction.unwrap_or(0.0),
         (p / (1.0 - p)).ln(),
-        mean_p,
+        prob.mean,
         shell.fat_fraction,
         shell.mean_hu,
     ]

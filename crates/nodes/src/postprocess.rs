@@ -35,7 +35,8 @@
 use crate::components::{find_root, label_components, Connectivity};
 use crate::filter::ComponentFilter;
 use crate::measure::{
-    axial_axes_sparse, label_boxes, measure_nodes, LabelBox, MeasureOptions, NodeMeasurement, NodeProbability,
+    axial_axes_sparse, label_boxes, label_probabilities, measure_nodes, LabelBox, MeasureOptions,
+    NodeMeasurement,
 };
 use crate::NodesError;
 use nodal_core::{Label, Volume};
@@ -388,8 +389,9 @@ fn postprocess_components(
     }
     let mut measurements = measure_nodes(&labels, ct, &MeasureOptions::default())?;
     if let Some(prob) = prob {
-        for (m, p) in measurements.iter_mut().zip(node_probabilities(&labels, prob)) {
-            m.probability = Some(p);
+        let probabilities = label_probabilities(&labels, prob);
+        for m in &mut measurements {
+            m.probability = Some(probabilities[m.label as usize]);
         }
     }
     let report = PostProcessReport {
@@ -405,27 +407,6 @@ fn postprocess_components(
         n_nodes: order.len(),
     };
     Ok(PostProcessed { labels, measurements, report })
-}
-
-/// Peak and mean of `prob` over the voxels of each label `1..=max` (entry `l - 1`); labels without
-/// voxels get NaN. `prob` is on the labels' grid (the post-processing checked it).
-fn node_probabilities(labels: &Volume<u32>, prob: &Volume<f32>) -> Vec<NodeProbability> {
-    let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
-    let mut peak = vec![f64::NEG_INFINITY; n + 1];
-    let mut sum = vec![0.0f64; n + 1];
-    let mut count = vec![0usize; n + 1];
-    for (&l, &p) in labels.as_slice().iter().zip(prob.as_slice()) {
-        let l = l as usize;
-        peak[l] = peak[l].max(p as f64);
-        sum[l] += p as f64;
-        count[l] += 1;
-    }
-    (1..=n)
-        .map(|l| {
-            let mean = sum[l] / count[l] as f64;
-            NodeProbability { peak: if count[l] > 0 { peak[l] } else { f64::NAN }, mean }
-        })
-        .collect()
 }
 
 /// What [`finish_components`] did.
