@@ -57,6 +57,39 @@ pub struct ModelConfig {
     /// convex hull (`nodal_nodes::postprocess`, step 4), mm; `None` leaves them as they are.
     #[serde(default)]
     pub convex_fill_min_short_axis_mm: Option<f64>,
+    /// A second network pass at a coarser spacing whose large components join the probability
+    /// map ([`LargeNodePass`]); `None` runs the network once.
+    #[serde(default)]
+    pub large_node_pass: Option<LargeNodePass>,
+}
+
+/// A second pass of the same network over the scan resampled to `spacing_factor` times the model
+/// spacing, to complete bulky nodes.
+///
+/// Why: the finest level sees about 85 mm around each output voxel, and a 35-50 mm mass —
+/// homogeneous like muscle, or with a necrotic core — fills much of that view; its interior then
+/// often stays below threshold. At twice the spacing the same mass looks like the 15-25 mm nodes
+/// the network segments well, with twice the context. Coarse voxels blur small nodes and thin
+/// structures, and at that scale whole organs of a chest CT look like nodes, so a component of the
+/// coarse pass (at the model threshold, 26-connected) is merged only when it is node-sized (axial
+/// short axis on the CT grid within [`min_short_axis_mm`, `max_short_axis_mm`]) and the first pass
+/// saw it too (at least `min_fine_fraction` of its voxels reach the threshold there): the second
+/// pass completes nodes, it does not find new ones. Merging is the voxel-wise maximum of the two
+/// probability maps on those components; the merged map then goes through the usual
+/// post-processing (peak and component filter, drawing, size filter) like any other.
+///
+/// [`min_short_axis_mm`]: LargeNodePass::min_short_axis_mm
+/// [`max_short_axis_mm`]: LargeNodePass::max_short_axis_mm
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LargeNodePass {
+    /// Spacing of the second pass relative to the model spacing (e.g. 2: 1.25 -> 2.5 mm).
+    pub spacing_factor: f64,
+    /// Smallest axial short axis of a merged coarse component, mm.
+    pub min_short_axis_mm: f64,
+    /// Largest axial short axis of a merged coarse component, mm.
+    pub max_short_axis_mm: f64,
+    /// Share of a coarse component's voxels that must reach the threshold in the first pass.
+    pub min_fine_fraction: f64,
 }
 
 impl ModelConfig {
@@ -78,6 +111,7 @@ impl ModelConfig {
             min_peak_probability: None,
             mask_threshold: None,
             convex_fill_min_short_axis_mm: None,
+            large_node_pass: None,
         }
     }
 
@@ -120,6 +154,26 @@ impl ModelConfig {
             return Err(NetError::InvalidConfig(format!(
                 "convex_fill_min_short_axis_mm {m} must be >= 0 mm"
             )));
+        }
+        if let Some(pass) = &self.large_node_pass {
+            if !(pass.spacing_factor.is_finite() && (1.0..=8.0).contains(&pass.spacing_factor)) {
+                return Err(NetError::InvalidConfig(format!(
+                    "large_node_pass.spacing_factor {} outside [1, 8]",
+                    pass.spacing_factor
+                )));
+            }
+            let (lo, hi) = (pass.min_short_axis_mm, pass.max_short_axis_mm);
+            if !(lo.is_finite() && lo >= 0.0 && hi >= lo) {
+                return Err(NetError::InvalidConfig(format!(
+                    "large_node_pass: short axis range [{lo}, {hi}] mm must satisfy 0 <= min <= max"
+                )));
+            }
+            if !(0.0..=1.0).contains(&pass.min_fine_fraction) {
+                return Err(NetError::InvalidConfig(format!(
+                    "large_node_pass.min_fine_fraction {} outside [0, 1]",
+                    pass.min_fine_fraction
+                )));
+            }
         }
         Ok(())
     }
@@ -445,5 +499,43 @@ mod tests {
             assert_eq!((c.threshold, c.mask_threshold, c.min_peak_probability), (t, mask, None));
             c.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn large_node_pass_is_optional_checked_and_round_trips() {
+        let mut v = serde_json::to_value(ModelConfig::default_foveal()).unwrap();
+        v.as_object_mut().unwrap().remove("large_node_pass");
+        let old: ModelConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(old.large_node_pass, None);
+        let mut cfg = ModelConfig::default_foveal();
+        let pass = |spacing_factor, min_short_axis_mm, max_short_axis_mm, min_fine_fraction| LargeNodePass {
+            spacing_factor,
+            min_short_axis_mm,
+            max_short_axis_mm,
+            min_fine_fraction,
+        };
+        for (p, ok) in [
+            (pass(2.0, 15.0, 60.0, 0.1), true),
+            (pass(1.0, 0.0, 0.0, 0.0), true),
+            (pass(8.0, 15.0, f64::INFINITY, 1.0), true),
+            (pass(0.5, 15.0, 60.0, 0.1), false),
+            (pass(9.0, 15.0, 60.0, 0.1), false),
+            (pass(f64::NAN, 15.0, 60.0, 0.1), false),
+            (pass(2.0, -1.0, 60.0, 0.1), false),
+            (pass(2.0, 15.0, 10.0, 0.1), false),
+            (pass(2.0, f64::INFINITY, f64::INFINITY, 0.1), false),
+            (pass(2.0, 15.0, f64::NAN, 0.1), false),
+            (pass(2.0, 15.0, 60.0, 1.5), false),
+            (pass(2.0, 15.0, 60.0, f64::NAN), false),
+        ] {
+            cfg.large_node_pass = Some(p.clone());
+            assert_eq!(cfg.validate().is_ok(), ok, "{p:?}");
+        }
+        cfg.large_node_pass = Some(pass(2.0, 15.0, 60.0, 0.1));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        cfg.save(&path).unwrap();
+        assert_eq!(ModelConfig::load(&path).unwrap(), cfg);
+        assert_eq!(cfg.at_operating_point(0.4, None).large_node_pass, cfg.large_node_pass);
     }
 }

@@ -963,8 +963,21 @@ pub fn train(
         let logits = net.forward(xs);
         let (total, ce, dl) = loss(logits, y);
         let lr = learning_rate(cfg, state.step);
-        let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
-        let (lv, cv, dv) = (scalar(&total), scalar(&ce), scalar(&dl));
+        // The first read-back of a step is where a GPU that ran out of memory reports it: an
+        // error that says what to change, not a panic.
+        let scalar = |t: &Tensor<1>| -> Result<f64, NetError> {
+            let data = t.clone().try_into_data().map_err(|e| {
+                NetError::Device(format!(
+                    "training step {} failed on the {} device with batch {b} (a smaller \
+                     `batch_size` or `train_patch_out` needs less device memory): {e}",
+                    state.step,
+                    crate::selected_compute().name()
+                ))
+            })?;
+            let v = data.iter::<f32>().next().unwrap_or(f32::NAN);
+            Ok(v as f64)
+        };
+        let (lv, cv, dv) = (scalar(&total)?, scalar(&ce)?, scalar(&dl)?);
         if !lv.is_finite() {
             return Err(run_err(format!("loss became {lv} at step {}", state.step)));
         }

@@ -131,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_config: &model.config,
         tta: args.tta,
         device: nodal_net::selected_compute().name(),
-        batch: args.batch as usize,
+        batch: opts.batch,
         tiles: seg.n_tiles,
         ct_dims: ct.hu.dims(),
         ct_spacing_mm: ct.hu.geometry().spacing_mm,
@@ -171,7 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Progress bar over the network's tiles.
 pub(crate) fn tile_bar() -> ProgressBar {
-    super::progress_bar(0, "{elapsed_precise} [{bar:40}] {pos}/{len} tiles (eta {eta})")
+    super::progress_bar(0, "{elapsed_precise} [{bar:40}] {pos}/{len} tiles {msg} (eta {eta})")
 }
 
 /// A fresh staging folder beside `out` (same file system, so the final moves are renames).
