@@ -5,8 +5,9 @@ NODAL_MODEL), read back with nibabel (a tool we did not write).
   at least 15 mm is localized (>= 40% of its voxels in the predicted mask, the protocol's rule),
   the 34 mm necrotic one included.
 * The outputs are on the CT's grid (nibabel affine and shape), labels are 1..n, the mask equals
-  labels > 0, probabilities lie in [0, 1], nodes.json lists one record per label, and each
-  record's peak and mean probability are those of probabilities.nii.gz over its voxels (numpy).
+  labels > 0, probabilities lie in [0, 1], nodes.json lists one record per label, each
+  record's peak and mean probability are those of probabilities.nii.gz over its voxels (numpy), and
+  each node's component-filter score passes the model's cut-off (or its size guard kept it).
 * Bad input gives exit code 2, a message naming the problem, and no output folder: an MR-like image,
   a CT with no body, a model folder whose config does not match its weights.
 * A volume smaller than one network tile is padded and segmented.
@@ -76,6 +77,14 @@ def test_outputs_share_the_ct_grid(segmented):
         voxels = p[lab == r["label"]].astype(np.float64)
         assert r["probability"]["peak"] == pytest.approx(voxels.max(), abs=1e-7)
         assert r["probability"]["mean"] == pytest.approx(voxels.mean(), abs=1e-6)
+        # The filter kept every node it reports on: score at or above its cut-off, or the size guard.
+        if (MODEL / "component_filter.json").exists():
+            cut = json.loads((MODEL / "component_filter.json").read_text())["min_score"]
+            f = r["filter"]
+            assert 0.0 <= f["score"] <= 1.0
+            assert f["score"] >= cut or f["kept_by_size_guard"], f
+        else:
+            assert r["filter"] is None
     seg = json.loads((out / "segment.json").read_text())
     assert seg["model_id"] == "nodal-foveal"
     assert set(seg["timings_s"]) >= {"read_ct", "preprocess", "network", "map_back", "postprocess", "total"}

@@ -144,7 +144,9 @@ pub fn tune_filter(
                 .peaks
                 .iter()
                 .zip(&scores)
-                .map(|(&peak, s)| p.min_peak.is_none_or(|m| peak >= m) && s.is_some_and(|s| s >= p.min_score))
+                .map(|(&peak, s)| {
+                    p.min_peak.is_none_or(|m| peak >= m) && s.is_some_and(|s| s.passes(p.min_score))
+                })
                 .collect();
             // Then the rest of `nodal segment`'s post-processing, as validation applies it.
             let mut labels = cc.labels.map(|l| if keep[l as usize] { l } else { 0 });

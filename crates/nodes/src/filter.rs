@@ -411,7 +411,8 @@ impl ComponentFilter {
     }
 
     /// Which components of `labels` to keep: `keep[l]` for every id up to the largest (ids without
-    /// voxels and 0 are false). Components scoring below [`Self::min_score`] are dropped.
+    /// voxels and 0 are false). Components scoring below [`Self::min_score`] are dropped, unless
+    /// the short-axis guard keeps them.
     ///
     /// # Errors
     /// As [`component_features`].
@@ -422,11 +423,12 @@ impl ComponentFilter {
         ct: &Volume<i16>,
     ) -> Result<Vec<bool>, NodesError> {
         let scores = self.scores(labels, prob, ct)?;
-        Ok(scores.iter().map(|s| s.is_some_and(|s| s >= self.min_score)).collect())
+        Ok(scores.iter().map(|s| s.is_some_and(|s| s.passes(self.min_score))).collect())
     }
 
-    /// The score of every component of `labels`, indexed by id (`None` for ids without voxels);
-    /// 1 for components the short-axis guard ([`Self::keep_short_axis_mm`]) keeps.
+    /// The verdict on every component of `labels`, indexed by id (`None` for ids without voxels):
+    /// the trees' score, and whether the short-axis guard ([`Self::keep_short_axis_mm`]) keeps it
+    /// whatever that score.
     ///
     /// # Errors
     /// As [`component_features`].
@@ -435,17 +437,37 @@ impl ComponentFilter {
         labels: &Volume<u32>,
         prob: &Volume<f32>,
         ct: &Volume<i16>,
-    ) -> Result<Vec<Option<f64>>, NodesError> {
+    ) -> Result<Vec<Option<FilterScore>>, NodesError> {
         let columns = feature_columns(&self.features)?;
         let with_context = self.features.iter().any(|f| CONTEXT_FEATURES.contains(&f.as_str()));
         let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
         let mut scores = vec![None; n + 1];
         for f in component_features(labels, prob, ct, with_context)? {
-            let guarded = self.keep_short_axis_mm.is_some_and(|g| f.short_axis_mm >= g);
-            scores[f.label as usize] =
-                Some(if guarded { 1.0 } else { self.score_columns(&columns, &f.values) });
+            scores[f.label as usize] = Some(FilterScore {
+                score: self.score_columns(&columns, &f.values),
+                kept_by_size_guard: self.keep_short_axis_mm.is_some_and(|g| f.short_axis_mm >= g),
+            });
         }
         Ok(scores)
+    }
+}
+
+/// The component filter's verdict on one component: what `nodes.json` reports for each node (the
+/// component it was drawn from), so that detections can be ranked by the score the operating
+/// point cuts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FilterScore {
+    /// The trees' score in [0, 1]: the fitted probability that the component touches a node.
+    pub score: f64,
+    /// Kept whatever its score, because its short axis reaches the filter's
+    /// [`ComponentFilter::keep_short_axis_mm`].
+    pub kept_by_size_guard: bool,
+}
+
+impl FilterScore {
+    /// Whether a component with this verdict is kept at cut-off `min_score`.
+    pub fn passes(&self, min_score: f64) -> bool {
+        self.kept_by_size_guard || self.score >= min_score
     }
 }
 
@@ -826,7 +848,9 @@ mod tests {
         assert!(!filter.keep(&labels, &prob, &ct).unwrap()[3]);
         filter.keep_short_axis_mm = Some(v[1] - 0.01);
         assert!(filter.keep(&labels, &prob, &ct).unwrap()[3]);
-        assert_eq!(filter.scores(&labels, &prob, &ct).unwrap()[3], Some(1.0));
+        // The guard keeps it; its score stays the trees' (here the prior).
+        let s = filter.scores(&labels, &prob, &ct).unwrap()[3].unwrap();
+        assert!(s.kept_by_size_guard && (s.score - 0.25).abs() < 1e-12, "{s:?}");
         filter.keep_short_axis_mm = Some(v[1] + 0.01);
         assert!(!filter.keep(&labels, &prob, &ct).unwrap()[3]);
         filter.validate().unwrap();

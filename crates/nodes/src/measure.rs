@@ -448,6 +448,9 @@ pub struct NodeMeasurement {
     /// The network's probability over the node's voxels, when the node came from a probability
     /// map (`nodal segment`); `None` for label maps measured on their own.
     pub probability: Option<NodeProbability>,
+    /// The component filter's verdict on the component the node was drawn from, when a filter
+    /// chose it (`nodal segment` with a model that has one); `None` otherwise.
+    pub filter: Option<crate::filter::FilterScore>,
 }
 
 /// A node's network probability: a per-node confidence for ranking detections (FROC curves,
@@ -679,6 +682,7 @@ fn measure_one<L: Label>(
         recist_category: RecistCategory::from_short_axis_mm(axes.short_axis_mm),
         node_rads_size: NodeRadsSize::from_axes_mm(axes.short_axis_mm, axes.long_axis_mm),
         probability: None,
+        filter: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! "postprocess": <report or null>, "nodes": [NodeMeasurement...]}`; `nodes.csv` has one row per
 //! node with the same fields flattened (`centroid_mm` -> `centroid_x_mm`, `centroid_y_mm`,
 //! `centroid_z_mm`; end points -> `..._p1_x_mm` ...; `probability` -> `peak_probability`,
-//! `mean_probability`; empty cells for absent values).
+//! `mean_probability`; `filter` -> `filter_score`; empty cells for absent values).
 use crate::measure::NodeMeasurement;
 use crate::postprocess::PostProcessReport;
 use crate::NodesError;
@@ -43,6 +43,7 @@ struct Definitions {
     necrosis_fraction: &'static str,
     node_rads_size: &'static str,
     probability: &'static str,
+    filter: &'static str,
 }
 
 const DEFINITIONS: Definitions = Definitions {
@@ -55,6 +56,9 @@ const DEFINITIONS: Definitions = Definitions {
     necrosis_fraction: "fraction of 6-eroded interior voxels below 20 HU; null without CT or interior",
     node_rads_size: "bulky: long axis >= 30 mm; enlarged: short axis >= 10 mm; else normal",
     probability: "network probability over the node's voxels (peak, mean); null without a probability map",
+    filter: "the model's component filter on the component the node was drawn from: score in [0, 1] \
+             (kept when >= the filter's cut-off) and whether its size guard kept it regardless; null \
+             without a filter",
 };
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over `path`.
@@ -121,6 +125,7 @@ pub fn csv_header() -> Vec<String> {
             "node_rads_size",
             "peak_probability",
             "mean_probability",
+            "filter_score",
         ]
         .map(String::from),
     );
@@ -167,6 +172,7 @@ pub fn csv_row(m: &NodeMeasurement) -> Vec<String> {
         Some(p) => r.extend([f(p.peak), f(p.mean)]),
         None => r.extend([String::new(), String::new()]),
     }
+    r.push(m.filter.map(|v| f(v.score)).unwrap_or_default());
     r
 }
 

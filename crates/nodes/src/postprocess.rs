@@ -33,7 +33,7 @@
 //! by splitting are kept whatever their size (each holds a marker of at least
 //! `min_marker_radius_mm`).
 use crate::components::{find_root, label_components, Connectivity};
-use crate::filter::ComponentFilter;
+use crate::filter::{ComponentFilter, FilterScore};
 use crate::measure::{
     axial_axes_sparse, label_boxes, label_probabilities, measure_nodes, LabelBox, MeasureOptions,
     NodeMeasurement,
@@ -42,7 +42,7 @@ use crate::NodesError;
 use nodal_core::{Label, Volume};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 /// Splitting of touching nodes (step 5).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -179,16 +179,25 @@ pub fn postprocess_probability_filtered(
     let foreground_voxels = comps.foreground_voxels;
     let mut labels = comps.into_labels(cfg.min_peak_probability)?;
     let mut n_removed_by_filter = 0;
+    let mut filter_scores = None;
     if let Some(filter) = filter {
         let ct = ct.ok_or(NodesError::InvalidOption {
             name: "component filter",
             value: "without a CT".into(),
             reason: "its features are measured on the CT",
         })?;
-        n_removed_by_filter = drop_filtered(&mut labels, prob, ct, filter)?;
+        let scores = filter.scores(&labels, prob, ct)?;
+        n_removed_by_filter = drop_scored(&mut labels, &scores, filter.min_score);
+        filter_scores = Some(scores);
     }
-    let raw =
-        RawComponents { foreground_voxels, n_components, n_removed_low_peak, n_removed_by_filter, labels };
+    let raw = RawComponents {
+        foreground_voxels,
+        n_components,
+        n_removed_low_peak,
+        n_removed_by_filter,
+        labels,
+        filter_scores,
+    };
     postprocess_components(raw, Some(prob), ct, cfg)
 }
 
@@ -203,13 +212,18 @@ pub fn drop_filtered(
     filter: &ComponentFilter,
 ) -> Result<usize, NodesError> {
     let scores = filter.scores(labels, prob, ct)?;
-    let keep: Vec<bool> = scores.iter().map(|s| s.is_none_or(|s| s >= filter.min_score)).collect();
+    Ok(drop_scored(labels, &scores, filter.min_score))
+}
+
+/// Sets the components whose verdict does not pass `min_score` to 0; returns how many.
+fn drop_scored(labels: &mut Volume<u32>, scores: &[Option<FilterScore>], min_score: f64) -> usize {
+    let keep: Vec<bool> = scores.iter().map(|s| s.is_none_or(|s| s.passes(min_score))).collect();
     for l in labels.as_slice_mut() {
         if !keep[*l as usize] {
             *l = 0;
         }
     }
-    Ok(keep.iter().filter(|&&k| !k).count())
+    keep.iter().filter(|&&k| !k).count()
 }
 
 /// The components of `p >= threshold` and the highest probability of each: labelled once, then
@@ -324,6 +338,7 @@ pub fn postprocess_mask<T: Label>(
             foreground_voxels,
             n_removed_low_peak: 0,
             n_removed_by_filter: 0,
+            filter_scores: None,
         },
         None,
         ct,
@@ -339,6 +354,8 @@ struct RawComponents {
     foreground_voxels: usize,
     n_removed_low_peak: usize,
     n_removed_by_filter: usize,
+    /// The component filter's verdict on each component, by id, when a filter chose them.
+    filter_scores: Option<Vec<Option<FilterScore>>>,
 }
 
 /// Steps 3 (mask threshold, size filter) to 6 on labelled components.
@@ -354,12 +371,22 @@ fn postprocess_components(
         foreground_voxels,
         n_removed_low_peak,
         n_removed_by_filter,
+        filter_scores,
     } = raw;
     if let Some(ct) = ct {
         labels
             .check_same_grid(ct)
             .map_err(|source| NodesError::GridMismatch { what: "CT".into(), source })?;
     }
+
+    // Which filtered component each voxel came from, kept sparse (the components are a small
+    // part of the scan) for step 7.
+    let scored_voxels: Vec<(usize, u32)> = match filter_scores {
+        Some(_) => {
+            labels.as_slice().iter().enumerate().filter(|(_, &l)| l > 0).map(|(i, &l)| (i, l)).collect()
+        }
+        None => Vec::new(),
+    };
 
     // 3-4. Mask threshold, size filter, hole filling, convex fill.
     let FinishedComponents { n_removed_small, holes_filled_voxels, convex_filled_voxels } =
@@ -392,6 +419,29 @@ fn postprocess_components(
         let probabilities = label_probabilities(&labels, prob);
         for m in &mut measurements {
             m.probability = Some(probabilities[m.label as usize]);
+        }
+    }
+    // 7. Each node's filter verdict: that of the filtered component most of its voxels came from.
+    // (Drawing at the mask threshold keeps a subset of one component, possibly split; only the
+    // voxels that filling adds can come from elsewhere.)
+    if let Some(scores) = &filter_scores {
+        let mut votes: HashMap<(u32, u32), usize> = HashMap::new();
+        let nodes = labels.as_slice();
+        for &(i, raw) in &scored_voxels {
+            if nodes[i] > 0 {
+                *votes.entry((nodes[i], raw)).or_default() += 1;
+            }
+        }
+        let mut source: HashMap<u32, (usize, u32)> = HashMap::new();
+        for ((node, raw), n) in votes {
+            let best = source.entry(node).or_insert((n, raw));
+            // Ties go to the smaller id, so the choice does not depend on the map's order.
+            if (n, std::cmp::Reverse(raw)) > (best.0, std::cmp::Reverse(best.1)) {
+                *best = (n, raw);
+            }
+        }
+        for m in &mut measurements {
+            m.filter = source.get(&m.label).and_then(|&(_, raw)| scores[raw as usize]);
         }
     }
     let report = PostProcessReport {

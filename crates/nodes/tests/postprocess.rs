@@ -301,10 +301,11 @@ fn each_node_carries_the_peak_and_mean_probability_of_its_voxels() {
     assert!(out.measurements.iter().all(|m| m.probability.is_none()));
 }
 
-#[test]
-fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
+/// Two balls of the same confidence, radius 6 mm and 3.5 mm (both above 4.5 mm short axis), their
+/// CT, and a filter fitted on samples where only large components are nodes (ln volume splits
+/// them; samples and labels returned too), with cut-off 0.5.
+fn two_balls_and_a_size_filter() -> FilterCase {
     use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES, N_FEATURES};
-    // Two balls of the same confidence: radius 6 mm and radius 3.5 mm (both above 4.5 mm short axis).
     let sp = [1.0, 1.0, 1.0];
     let big = shape([40, 24, 20], sp, |p| in_ball(p, [10.0, 12.0, 10.0], 6.0));
     let small = shape([40, 24, 20], sp, |p| in_ball(p, [28.0, 12.0, 10.0], 3.5));
@@ -327,6 +328,23 @@ fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
     let y: Vec<bool> = x.iter().map(|v| v[sad] > 5.5).collect();
     let mut filter = ComponentFilter::fit(&x, &y, None, None, BoostConfig::default()).unwrap();
     filter.min_score = 0.5;
+    FilterCase { prob, ct, x, y, filter }
+}
+
+/// What [`two_balls_and_a_size_filter`] returns.
+struct FilterCase {
+    prob: Volume<f32>,
+    ct: Volume<i16>,
+    x: Vec<[f64; nodal_nodes::filter::N_FEATURES]>,
+    y: Vec<bool>,
+    filter: nodal_nodes::filter::ComponentFilter,
+}
+
+#[test]
+fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
+    use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES};
+    let FilterCase { prob, ct, x, y, filter } = two_balls_and_a_size_filter();
+    let sad = FEATURE_NAMES.iter().position(|&f| f == "ln_volume_mm3").unwrap();
     let cfg = PostProcessConfig { threshold: 0.5, ..Default::default() };
     let out =
         nodal_nodes::postprocess::postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter))
@@ -366,6 +384,46 @@ fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
     // The filter's features are measured on the CT: none given is an error.
     let no_ct = nodal_nodes::postprocess::postprocess_probability_filtered(&prob, None, &cfg, Some(&filter));
     assert!(matches!(no_ct, Err(NodesError::InvalidOption { .. })));
+}
+
+#[test]
+fn each_node_carries_the_filter_verdict_of_its_component() {
+    use nodal_nodes::postprocess::postprocess_probability_filtered;
+    use nodal_nodes::{label_components, Connectivity};
+    let FilterCase { prob, ct, mut filter, .. } = two_balls_and_a_size_filter();
+    let cfg = PostProcessConfig { threshold: 0.5, ..Default::default() };
+    // The reference: the filter's scores of the thresholded components, found independently.
+    let (raw, n) = label_components(&prob.map(|p| u8::from(p >= 0.5)), Connectivity::TwentySix);
+    assert_eq!(n, 2);
+    let want = filter.scores(&raw, &prob, &ct).unwrap();
+    let raw_at = |m: &nodal_nodes::measure::NodeMeasurement| {
+        let c: [usize; 3] = std::array::from_fn(|a| (m.bbox_min_index[a] + m.bbox_max_index[a]) / 2);
+        raw.data()[[c[2], c[1], c[0]]] as usize
+    };
+    // Both kept (cut-off 0): each node reports its own component's verdict.
+    filter.min_score = 0.0;
+    let out = postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter)).unwrap();
+    assert_eq!(out.measurements.len(), 2);
+    for m in &out.measurements {
+        assert_eq!(m.filter, want[raw_at(m)], "node {}", m.label);
+    }
+    let scores: Vec<f64> = out.measurements.iter().map(|m| m.filter.unwrap().score).collect();
+    assert!(scores[0] > 0.5 && scores[1] < 0.5, "the large ball scores high, the small one low: {scores:?}");
+    // The CSV carries the score.
+    let col = nodal_nodes::output::csv_header().iter().position(|h| h == "filter_score").unwrap();
+    let cell: f64 = nodal_nodes::output::csv_row(&out.measurements[1])[col].parse().unwrap();
+    assert_eq!(cell, scores[1]);
+    // A cut-off above both: only the size guard keeps the large ball, and says so; its score stays.
+    filter.min_score = 0.99;
+    filter.keep_short_axis_mm = Some(8.0);
+    let guarded = postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter)).unwrap();
+    assert_eq!(guarded.measurements.len(), 1);
+    let v = guarded.measurements[0].filter.unwrap();
+    assert!(v.kept_by_size_guard && v.score == scores[0], "{v:?}");
+    // Without a filter there is no verdict (and an empty cell).
+    let plain = postprocess_probability(&prob, Some(&ct), &cfg).unwrap();
+    assert!(plain.measurements.iter().all(|m| m.filter.is_none()));
+    assert_eq!(nodal_nodes::output::csv_row(&plain.measurements[0])[col], "");
 }
 
 #[test]

@@ -103,6 +103,10 @@ pub struct NodeRecord {
     /// probability map).
     #[serde(default)]
     pub peak_probability: Option<f64>,
+    /// The model's component filter on the component the node was drawn from (`None` without a
+    /// filter).
+    #[serde(default)]
+    pub filter: Option<nodal_nodes::filter::FilterScore>,
 }
 
 impl From<&nodal_nodes::measure::NodeMeasurement> for NodeRecord {
@@ -123,6 +127,7 @@ impl From<&nodal_nodes::measure::NodeMeasurement> for NodeRecord {
             hu_mean: m.hu.as_ref().map(|h| h.mean_hu),
             necrosis_fraction: m.necrosis_fraction,
             peak_probability: m.probability.map(|p| p.peak),
+            filter: m.filter,
             side: match m.side {
                 NodesSide::Left => Side::Left,
                 NodesSide::Right => Side::Right,

@@ -118,6 +118,14 @@ fn peak_probability(n: &RankedNode) -> String {
     n.node.peak_probability.map_or("–".into(), fmt_probability)
 }
 
+fn filter_score(n: &RankedNode) -> String {
+    match n.node.filter {
+        None => "–".into(),
+        Some(f) if f.kept_by_size_guard => format!("{:.2} (kept for its size)", f.score),
+        Some(f) => format!("{:.2}", f.score),
+    }
+}
+
 /// A probability with two significant digits of its distance from 1: a confident network puts
 /// most nodes' peaks above 0.999, where three decimals would print "1.000" for all of them and hide
 /// the ranking (0.999980 vs 0.9980). At least three decimals, at most seven.
@@ -319,7 +327,7 @@ fn compose(
                  <figure><img alt=\"Coronal view of node {}\" src=\"{co}\"><figcaption>Coronal through centroid</figcaption></figure>\
                  </div><dl><dt>Short / long axis</dt><dd>{} / {} mm (slices {} / {})</dd>\
                  <dt>Volume</dt><dd>{:.0} mm³</dd><dt>HU mean</dt><dd>{}</dd><dt>Necrosis proxy</dt><dd>{}</dd>\
-                 <dt>Peak probability</dt><dd>{}</dd><dt>Side</dt><dd>{}</dd><dt>Centroid (LPS)</dt><dd>{:.1}, {:.1}, {:.1} mm</dd></dl></div>",
+                 <dt>Peak probability</dt><dd>{}</dd><dt>Filter score</dt><dd>{}</dd><dt>Side</dt><dd>{}</dd><dt>Centroid (LPS)</dt><dd>{:.1}, {:.1}, {:.1} mm</dd></dl></div>",
                 n.rank,
                 chip(n.recist),
                 n.rank,
@@ -335,6 +343,7 @@ fn compose(
                 hu(n),
                 necrosis(n),
                 peak_probability(n),
+                filter_score(n),
                 m.side.as_str(),
                 c[0],
                 c[1],

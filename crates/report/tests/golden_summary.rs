@@ -19,6 +19,7 @@ fn node(label: u32, sad: f64, lad: f64, side: Side) -> NodeRecord {
         side,
         node_rads_size: None,
         peak_probability: None,
+        filter: None,
     }
 }
 
@@ -99,6 +100,7 @@ fn frozen_keys_of_the_report_json() {
         keys(&s["nodes"][0]),
         [
             "centroid_mm",
+            "filter",
             "hu_mean",
             "label",
             "long_axis_endpoints_mm",

@@ -45,6 +45,8 @@ fn node(label: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
         side,
         node_rads_size: Some("normal".into()),
         peak_probability: Some(0.9871),
+        filter: (label == 1)
+            .then_some(nodal_nodes::filter::FilterScore { score: 0.4321, kept_by_size_guard: true }),
     }
 }
 
@@ -88,6 +90,9 @@ fn report_is_self_contained_and_complete() {
     // Both nodes' peak probability, in the table and in the node card.
     assert_eq!(html.matches("<td>0.987</td>").count(), 2);
     assert_eq!(html.matches("<dt>Peak probability</dt><dd>0.987</dd>").count(), 2);
+    // The filter's verdict in the card: one node has one (kept by the size guard), one has none.
+    assert_eq!(html.matches("<dt>Filter score</dt><dd>0.43 (kept for its size)</dd>").count(), 1);
+    assert_eq!(html.matches("<dt>Filter score</dt><dd>–</dd>").count(), 1);
     assert!(!html.contains("Evaluation against ground truth"));
 }
 
