@@ -60,9 +60,9 @@ pub struct Timings {
 pub struct PredictOutput {
     /// Node probability in [0, 1] on the CT's own grid.
     pub probability: Volume<f32>,
-    /// Node probability on the model grid (body box at model spacing).
+    /// Node probability of the first pass on the model grid (body box at model spacing).
     pub model_grid_probability: Volume<f32>,
-    /// Number of tiles evaluated (x TTA flips).
+    /// Number of tiles evaluated (x TTA flips), both passes.
     pub n_tiles: usize,
     /// Stage timings.
     pub timings: Timings,
@@ -239,7 +239,8 @@ pub fn predict_prepared(
     Ok((image.with_data(acc)?, tiles.len() * flips.len()))
 }
 
-/// Full inference on a CT in HU: preprocessing, sliding window, probability back on the CT grid.
+/// Full inference on a CT in HU: preprocessing, sliding window, probability back on the CT grid;
+/// then the model's optional [`LargeNodePass`] merged in.
 pub fn predict(
     model: &LoadedModel,
     ct: &Volume<i16>,
