@@ -299,20 +299,19 @@ pub fn merge_large_components(
     threshold: f32,
     pass: &LargeNodePass,
 ) -> Result<usize, NetError> {
-    use nodal_nodes::components::Connectivity;
-    use nodal_nodes::postprocess::PeakComponents;
+    use nodal_nodes::{label_components, Connectivity};
     probability.check_same_grid(coarse)?;
-    let components = PeakComponents::new(coarse, threshold, Connectivity::TwentySix)
-        .map_err(|e| NetError::Eval(format!("large-node pass: {e}")))?;
-    let labels = components.labels.as_slice();
-    let n = components.peaks.len();
+    let (components, n_components) =
+        label_components(&coarse.map(|p| u8::from(p >= threshold)), Connectivity::TwentySix);
+    let labels = components.as_slice();
+    let n = n_components + 1;
     let (mut voxels, mut seen) = (vec![0usize; n], vec![0usize; n]);
     for (&l, &p) in labels.iter().zip(probability.as_slice()) {
         voxels[l as usize] += 1;
         seen[l as usize] += usize::from(p >= threshold);
     }
     let mut merge = vec![false; n];
-    for (id, axes) in nodal_nodes::measure::axial_axes_sparse(&components.labels) {
+    for (id, axes) in nodal_nodes::measure::axial_axes_sparse(&components) {
         let l = id as usize;
         let sized = (pass.min_short_axis_mm..=pass.max_short_axis_mm).contains(&axes.short_axis_mm);
         merge[l] = sized && seen[l] as f64 >= pass.min_fine_fraction * voxels[l] as f64;
