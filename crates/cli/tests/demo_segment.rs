@@ -281,6 +281,73 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     assert!(stdout.contains("by the component filter"), "{stdout}");
     let report = json(&seg.join("nodes.json"));
     assert!(report["postprocess"]["n_removed_by_filter"].is_u64(), "{report}");
+    // This filter's own cut-off keeps everything; the same filter cutting at the median score of
+    // these nodes drops some, and `--filter-min-score` moves the cut-off of that model: to 0, the
+    // result is the first run's; to 1, only what scores 1 is left.
+    let first_cutoff = nodal_net::load_model(&out).unwrap().component_filter.unwrap().min_score;
+    assert_eq!(report["postprocess"]["filter_min_score"].as_f64(), Some(first_cutoff), "{report}");
+    let node_scores = |nodes: &serde_json::Value| -> Vec<f64> {
+        nodes["nodes"].as_array().unwrap().iter().map(|n| n["filter"]["score"].as_f64().unwrap()).collect()
+    };
+    let mut scores = node_scores(&report);
+    scores.sort_by(f64::total_cmp);
+    let median = scores[scores.len() / 2];
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(out.join(f), cut.join(f)).unwrap();
+    }
+    let mut filter = json(&out.join("component_filter.json"));
+    filter["min_score"] = median.into();
+    std::fs::write(cut.join("component_filter.json"), filter.to_string()).unwrap();
+    let segment_cut = |cutoff: Option<&str>| {
+        let dir = tmp.path().join(format!("seg-{}", cutoff.unwrap_or("own")));
+        let mut cmd = nodal();
+        cmd.arg("segment").arg(&ct).arg("--model").arg(&cut).arg("-o").arg(&dir);
+        if let Some(c) = cutoff {
+            cmd.args(["--filter-min-score", c]);
+        }
+        let said = run_ok(&mut cmd);
+        let nodes = json(&dir.join("nodes.json"));
+        let applied = cutoff.map_or(median, |c| c.parse().unwrap());
+        assert_eq!(nodes["postprocess"]["filter_min_score"].as_f64(), Some(applied));
+        assert!(said.contains(&format!("by the component filter at cut-off {applied})")), "{said}");
+        assert!(node_scores(&nodes).iter().all(|&s| s >= applied), "{nodes}");
+        (nodes, bytes(&dir.join("mask.nii.gz")), nodal_io::read_nifti::<u8>(dir.join("mask.nii.gz")).unwrap())
+    };
+    let (own, _, own_mask) = segment_cut(None);
+    assert!(own["postprocess"]["n_removed_by_filter"].as_u64() > Some(0), "{}", own["postprocess"]);
+    let (all, all_bytes, all_mask) = segment_cut(Some("0"));
+    assert_eq!(all["postprocess"]["n_removed_by_filter"], 0);
+    assert_eq!(all_bytes, bytes(&seg.join("mask.nii.gz")));
+    let voxels = |m: &nodal_core::Volume<u8>| m.as_slice().iter().filter(|&&v| v > 0).count();
+    assert!(own_mask.as_slice().iter().zip(all_mask.as_slice()).all(|(&own, &all)| own == 0 || all > 0));
+    assert!(voxels(&all_mask) > voxels(&own_mask));
+    let (_, _, strict_mask) = segment_cut(Some("1"));
+    assert!(strict_mask.as_slice().iter().zip(own_mask.as_slice()).all(|(&s, &own)| s == 0 || own > 0));
+    // A cut-off outside [0, 1], or one for a model without a filter, is refused before anything
+    // is written.
+    for (model, cutoff, said) in [
+        (&out, "1.5", "must be a score in [0, 1]"),
+        (&out, "nan", "must be a score"),
+        (&copy, "0.5", "has no component filter"),
+    ] {
+        let dir = tmp.path().join("refused-seg");
+        let refused = nodal()
+            .arg("segment")
+            .arg(&ct)
+            .arg("--model")
+            .arg(model)
+            .args(["--filter-min-score", cutoff])
+            .arg("-o")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!refused.status.success(), "{cutoff}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("--filter-min-score") && stderr.contains(said), "{stderr}");
+        assert!(!dir.exists());
+    }
     // The model's own folder as output is refused before anything is written there.
     let refused = nodal()
         .args(["train-filter", "--model"])

@@ -124,6 +124,10 @@ pub struct PostProcessReport {
     /// cut-off and before the short-axis filter.
     #[serde(default)]
     pub n_removed_by_filter: usize,
+    /// The component filter's cut-off that was applied ([`ComponentFilter::min_score`], or what a
+    /// caller set instead); `None` without a filter.
+    #[serde(default)]
+    pub filter_min_score: Option<f64>,
     /// Voxels added by hole filling.
     pub holes_filled_voxels: usize,
     /// Voxels added by the convex fill of axial cross-sections.
@@ -195,6 +199,7 @@ pub fn postprocess_probability_filtered(
         n_components,
         n_removed_low_peak,
         n_removed_by_filter,
+        filter_min_score: filter.map(|f| f.min_score),
         labels,
         filter_scores,
     };
@@ -338,6 +343,7 @@ pub fn postprocess_mask<T: Label>(
             foreground_voxels,
             n_removed_low_peak: 0,
             n_removed_by_filter: 0,
+            filter_min_score: None,
             filter_scores: None,
         },
         None,
@@ -354,6 +360,7 @@ struct RawComponents {
     foreground_voxels: usize,
     n_removed_low_peak: usize,
     n_removed_by_filter: usize,
+    filter_min_score: Option<f64>,
     /// The component filter's verdict on each component, by id, when a filter chose them.
     filter_scores: Option<Vec<Option<FilterScore>>>,
 }
@@ -371,6 +378,7 @@ fn postprocess_components(
         foreground_voxels,
         n_removed_low_peak,
         n_removed_by_filter,
+        filter_min_score,
         filter_scores,
     } = raw;
     if let Some(ct) = ct {
@@ -451,6 +459,7 @@ fn postprocess_components(
         n_removed_small,
         n_removed_low_peak,
         n_removed_by_filter,
+        filter_min_score,
         holes_filled_voxels,
         convex_filled_voxels,
         n_components_split,

@@ -36,6 +36,11 @@ pub struct Args {
     /// Inference tile edge in model voxels (default: the model's).
     #[arg(long)]
     pub tile: Option<usize>,
+    /// The component filter's cut-off, instead of the model's own (a score in [0, 1]): lower finds
+    /// more nodes and more false ones, 0 keeps every component the filter scores. Each node's score
+    /// is in nodes.json / nodes.csv whatever the cut-off, so a reader can also rank by it.
+    #[arg(long, value_name = "SCORE")]
+    pub filter_min_score: Option<f64>,
     /// Tiles per network call: more keep a GPU busier.
     #[arg(long, default_value_t = InferOptions::default().batch as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub batch: u64,
@@ -82,7 +87,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t_read = t0.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let model = load_model_arg(args.model.as_deref())?;
+    let mut model = load_model_arg(args.model.as_deref())?;
+    if let Some(min_score) = args.filter_min_score {
+        set_filter_cutoff(&mut model, min_score)?;
+    }
     let t_model = t.elapsed().as_secs_f64();
 
     let bar = tile_bar();
@@ -154,9 +162,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Err(anyhow::Error::new(e).context("writing segment.json"));
     }
     commit(&tmp, &args.out, &record.outputs)?;
+    let cutoff = pp.report.filter_min_score.map(|s| format!(" at cut-off {s}")).unwrap_or_default();
     println!(
         "{}: {} nodes ({} removed below 4.5 mm short axis, {} below the peak-probability cut-off, {} by \
-         the component filter) in {:.1} s -> {} (report: {})",
+         the component filter{cutoff}) in {:.1} s -> {} (report: {})",
         args.ct.display(),
         pp.report.n_nodes,
         pp.report.n_removed_small,
@@ -166,6 +175,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.out.display(),
         args.out.join(REPORT_HTML).display()
     );
+    Ok(())
+}
+
+/// Replaces the cut-off of `model`'s component filter by `min_score` (`--filter-min-score`).
+fn set_filter_cutoff(model: &mut nodal_net::LoadedModel, min_score: f64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&min_score),
+        "--filter-min-score {min_score}: must be a score in [0, 1]"
+    );
+    let folder = model.folder.display().to_string();
+    let filter = model.component_filter.as_mut().with_context(|| {
+        format!(
+            "--filter-min-score: the model in {folder} has no component filter ({})",
+            nodal_net::config::FILTER_FILE
+        )
+    })?;
+    filter.min_score = min_score;
     Ok(())
 }
 
