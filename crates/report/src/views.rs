@@ -128,6 +128,21 @@ fn nearest_index(g: &nodal_core::Geometry, dims: [usize; 3], p: Vec3) -> Option<
     Some(at)
 }
 
+/// Index of the voxel nearest to the continuous index `start + s * delta`, if inside the grid:
+/// [`nearest_index`] on an affine path (`floor(x + 0.5)` by truncation, valid once `x + 0.5 >= 0`).
+#[inline]
+fn ray_index(start: Vec3, delta: Vec3, s: f64, dims: [usize; 3]) -> Option<[usize; 3]> {
+    let mut at = [0usize; 3];
+    for a in 0..3 {
+        let x = start[a] + s * delta[a] + 0.5;
+        if !(x >= 0.0 && x < dims[a] as f64) {
+            return None;
+        }
+        at[a] = x as usize;
+    }
+    Some(at)
+}
+
 /// Nearest-neighbour label at a world point (0 outside the grid).
 fn label_at<L: Label>(labels: &Volume<L>, p: Vec3) -> u32 {
     nearest_index(labels.geometry(), labels.dims(), p)
@@ -316,9 +331,14 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
                 let p0 = plane.to_world(c as f64, r as f64);
                 let mut max_hu = OUTSIDE_HU;
                 let mut hit: RayHit = None;
+                // The continuous index is affine along the ray, so each sample costs three
+                // multiply-adds instead of a world -> index transform (this loop visits every
+                // voxel of the scan).
+                let start = g.world_to_index([p0[0], lo[1], p0[2]]);
+                let next = g.world_to_index([p0[0], lo[1] + step, p0[2]]);
+                let delta = [0, 1, 2].map(|a| next[a] - start[a]);
                 for s in 0..n_steps {
-                    let p = [p0[0], lo[1] + s as f64 * step, p0[2]];
-                    let Some(at) = nearest_index(g, dims, p) else { continue };
+                    let Some(at) = ray_index(start, delta, s as f64, dims) else { continue };
                     max_hu = max_hu.max(ct.data()[[at[2], at[1], at[0]]] as f64);
                     let l = labels.data()[[at[2], at[1], at[0]]].as_usize() as u32;
                     if l != 0 {
@@ -433,6 +453,35 @@ mod tests {
         }
         assert!(n > 0.0, "marker not visible");
         (sx / n / p.width as f64, sy / n / p.height as f64)
+    }
+
+    #[test]
+    fn ray_steps_find_the_voxels_the_world_transform_finds() {
+        // Anisotropic voxels, every storage, and an oblique one; rays along +y through points that
+        // are not on the grid (a tie between two voxels is where the two roundings may differ).
+        let c = std::f64::consts::FRAC_1_SQRT_2;
+        let mut dirs = storages();
+        dirs.push(("oblique", [[c, -c, 0.0], [c, c, 0.0], [0.0, 0.0, 1.0]]));
+        for (name, direction) in dirs {
+            let g = Geometry { spacing_mm: [0.7, 0.9, 2.5], origin_mm: [-15.3, -12.1, -31.7], direction };
+            let dims = [33, 29, 17];
+            let step = 0.7;
+            let centre = g.index_to_world([16.0, 14.0, 8.0]);
+            let mut visited = 0;
+            for t in 0..400 {
+                let (x, z) = (centre[0] - 10.0 + 0.0517 * t as f64, centre[2] - 15.0 + 0.0771 * t as f64);
+                let y0 = centre[1] - 40.0 + 0.0137 * t as f64;
+                let start = g.world_to_index([x, y0, z]);
+                let next = g.world_to_index([x, y0 + step, z]);
+                let delta = [0, 1, 2].map(|a| next[a] - start[a]);
+                for s in 0..120 {
+                    let naive = nearest_index(&g, dims, [x, y0 + s as f64 * step, z]);
+                    assert_eq!(ray_index(start, delta, s as f64, dims), naive, "{name} ray {t} step {s}");
+                    visited += usize::from(naive.is_some());
+                }
+            }
+            assert!(visited > 1000, "{name}: only {visited} samples inside the grid");
+        }
     }
 
     fn storages() -> Vec<(&'static str, [[f64; 3]; 3])> {
