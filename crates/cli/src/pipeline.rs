@@ -137,7 +137,11 @@ pub fn report_data(
 ) -> ReportData {
     ReportData {
         scan: ScanInfo::from_volume(source, ct),
-        model: Some(ModelInfo { id: model.config.model_id.clone(), version: model.config.version.clone() }),
+        model: Some(ModelInfo {
+            id: model.config.model_id.clone(),
+            version: model.config.version.clone(),
+            filter_min_score: model.component_filter.as_ref().map(|f| f.min_score),
+        }),
         timings,
         nodes: seg.postprocessed.measurements.iter().map(NodeRecord::from).collect(),
         evaluation,

@@ -313,6 +313,12 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
         assert_eq!(nodes["postprocess"]["filter_min_score"].as_f64(), Some(applied));
         assert!(said.contains(&format!("by the component filter at cut-off {applied})")), "{said}");
         assert!(node_scores(&nodes).iter().all(|&s| s >= applied), "{nodes}");
+        assert_eq!(
+            json(&dir.join("report.json"))["data"]["model"]["filter_min_score"].as_f64(),
+            Some(applied)
+        );
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(html.contains(&format!("Component filter cut-off</td><td class=\"l\">{applied}</td>")));
         (nodes, bytes(&dir.join("mask.nii.gz")), nodal_io::read_nifti::<u8>(dir.join("mask.nii.gz")).unwrap())
     };
     let (own, _, own_mask) = segment_cut(None);

@@ -151,6 +151,10 @@ pub struct ModelInfo {
     pub id: String,
     /// Model version.
     pub version: String,
+    /// The component filter's cut-off this run applied (the model's own or one set for the run);
+    /// `None` for a model without a filter.
+    #[serde(default)]
+    pub filter_min_score: Option<f64>,
 }
 
 /// Wall-clock time of one pipeline stage.

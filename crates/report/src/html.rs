@@ -422,6 +422,9 @@ fn compose(
     row(&mut h, "Storage orientation", sc.orientation.clone());
     if let Some(m) = &data.model {
         row(&mut h, "Model", format!("{} (version {})", m.id, m.version));
+        if let Some(cutoff) = m.filter_min_score {
+            row(&mut h, "Component filter cut-off", format!("{cutoff}"));
+        }
     }
     let total: f64 = data.timings.iter().map(|t| t.seconds).sum();
     for t in &data.timings {

@@ -53,7 +53,11 @@ fn node(label: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
 fn data(ct: &Volume<i16>) -> ReportData {
     ReportData {
         scan: ScanInfo::from_volume("scene <test>", ct),
-        model: Some(nodal_report::ModelInfo { id: "unet".into(), version: "1".into() }),
+        model: Some(nodal_report::ModelInfo {
+            id: "unet".into(),
+            version: "1".into(),
+            filter_min_score: Some(0.375),
+        }),
         timings: vec![nodal_report::StageTiming { stage: "segment".into(), seconds: 1.5 }],
         nodes: vec![
             node(2, [12.0, 5.0, 20.0], 8.0, 8.0, Side::Left),
@@ -86,6 +90,11 @@ fn report_is_self_contained_and_complete() {
     assert!(html.contains("1 node with short axis ≥ 10 mm"));
     assert!(html.contains("Nodes on both sides of the neck (right: 1, left: 1)"));
     assert!(html.contains("unet (version 1)"));
+    let cutoff = "<tr><td class=\"l\">Component filter cut-off</td><td class=\"l\">0.375</td></tr>";
+    assert!(html.contains(cutoff));
+    let mut unfiltered = d.clone();
+    unfiltered.model.as_mut().unwrap().filter_min_score = None;
+    assert!(!render_report(&unfiltered, &ct, &lab).unwrap().contains("Component filter cut-off"));
     assert!(html.contains("64 × 64 × 20"));
     // Both nodes' peak probability, in the table and in the node card.
     assert_eq!(html.matches("<td>0.987</td>").count(), 2);
