@@ -64,6 +64,12 @@ pub struct Args {
     /// either way, so a run with other features resumes from the same samples).
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub features: Vec<String>,
+    /// Number of boosted trees.
+    #[arg(long, default_value_t = BoostConfig::default().n_trees as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub trees: u64,
+    /// Depth of each tree (1 = stumps; deeper trees combine more features per split path).
+    #[arg(long, default_value_t = BoostConfig::default().max_depth as u64, value_parser = clap::value_parser!(u64).range(1..=12))]
+    pub max_depth: u64,
     #[command(flatten)]
     pub device: super::DeviceArg,
 }
@@ -231,7 +237,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.large_node_weight != 1.0 {
         println!("{n_large} of them >= {LARGE_NODE_MM} mm weigh {} in the fit", args.large_node_weight);
     }
-    let boost = BoostConfig::default();
+    let boost = BoostConfig {
+        n_trees: args.trees as usize,
+        max_depth: args.max_depth as usize,
+        ..BoostConfig::default()
+    };
     let mut filter =
         ComponentFilter::fit(&x, &y, Some(&w), features, boost).context("fitting the component filter")?;
     filter.keep_short_axis_mm = (args.keep_short_axis_mm > 0.0).then_some(args.keep_short_axis_mm);
