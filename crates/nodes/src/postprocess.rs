@@ -199,11 +199,12 @@ pub fn postprocess_probability_filtered(
         n_components,
         n_removed_low_peak,
         n_removed_by_filter,
-        filter_min_score: filter.map(|f| f.min_score),
         labels,
         filter_scores,
     };
-    postprocess_components(raw, Some(prob), ct, cfg)
+    let mut out = postprocess_components(raw, Some(prob), ct, cfg)?;
+    out.report.filter_min_score = filter.map(|f| f.min_score);
+    Ok(out)
 }
 
 /// Sets the components of `labels` that `filter` drops to 0; returns how many it dropped.
@@ -343,7 +344,6 @@ pub fn postprocess_mask<T: Label>(
             foreground_voxels,
             n_removed_low_peak: 0,
             n_removed_by_filter: 0,
-            filter_min_score: None,
             filter_scores: None,
         },
         None,
@@ -360,7 +360,6 @@ struct RawComponents {
     foreground_voxels: usize,
     n_removed_low_peak: usize,
     n_removed_by_filter: usize,
-    filter_min_score: Option<f64>,
     /// The component filter's verdict on each component, by id, when a filter chose them.
     filter_scores: Option<Vec<Option<FilterScore>>>,
 }
@@ -378,7 +377,6 @@ fn postprocess_components(
         foreground_voxels,
         n_removed_low_peak,
         n_removed_by_filter,
-        filter_min_score,
         filter_scores,
     } = raw;
     if let Some(ct) = ct {
@@ -389,11 +387,10 @@ fn postprocess_components(
 
     // Which filtered component each voxel came from, kept sparse (the components are a small
     // part of the scan) for step 7.
-    let scored_voxels: Vec<(usize, u32)> = match filter_scores {
-        Some(_) => {
-            labels.as_slice().iter().enumerate().filter(|(_, &l)| l > 0).map(|(i, &l)| (i, l)).collect()
-        }
-        None => Vec::new(),
+    let scored_voxels: Vec<(usize, u32)> = if filter_scores.is_some() {
+        labels.as_slice().iter().enumerate().filter(|(_, &l)| l > 0).map(|(i, &l)| (i, l)).collect()
+    } else {
+        Vec::new()
     };
 
     // 3-4. Mask threshold, size filter, hole filling, convex fill.
@@ -459,7 +456,8 @@ fn postprocess_components(
         n_removed_small,
         n_removed_low_peak,
         n_removed_by_filter,
-        filter_min_score,
+        // Set by the caller that applied the filter.
+        filter_min_score: None,
         holes_filled_voxels,
         convex_filled_voxels,
         n_components_split,
