@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Scores model folders on the validation sets of the model card (never used for training):
+# Scores model folders on the validation sets of the model card (never used for training,
+# selection or tuning) with `nodal validate`:
 #   unseen phantom seeds   nodal dataset --n 4 --seed 2 --split val --size train
 #   full-size phantoms     nodal dataset --n 4 --seed 3 --split val --size full (512x512 matrix)
 #   thin-slice phantoms    nodal dataset --n 4 --seed 5 --split val --size full --slice-thickness 0.75
 #   held-out real CT       nodes inserted into TotalSegmentator's aorta_report CT, seeds 1 and 2
+#   external validation    ../shared/data/external-validation (imagesTs/, labelsTs/): another
+#                          simulator's nodes, read in place and never copied (override the folder
+#                          with EXTERNAL_VALIDATION=DIR; skipped when it is absent)
 # Usage: bash scripts/validate_models.sh MODEL_DIR [MODEL_DIR ...]   (after cargo build --release)
-# Prints one JSON per model and set (recall, FP/scan, Dice, recall SAD >= 15 mm), as the trainer logs.
+# Prints the metrics of every model and set (recall, recall of nodes >= 5 mm, recall_ceiling,
+# recall_countable, FP/scan, Dice, recall of nodes >= 15 mm) and writes each as JSON to
+# $VALIDATION_DIR/scores/<model>/<set>.json (default runs/validation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "usage: bash scripts/validate_models.sh MODEL_DIR [MODEL_DIR ...]" >&2; exit 2; }
 BIN=target/release/nodal
-VALIDATE=target/release/examples/net_validate
 OUT=${VALIDATION_DIR:-runs/validation}
 AORTA=.cache/testdata/totalsegmentator/tests/reference_files/aorta_report/example_ct.nii.gz
-[ -x "$VALIDATE" ] || cargo build --release -p nodal-net --example net_validate
+EXTERNAL=${EXTERNAL_VALIDATION:-../shared/data/external-validation}
+[ -x "$BIN" ] || cargo build --release -p nodal
+[ -f "$AORTA" ] || bash scripts/fetch-test-data.sh
+
 if [ ! -d "$OUT/phantom" ]; then
   "$BIN" dataset --n 4 --seed 2 --split val --size train -o "$OUT/phantom"
 fi
@@ -25,22 +34,30 @@ fi
 for s in 1 2; do
   [ -f "$OUT/aorta-$s/ct.nii.gz" ] || "$BIN" phantom --background "$AORTA" --seed "$s" -o "$OUT/aorta-$s"
 done
-pairs() {
-  for img in "$1"/imagesTr/*_0000.nii.gz; do
-    id=$(basename "$img" _0000.nii.gz)
-    echo "$img" "$1/labelsTr/$id.nii.gz"
-  done
+if [ ! -d "$EXTERNAL/imagesTs" ] || [ ! -d "$EXTERNAL/labelsTs" ]; then
+  echo "note: no external validation set at $EXTERNAL (imagesTs/, labelsTs/); it is skipped" >&2
+  EXTERNAL=
+fi
+
+# validate MODEL SET_NAME TITLE ARGS...: one `nodal validate` run, its JSON kept under scores/.
+validate() {
+  local model=$1 set=$2 title=$3
+  shift 3
+  local dir
+  dir="$OUT/scores/$(printf '%s' "$model" | tr -c 'A-Za-z0-9._-' '_')"
+  mkdir -p "$dir"
+  echo "== $model: $title"
+  "$BIN" validate --model "$model" "$@" --json "$dir/$set.json"
 }
+
 for model in "$@"; do
-  echo "== $model: unseen phantom seeds"
-  # shellcheck disable=SC2046  # file names from the dataset writer hold no spaces
-  "$VALIDATE" "$model" $(pairs "$OUT/phantom")
-  echo "== $model: full-size phantoms"
-  # shellcheck disable=SC2046
-  "$VALIDATE" "$model" $(pairs "$OUT/phantom-full")
-  echo "== $model: thin-slice phantoms"
-  # shellcheck disable=SC2046
-  "$VALIDATE" "$model" $(pairs "$OUT/phantom-thin")
-  echo "== $model: held-out aorta background"
-  "$VALIDATE" "$model" "$OUT/aorta-1/ct.nii.gz" "$OUT/aorta-1/nodes.nii.gz" "$OUT/aorta-2/ct.nii.gz" "$OUT/aorta-2/nodes.nii.gz"
+  validate "$model" phantom "unseen phantom seeds" --dataset "$OUT/phantom"
+  validate "$model" phantom-full "full-size phantoms" --dataset "$OUT/phantom-full"
+  validate "$model" phantom-thin "thin-slice phantoms" --dataset "$OUT/phantom-thin"
+  validate "$model" aorta "held-out aorta background" \
+    --case "$OUT/aorta-1/ct.nii.gz" "$OUT/aorta-1/nodes.nii.gz" \
+    --case "$OUT/aorta-2/ct.nii.gz" "$OUT/aorta-2/nodes.nii.gz"
+  if [ -n "$EXTERNAL" ]; then
+    validate "$model" external "external validation (another simulator)" --dataset "$EXTERNAL"
+  fi
 done

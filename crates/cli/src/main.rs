@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod commands;
-mod pipeline;
+mod report_input;
 
 #[derive(Parser)]
 #[command(name = "nodal", version, about = "Finds, segments and measures lymph nodes in head-and-neck CT")]
@@ -40,6 +40,14 @@ enum Command {
     /// Generate a phantom CT, segment it with the shipped model, score it against its ground truth
     /// and write the HTML report.
     Demo(commands::demo::Args),
+    /// Score a model with the evaluation protocol on annotated cases (recall, FP/scan, Dice, ...).
+    Validate(commands::validate::Args),
+    /// Choose a model's operating point, filter cut-offs or mask drawing on annotated cases.
+    #[command(subcommand)]
+    Tune(commands::tune::Command),
+    /// Make a model folder: average models, or export a training run's checkpoint.
+    #[command(subcommand)]
+    Model(commands::model::Command),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -54,6 +62,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TrainFilter(args) => commands::train_filter::run(args),
         Command::Measure(args) => commands::measure::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Tune(command) => commands::tune::run(command),
+        Command::Model(command) => commands::model::run(command),
     }
 }
 

@@ -201,12 +201,12 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     // Same weights, the chosen cut-offs in the config and the filter file, and a loadable folder.
     let bytes = |p: &Path| std::fs::read(p).unwrap();
     assert_eq!(bytes(&out.join("model.safetensors")), bytes(&shipped.join("model.safetensors")));
-    let loaded = nodal_net::load_model(&out).unwrap();
-    let filter = loaded.component_filter.expect("component_filter.json");
-    assert!(nodal_net::filter::SCORE_GRID.contains(&filter.min_score));
-    assert!(nodal_net::train::PEAK_GRID.contains(&loaded.config.min_peak_probability));
+    let loaded = nodal_detect::load_model(&out).unwrap();
+    let filter = loaded.filter.expect("component_filter.json");
+    assert!(nodal_detect::filter::tune::SCORE_GRID.contains(&filter.min_score));
+    assert!(nodal_detect::tune::PEAK_GRID.contains(&loaded.net.config.min_peak_probability));
     // The shipped model has a filter already: the new one replaces it, and so does its version.
-    assert_eq!(loaded.config.version.matches("+filter").count(), 1, "{}", loaded.config.version);
+    assert_eq!(loaded.net.config.version.matches("+filter").count(), 1, "{}", loaded.net.config.version);
     assert_eq!(filter.record["training_cases"], 2);
     assert_eq!(filter.record["selection_cases"], 1);
     // By default the chosen point finds every large selection node the model alone finds.
@@ -239,7 +239,7 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     let again = run_ok(train_from(&copy).args(["--keep-short-axis-mm", "12", "--large-nodes", "any"]));
     assert!(again.contains("(2 from the earlier run)"), "{again}");
     assert!(again.contains("chosen (--large-nodes any)"), "{again}");
-    let guarded = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
+    let guarded = nodal_detect::load_model(&out).unwrap().filter.unwrap();
     assert_eq!(guarded.keep_short_axis_mm, Some(12.0));
     assert_eq!(guarded.record["large_nodes"], "any");
     let floor = run_ok(train_from(&copy).args([
@@ -252,10 +252,11 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     ]));
     assert!(floor.contains("(2 from the earlier run)"), "{floor}");
     assert!(floor.contains("chosen (--min-large-recall 0.5)"), "{floor}");
-    let floored = nodal_net::load_model(&out).unwrap().component_filter.unwrap();
+    let floored = nodal_detect::load_model(&out).unwrap().filter.unwrap();
     assert_eq!(floored.record["large_nodes"], serde_json::json!({ "at_least": 0.5 }));
     assert_eq!(floored.record["large_node_weight"], 2.0);
-    assert_eq!(floored.features, ["shell_fat_fraction", "short_axis_mm"]);
+    use nodal_detect::filter::Feature;
+    assert_eq!(floored.features, [Feature::ShellFatFraction, Feature::ShortAxisMm]);
     for f in ["hu_spread", "short_axis_mm,short_axis_mm"] {
         let bad = train().arg(format!("--features={f}")).output().unwrap();
         assert!(!bad.status.success(), "{f}");
@@ -284,7 +285,7 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     // This filter's own cut-off keeps everything; the same filter cutting at the median score of
     // these nodes drops some, and `--filter-min-score` moves the cut-off of that model: to 0, the
     // result is the first run's; to 1, only what scores 1 is left.
-    let first_cutoff = nodal_net::load_model(&out).unwrap().component_filter.unwrap().min_score;
+    let first_cutoff = nodal_detect::load_model(&out).unwrap().filter.unwrap().min_score;
     assert_eq!(report["postprocess"]["filter_min_score"].as_f64(), Some(first_cutoff), "{report}");
     let node_scores = |nodes: &serde_json::Value| -> Vec<f64> {
         nodes["nodes"].as_array().unwrap().iter().map(|n| n["filter"]["score"].as_f64().unwrap()).collect()

@@ -5,6 +5,10 @@
 //! * [`Volume<T>`] — voxels plus their [`Geometry`]. CT images (`Volume<i16>`/`Volume<f32>`),
 //!   probability maps (`Volume<f32>`), binary masks (`Volume<u8>`, 0/1) and instance label maps
 //!   (`Volume<u16>`/`Volume<u32>`) all share this one type, so geometry can never be dropped on the way.
+//! * [`vocab`] — the clinical vocabulary every output shares: [`Side`], [`RecistCategory`],
+//!   [`NodeRadsSize`], [`SadGroup`] and the evaluation protocol's constants.
+//! * [`fs`] — the one atomic file writer; [`time`] — UTC timestamps; [`edt`] — the exact
+//!   Euclidean distance transform.
 //! * [`resample`] — trilinear (intensities) and nearest-neighbour (labels) resampling onto any target
 //!   grid, and [`Volume::reorient_canonical`] — an exact axis permutation/flip to LPS storage.
 //!
@@ -28,17 +32,22 @@
 //! assert_eq!(p, [-9.5, -19.0, 31.0]);
 //! ```
 
+pub mod edt;
 mod error;
+pub mod fs;
 mod geometry;
 pub mod morph;
 mod orient;
 pub mod resample;
+pub mod time;
+pub mod vocab;
 mod volume;
 
 pub use error::CoreError;
 pub use geometry::{Geometry, Mat3, Vec3};
 pub use orient::{axis_codes, AxisCode};
 pub use resample::Interpolation;
+pub use vocab::{NodeRadsSize, RecistCategory, SadGroup, Side};
 pub use volume::{Label, Volume, Voxel};
 
 /// The largest volume nodal will allocate, in voxels (2^31: e.g. 1024 x 1024 x 2048).

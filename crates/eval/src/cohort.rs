@@ -12,10 +12,12 @@
 //! `--meta DIR` looks for `<case>.json`, `<case>_nodes.json` or `<case>/nodes.json` in DIR (a case
 //! without a file has unknown metastatic status); `--meta FILE.csv` reads `case_id,node_id,metastatic`.
 use crate::meta::{read_meta_csv, NodeMeta};
-use crate::scan::{evaluate_runs, min_threshold, PredictionRuns, PreparedGt, SadGroup, ScanResult};
+use crate::scan::{evaluate_runs, min_threshold, PredictionRuns, PreparedGt, ScanResult};
 use crate::sparse::{ProbRuns, Runs};
 use crate::stats::{self, DunnPair, TestResult};
 use crate::EvalError;
+use nodal_core::vocab::{LOCALIZED_MIN_SENSITIVITY, MIN_SHORT_AXIS_MM};
+use nodal_core::SadGroup;
 use nodal_core::{Label, Voxel};
 use nodal_io::{read_nifti_header, NiftiDtype, NiftiHeader, NiftiRows};
 use rayon::prelude::*;
@@ -494,7 +496,7 @@ impl Default for Protocol {
         use crate::scan::*;
         Protocol {
             connectivity: 26,
-            min_pred_sad_mm: MIN_PRED_SAD_MM,
+            min_pred_sad_mm: MIN_SHORT_AXIS_MM,
             localized_min_sensitivity: LOCALIZED_MIN_SENSITIVITY,
             significant_fp_sad_mm: SIGNIFICANT_FP_SAD_MM,
             probability_threshold: PROBABILITY_THRESHOLD,

@@ -9,8 +9,10 @@
 //!   masks, a [`NodeRow`] per GT node and an [`FpRow`] per false positive.
 //!   [`evaluate_prepared`] scores against a [`PreparedGt`] built once, for many predictions of one
 //!   scan.
-//! * [`distance`] — surface voxels, an exact anisotropic Euclidean distance transform, and the
-//!   summaries `assd`, `avg_hd`, `mhd`, `hd`, `hd95`.
+//! * [`distance`] — surface voxels, surface distances (on `nodal_core::edt`), and the summaries
+//!   `assd`, `avg_hd`, `mhd`, `hd`, `hd95`.
+//! * [`selection`] — metrics summed over a set of cases ([`ValTally`] -> [`ValMetrics`]) and the
+//!   [`selection_score`] models and operating points are chosen by.
 //! * Internally, masks and label maps are held as runs of nonzero voxels (nodes fill a tiny part of
 //!   a CT): every stage works on runs and on small boxes around the nodes, and [`evaluate_case`]
 //!   reads the files row by row into runs without building a full-size volume.
@@ -44,6 +46,7 @@ pub mod meta;
 pub mod output;
 pub mod plots;
 pub mod scan;
+pub mod selection;
 mod sparse;
 pub mod stats;
 mod table;
@@ -54,7 +57,7 @@ pub use cohort::{
 };
 pub use error::EvalError;
 pub use meta::NodeMeta;
+pub use nodal_core::SadGroup;
 pub use output::write_outputs;
-pub use scan::{
-    evaluate_prepared, evaluate_scan, FpRow, NodeRow, Prediction, PreparedGt, SadGroup, ScanResult,
-};
+pub use scan::{evaluate_prepared, evaluate_scan, FpRow, NodeRow, Prediction, PreparedGt, ScanResult};
+pub use selection::{selection_score, SelectionTargets, ValMetrics, ValTally};

@@ -19,15 +19,12 @@ use crate::distance::{directed_runs, summarise};
 use crate::meta::NodeMeta;
 use crate::sparse::{components_26, ProbRuns, Runs};
 use crate::EvalError;
-use nodal_core::{Geometry, Label, Volume};
+use nodal_core::vocab::{LOCALIZED_MIN_SENSITIVITY, MIN_SHORT_AXIS_MM};
+use nodal_core::{Geometry, Label, SadGroup, Volume};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
 
-/// A GT node is localized when its sensitivity is at least this (MetricsReloaded `mask_ior`).
-pub const LOCALIZED_MIN_SENSITIVITY: f64 = 0.4;
-/// Predicted components with a smaller axial short axis are removed, mm.
-pub const MIN_PRED_SAD_MM: f64 = 4.5;
 /// False positives at least this large (short axis, mm) are the paper's "significant" ones.
 pub const SIGNIFICANT_FP_SAD_MM: f64 = 10.0;
 /// Probability maps are binarised with `p >= PROBABILITY_THRESHOLD`.
@@ -49,52 +46,6 @@ pub enum Prediction<'a> {
     /// Node probability in [0, 1]; binarised at [`PROBABILITY_THRESHOLD`], and additionally
     /// evaluated at every FROC threshold.
     Probability(&'a Volume<f32>),
-}
-
-/// SAD group of a GT node (protocol "Groups and statistics").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum SadGroup {
-    /// SAD < 5 mm.
-    #[serde(rename = "<5")]
-    Below5,
-    /// 5 <= SAD < 10 mm.
-    #[serde(rename = "5-9")]
-    From5To9,
-    /// 10 <= SAD < 15 mm.
-    #[serde(rename = "10-14")]
-    From10To14,
-    /// SAD >= 15 mm.
-    #[serde(rename = ">=15")]
-    AtLeast15,
-}
-
-impl SadGroup {
-    /// All groups in ascending order.
-    pub const ALL: [SadGroup; 4] =
-        [SadGroup::Below5, SadGroup::From5To9, SadGroup::From10To14, SadGroup::AtLeast15];
-
-    /// The group of a short-axis diameter.
-    pub fn of(sad_mm: f64) -> SadGroup {
-        if sad_mm < 5.0 {
-            SadGroup::Below5
-        } else if sad_mm < 10.0 {
-            SadGroup::From5To9
-        } else if sad_mm < 15.0 {
-            SadGroup::From10To14
-        } else {
-            SadGroup::AtLeast15
-        }
-    }
-
-    /// The protocol's name: `<5`, `5-9`, `10-14`, `>=15`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SadGroup::Below5 => "<5",
-            SadGroup::From5To9 => "5-9",
-            SadGroup::From10To14 => "10-14",
-            SadGroup::AtLeast15 => ">=15",
-        }
-    }
 }
 
 /// One ground-truth node.
@@ -268,7 +219,7 @@ fn detect(mask: &Runs, gt: &Runs, index: &GtIndex, geom: &Geometry) -> Detection
         let (s, l) = axes.get(c).copied().flatten().unwrap_or((0.0, 0.0));
         sad_mm[c] = s;
         lad_mm[c] = l;
-        kept[c] = s >= MIN_PRED_SAD_MM;
+        kept[c] = s >= MIN_SHORT_AXIS_MM;
         n_removed_small += usize::from(!kept[c]);
     }
     let n_ids = index.counts.len();

@@ -8,12 +8,13 @@
 /// overlaps, filtered masks, the distance boxes found on a labelled union volume).
 mod full {
     use ndarray::{Array3, ArrayView3, Axis, Zip};
+    use nodal_core::vocab::{LOCALIZED_MIN_SENSITIVITY, MIN_SHORT_AXIS_MM};
+    use nodal_core::SadGroup;
     use nodal_core::{Geometry, Label, Volume};
     use nodal_eval::distance::{summarise, DirectedDistances, SurfaceDistances};
     use nodal_eval::scan::{
-        froc_thresholds, FpRow, FrocCounts, NodeRow, Prediction, SadGroup, ScanResult,
-        LOCALIZED_MIN_SENSITIVITY, MAX_LABEL_ID, MIN_PRED_SAD_MM, PROBABILITY_THRESHOLD,
-        SIGNIFICANT_FP_SAD_MM,
+        froc_thresholds, FpRow, FrocCounts, NodeRow, Prediction, ScanResult, MAX_LABEL_ID,
+        PROBABILITY_THRESHOLD, SIGNIFICANT_FP_SAD_MM,
     };
     use nodal_eval::EvalError;
     use nodal_eval::NodeMeta;
@@ -418,7 +419,7 @@ mod full {
                 .map_or((0.0, 0.0), |a| (a.short_axis_mm, a.long_axis_mm));
             sad_mm[c] = s;
             lad_mm[c] = l;
-            kept[c] = s >= MIN_PRED_SAD_MM;
+            kept[c] = s >= MIN_SHORT_AXIS_MM;
             n_removed_small += usize::from(!kept[c]);
         }
         let n_ids = index.counts.len();

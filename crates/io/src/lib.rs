@@ -9,20 +9,20 @@
 //!   DICOM SEG/SR needs.
 //! * [`read_ct`] — either of the two, chosen from the path.
 //! * [`describe`] — what `nodal info` prints.
-//! * [`write_atomic`] / [`write_atomic_with`] — the one atomic file writer every crate uses.
+//! * [`write_atomic`] / [`write_atomic_with`] — re-exported from `nodal_core::fs`.
 //! * [`IoError`] — one typed error per failure, each naming the file.
-mod atomic;
+
 mod dicom;
 mod error;
 mod nifti;
 
-pub use atomic::{write_atomic, write_atomic_with};
 pub use dicom::{
     format_series_list, list_series, list_series_files, read_ct_files, read_ct_series, CtScan, DicomRefs,
     SeriesInfo,
 };
 pub use error::IoError;
 pub use nifti::{read_nifti, read_nifti_header, write_nifti, NiftiDtype, NiftiHeader, NiftiRows, NiftiVoxel};
+pub use nodal_core::fs::{write_atomic, write_atomic_with};
 
 use std::path::Path;
 

@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ArchConfig, FovealConfig, Net};
 use crate::preprocess::Preprocessing;
 use crate::NetError;
-use nodal_nodes::filter::ComponentFilter;
 use nodal_nodes::postprocess::PostProcessConfig;
 
 /// Version of the config format.
@@ -227,39 +226,14 @@ pub struct LoadedModel {
     pub net: Net,
     /// The folder it was loaded from.
     pub folder: PathBuf,
-    /// The component filter fitted to this network's outputs (`component_filter.json`), applied
-    /// after its threshold and peak cut-off; `None` when the folder has none.
-    pub component_filter: Option<ComponentFilter>,
 }
 
 /// Weights file name in a model folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Config file name in a model folder.
 pub const CONFIG_FILE: &str = "config.json";
-/// Component filter file name in a model folder (optional).
-pub const FILTER_FILE: &str = "component_filter.json";
-
-/// Suffix `nodal train-filter` appends to the version of a model whose component filter it fitted.
-pub const FILTERED_VERSION_SUFFIX: &str = "+filter";
-
-/// The version of the weights behind a (possibly filtered) model version: without
-/// [`FILTERED_VERSION_SUFFIX`], which belongs to the folder's filter, not to its network.
-pub fn unfiltered_version(version: &str) -> &str {
-    version.strip_suffix(FILTERED_VERSION_SUFFIX).unwrap_or(version)
-}
-
-/// Reads and validates a component filter file.
-pub fn load_filter(path: &Path) -> Result<ComponentFilter, NetError> {
-    let bad = |reason: String| NetError::ModelFolder { path: path.into(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| NetError::io(path, e))?;
-    let filter: ComponentFilter =
-        serde_json::from_str(&text).map_err(|e| bad(format!("{FILTER_FILE}: {e}")))?;
-    filter.validate().map_err(|e| bad(format!("{FILTER_FILE}: {e}")))?;
-    Ok(filter)
-}
-
-/// Loads a model folder (`config.json` + `model.safetensors`, and `component_filter.json` when
-/// present).
+/// Loads a model folder's network (`config.json` + `model.safetensors`); other files in the
+/// folder (a component filter) belong to `nodal-detect`.
 pub fn load_model(folder: &Path) -> Result<LoadedModel, NetError> {
     let cfg_path = folder.join(CONFIG_FILE);
     let w_path = folder.join(WEIGHTS_FILE);
@@ -275,9 +249,7 @@ pub fn load_model(folder: &Path) -> Result<LoadedModel, NetError> {
     let device = crate::device();
     let mut net = config.arch.init(&device)?;
     load_weights(&mut net, &w_path)?;
-    let f_path = folder.join(FILTER_FILE);
-    let component_filter = if f_path.exists() { Some(load_filter(&f_path)?) } else { None };
-    Ok(LoadedModel { config, net, folder: folder.into(), component_filter })
+    Ok(LoadedModel { config, net, folder: folder.into() })
 }
 
 /// Applies the weights in `path` to `net`; any missing, extra or mis-shaped tensor is an error.
@@ -348,12 +320,9 @@ pub fn default_model() -> Result<LoadedModel, NetError> {
     })
 }
 
-/// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically (the one writer of `nodal_core::fs`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| NetError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| NetError::io(path, e))
+    nodal_core::fs::write_atomic(path, bytes).map_err(|e| NetError::io(path, e))
 }
 
 #[cfg(test)]
@@ -412,39 +381,6 @@ mod tests {
         save_model(&net, &cfg, &dir.path().join("x")).unwrap();
         std::fs::write(dir.path().join("x").join(CONFIG_FILE), "{\"format\": 1}").unwrap();
         assert!(matches!(load_model(&dir.path().join("x")), Err(NetError::ModelFolder { .. })));
-    }
-
-    #[test]
-    fn component_filter_is_loaded_when_present_and_checked() {
-        use nodal_nodes::filter::{BoostConfig, ComponentFilter, N_FEATURES};
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = ModelConfig::default_foveal();
-        let net = cfg.arch.init(&crate::device()).unwrap();
-        save_model(&net, &cfg, dir.path()).unwrap();
-        assert!(load_model(dir.path()).unwrap().component_filter.is_none());
-        let x: Vec<[f64; N_FEATURES]> = (0..20).map(|i| [i as f64; N_FEATURES]).collect();
-        let y: Vec<bool> = (0..20).map(|i| i >= 10).collect();
-        let filter =
-            ComponentFilter::fit(&x, &y, None, None, BoostConfig { n_trees: 3, ..Default::default() })
-                .unwrap();
-        let path = dir.path().join(FILTER_FILE);
-        std::fs::write(&path, serde_json::to_string(&filter).unwrap()).unwrap();
-        assert_eq!(load_model(dir.path()).unwrap().component_filter, Some(filter.clone()));
-        // A filter that does not parse, whose trees index a feature that does not exist, or that
-        // names a feature this version does not compute, is a folder error naming the file.
-        for text in [
-            "{".to_string(),
-            serde_json::to_string(&filter).unwrap().replace("\"feature\":", "\"feature\":9"),
-            serde_json::to_string(&filter).unwrap().replace("\"mean_hu\"", "\"hu_spread\""),
-        ] {
-            std::fs::write(&path, text).unwrap();
-            match load_model(dir.path()) {
-                Err(NetError::ModelFolder { reason, .. }) => {
-                    assert!(reason.contains(FILTER_FILE), "{reason}")
-                }
-                other => panic!("{other:?}"),
-            }
-        }
     }
 
     #[test]

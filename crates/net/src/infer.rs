@@ -18,7 +18,7 @@ use ndarray::Array3;
 use nodal_core::{Interpolation, Volume};
 use serde::Serialize;
 
-use crate::config::{LargeNodePass, LoadedModel, ModelConfig};
+use crate::config::{LoadedModel, ModelConfig};
 use crate::model::Net;
 use crate::patch::{aligned_start, extract_aligned, Pyramid};
 use crate::preprocess::prepare;
@@ -62,7 +62,7 @@ pub struct PredictOutput {
     pub probability: Volume<f32>,
     /// Node probability of the first pass on the model grid (body box at model spacing).
     pub model_grid_probability: Volume<f32>,
-    /// Number of tiles evaluated (x TTA flips), both passes.
+    /// Number of tiles evaluated (x TTA flips).
     pub n_tiles: usize,
     /// Stage timings.
     pub timings: Timings,
@@ -207,7 +207,9 @@ pub fn predict_prepared(
                     crate::selected_compute().name()
                 ))
             })?;
-            let v = data.try_to_vec::<f32>().map_err(|e| NetError::Eval(format!("{e:?}")))?;
+            let v = data
+                .try_to_vec::<f32>()
+                .map_err(|e| NetError::Device(format!("reading back the network's output: {e:?}")))?;
             for (s, x) in prob_sum.iter_mut().zip(v) {
                 *s += x;
             }
@@ -239,89 +241,40 @@ pub fn predict_prepared(
     Ok((image.with_data(acc)?, tiles.len() * flips.len()))
 }
 
-/// Full inference on a CT in HU: preprocessing, sliding window, probability back on the CT grid;
-/// then the model's optional [`LargeNodePass`] merged in.
+/// Full inference on a CT in HU at the model's own preprocessing: preprocessing, sliding window,
+/// probability back on the CT grid. (A model's optional large-node pass is a second call at a
+/// coarser spacing, [`predict_with`], merged by `nodal-detect`.)
 pub fn predict(
     model: &LoadedModel,
     ct: &Volume<i16>,
     opts: &InferOptions,
     progress: Option<&ProgressBar>,
 ) -> Result<PredictOutput, NetError> {
-    let mut timings = Timings::default();
-    let (model_grid_probability, mut probability, mut n_tiles) =
-        predict_at(model, &model.config.preprocessing, ct, opts, progress, &mut timings)?;
-    if let Some(pass) = &model.config.large_node_pass {
-        let mut coarse = model.config.preprocessing.clone();
-        coarse.spacing_mm = coarse.spacing_mm.map(|s| s * pass.spacing_factor);
-        if let Some(pb) = progress {
-            pb.reset();
-            pb.set_message("large-node pass");
-        }
-        let (_, coarse_probability, n) = predict_at(model, &coarse, ct, opts, progress, &mut timings)?;
-        let t = Instant::now();
-        merge_large_components(&mut probability, &coarse_probability, model.config.threshold, pass)?;
-        timings.map_back_s += t.elapsed().as_secs_f64();
-        n_tiles += n;
-    }
-    Ok(PredictOutput { probability, model_grid_probability, n_tiles, timings })
+    predict_with(model, &model.config.preprocessing, ct, opts, progress)
 }
 
-/// One network pass with `preprocessing`: (model-grid probability, probability on the CT grid,
-/// tiles); its stage times are added to `timings`.
-fn predict_at(
+/// [`predict`] with other `preprocessing` (e.g. a coarser spacing) than the model's.
+pub fn predict_with(
     model: &LoadedModel,
     preprocessing: &crate::Preprocessing,
     ct: &Volume<i16>,
     opts: &InferOptions,
     progress: Option<&ProgressBar>,
-    timings: &mut Timings,
-) -> Result<(Volume<f32>, Volume<f32>, usize), NetError> {
+) -> Result<PredictOutput, NetError> {
     let t0 = Instant::now();
     let prep = prepare(ct, preprocessing)?;
     let t1 = Instant::now();
-    let (grid, n_tiles) =
+    let (model_grid_probability, n_tiles) =
         predict_prepared(&model.net, &model.config, &prep.image, Some(&prep.body), opts, progress)?;
     let t2 = Instant::now();
-    let probability = grid.resample_to(ct.geometry(), ct.dims(), Interpolation::Linear, 0.0);
-    timings.preprocess_s += (t1 - t0).as_secs_f64();
-    timings.network_s += (t2 - t1).as_secs_f64();
-    timings.map_back_s += t2.elapsed().as_secs_f64();
-    Ok((grid, probability, n_tiles))
-}
-
-/// Raises `probability` (the first pass) to `coarse` (the second), voxel-wise maximum, on the
-/// components of `coarse >= threshold` (26-connected) that `pass` admits: axial short axis within
-/// its range, and at least `min_fine_fraction` of their voxels at `probability >= threshold`
-/// ([`LargeNodePass`]). Returns how many components were merged.
-pub fn merge_large_components(
-    probability: &mut Volume<f32>,
-    coarse: &Volume<f32>,
-    threshold: f32,
-    pass: &LargeNodePass,
-) -> Result<usize, NetError> {
-    use nodal_nodes::{label_components, Connectivity};
-    probability.check_same_grid(coarse)?;
-    let (components, n_components) =
-        label_components(&coarse.map(|p| u8::from(p >= threshold)), Connectivity::TwentySix);
-    let labels = components.as_slice();
-    let n = n_components + 1;
-    let (mut voxels, mut seen) = (vec![0usize; n], vec![0usize; n]);
-    for (&l, &p) in labels.iter().zip(probability.as_slice()) {
-        voxels[l as usize] += 1;
-        seen[l as usize] += usize::from(p >= threshold);
-    }
-    let mut merge = vec![false; n];
-    for (id, axes) in nodal_nodes::measure::axial_axes_sparse(&components) {
-        let l = id as usize;
-        let sized = (pass.min_short_axis_mm..=pass.max_short_axis_mm).contains(&axes.short_axis_mm);
-        merge[l] = sized && seen[l] as f64 >= pass.min_fine_fraction * voxels[l] as f64;
-    }
-    for (p, (&c, &l)) in probability.as_slice_mut().iter_mut().zip(coarse.as_slice().iter().zip(labels)) {
-        if merge[l as usize] {
-            *p = p.max(c);
-        }
-    }
-    Ok(merge.iter().filter(|&&k| k).count())
+    let probability =
+        model_grid_probability.resample_to(ct.geometry(), ct.dims(), Interpolation::Linear, 0.0);
+    let timings = Timings {
+        preprocess_s: (t1 - t0).as_secs_f64(),
+        network_s: (t2 - t1).as_secs_f64(),
+        map_back_s: t2.elapsed().as_secs_f64(),
+    };
+    Ok(PredictOutput { probability, model_grid_probability, n_tiles, timings })
 }
 
 #[cfg(test)]
@@ -399,128 +352,6 @@ mod tests {
             let (p, _) = run(batch);
             assert_eq!(p.as_slice(), one.as_slice(), "batch {batch}");
         }
-    }
-
-    /// A probability map on `g` that is `inside` within `radius_mm` of each centre, else `outside`.
-    fn balls(
-        dims: [usize; 3],
-        g: Geometry,
-        balls: &[([f64; 3], f64)],
-        inside: f32,
-        outside: f32,
-    ) -> Volume<f32> {
-        let mut v = Volume::filled(dims, g, outside);
-        for ((k, j, i), p) in v.data_mut().indexed_iter_mut() {
-            let w = g.index_to_world([i as f64, j as f64, k as f64]);
-            let d =
-                |c: &[f64; 3]| ((w[0] - c[0]).powi(2) + (w[1] - c[1]).powi(2) + (w[2] - c[2]).powi(2)).sqrt();
-            if balls.iter().any(|(c, r)| d(c) <= *r) {
-                *p = inside;
-            }
-        }
-        v
-    }
-
-    fn pass(min_short_axis_mm: f64, max_short_axis_mm: f64, min_fine_fraction: f64) -> LargeNodePass {
-        LargeNodePass { spacing_factor: 2.0, min_short_axis_mm, max_short_axis_mm, min_fine_fraction }
-    }
-
-    #[test]
-    fn only_node_sized_coarse_components_the_first_pass_saw_are_merged() {
-        let g = Geometry::axis_aligned([1.0, 1.0, 2.0], [0.0; 3]);
-        let dims = [30, 50, 50];
-        let big = ([15.0, 15.0, 30.0], 10.0); // short axis ~21 mm
-        let small = ([15.0, 40.0, 70.0], 4.0); // ~9 mm
-        let coarse = balls(dims, g, &[big, small], 0.8, 0.1);
-        let mut r = crate::rng::Rng::new(3);
-        let mut fine = Volume::filled(dims, g, 0.0f32);
-        fine.as_slice_mut().iter_mut().for_each(|p| *p = r.uniform(0.0, 1.0) as f32);
-        let in_big = balls(dims, g, &[big], 1.0, 0.0);
-        let merged_with = |p: LargeNodePass| {
-            let mut m = fine.clone();
-            let n = merge_large_components(&mut m, &coarse, 0.5, &p).unwrap();
-            (n, m)
-        };
-        let (n, merged) = merged_with(pass(15.0, 60.0, 0.0));
-        assert_eq!(n, 1);
-        for ((&m, &f), &b) in merged.as_slice().iter().zip(fine.as_slice()).zip(in_big.as_slice()) {
-            assert_eq!(m, if b > 0.0 { f.max(0.8) } else { f });
-        }
-        assert_eq!(merged_with(pass(5.0, 60.0, 0.0)).0, 2);
-        assert_eq!(merged_with(pass(5.0, 15.0, 0.0)).0, 1, "the small ball only");
-        let (n, none) = merged_with(pass(40.0, 60.0, 0.0));
-        assert_eq!(n, 0);
-        assert_eq!(none.as_slice(), fine.as_slice());
-        // The first pass's share of the big ball at the threshold, counted by brute force: merged
-        // at exactly that share, not above it.
-        let (seen, total) = fine
-            .as_slice()
-            .iter()
-            .zip(in_big.as_slice())
-            .filter(|(_, &b)| b > 0.0)
-            .fold((0, 0), |(s, t), (&f, _)| (s + usize::from(f >= 0.5), t + 1));
-        let share = seen as f64 / total as f64;
-        assert!(share > 0.3 && share < 0.7, "{share}");
-        assert_eq!(merged_with(pass(15.0, 60.0, share)).0, 1);
-        assert_eq!(merged_with(pass(15.0, 60.0, share + 1e-3)).0, 0);
-        // Another grid is an error, not a panic.
-        let other = Volume::filled([30, 50, 49], g, 0.0f32);
-        assert!(merge_large_components(&mut fine.clone(), &other, 0.5, &pass(15.0, 60.0, 0.0)).is_err());
-    }
-
-    #[test]
-    fn the_large_node_pass_merges_the_coarse_pass_of_the_same_network() {
-        let mut cfg = small_foveal();
-        cfg.preprocessing.spacing_mm = [2.0; 3];
-        let net = cfg.arch.init(&crate::device()).unwrap();
-        let g = Geometry::axis_aligned([1.0, 1.0, 2.0], [0.0; 3]);
-        let mut r = crate::rng::Rng::new(5);
-        let ct = Volume::new(
-            Array3::from_shape_fn([24, 48, 48], |(_, j, i)| {
-                let body = (i as f64 - 24.0).powi(2) + (j as f64 - 24.0).powi(2) < 400.0;
-                if body {
-                    (40.0 + 60.0 * r.normal()) as i16
-                } else {
-                    -1000
-                }
-            }),
-            g,
-        )
-        .unwrap();
-        let model = |cfg: &ModelConfig| LoadedModel {
-            config: cfg.clone(),
-            net: net.clone(),
-            folder: "test".into(),
-            component_filter: None,
-        };
-        let opts = InferOptions { tile_out: Some(8), ..Default::default() };
-        let fine = predict(&model(&cfg), &ct, &opts, None).unwrap();
-        let mut coarse_cfg = cfg.clone();
-        coarse_cfg.preprocessing.spacing_mm = [4.0; 3];
-        let coarse = predict(&model(&coarse_cfg), &ct, &opts, None).unwrap();
-        // A threshold that the untrained network's coarse map crosses in places.
-        let mut sorted: Vec<f32> =
-            coarse.probability.as_slice().iter().copied().filter(|&p| p > 0.0).collect();
-        sorted.sort_by(f32::total_cmp);
-        cfg.threshold = sorted[sorted.len() * 3 / 4];
-        cfg.large_node_pass = Some(pass(0.0, f64::INFINITY, 0.0));
-        let both = predict(&model(&cfg), &ct, &opts, None).unwrap();
-        let mut expected = fine.probability.clone();
-        let merged = merge_large_components(
-            &mut expected,
-            &coarse.probability,
-            cfg.threshold,
-            &pass(0.0, f64::INFINITY, 0.0),
-        )
-        .unwrap();
-        assert!(merged > 0);
-        assert_eq!(both.probability.as_slice(), expected.as_slice());
-        assert_ne!(both.probability.as_slice(), fine.probability.as_slice());
-        assert_eq!(both.n_tiles, fine.n_tiles + coarse.n_tiles);
-        // No coarse component is that large: the single pass.
-        cfg.large_node_pass = Some(pass(1e6, f64::INFINITY, 0.0));
-        let one = predict(&model(&cfg), &ct, &opts, None).unwrap();
-        assert_eq!(one.probability.as_slice(), fine.probability.as_slice());
     }
 
     #[test]

@@ -14,13 +14,10 @@
 //!   elastic + intensity augmentation for training) from a [`patch::Pyramid`].
 //! * [`infer`] — sliding-window inference with Gaussian weighting, optional mirror TTA, and the
 //!   probability map mapped back onto the CT grid: [`infer::predict`].
-//! * [`negatives`] — a model's false-positive components on a training dataset, which the trainer
-//!   oversamples as hard negatives.
-//! * [`filter`] — fitting a component filter to a network's components on annotated cases and
-//!   choosing its cut-off on selection cases.
-//! * [`train`] — nnU-Net raw-layout dataset loading, patch sampling with foreground oversampling,
-//!   Dice + cross-entropy, AdamW with warm-up + cosine decay, validation with the evaluation
-//!   protocol, checkpoints with resume: [`train::train`].
+//! * [`train`] — nnU-Net raw-layout datasets, patch sampling with foreground and hard-negative
+//!   oversampling, Dice + cross-entropy, AdamW with warm-up + cosine decay, checkpoints with
+//!   resume: [`train::train`]. Validation is the caller's ([`train::Validator`]), so that it scores
+//!   what `nodal-detect` makes of the probabilities.
 //!
 //! ```no_run
 //! let model = nodal_net::default_model().unwrap();
@@ -30,10 +27,8 @@
 //! ```
 pub mod compute;
 pub mod config;
-pub mod filter;
 pub mod infer;
 pub mod model;
-pub mod negatives;
 pub mod patch;
 pub mod preprocess;
 pub mod rng;
@@ -82,16 +77,20 @@ pub enum NetError {
     /// The compute device cannot be used (not in this build, no driver, no GPU).
     #[error("device: {0}")]
     Device(String),
-    /// Evaluation of a validation case failed.
-    #[error("validation: {0}")]
-    Eval(String),
+    /// Validating a checkpoint failed (the validator's error, with its own type, is the source).
+    #[error("validation at step {step}: {source}")]
+    Validation {
+        step: usize,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl NetError {
     /// True when the user can fix the problem by changing the input (model folder, CT, dataset,
-    /// config): the CLI maps these to exit code 2.
+    /// config): the CLI maps these to exit code 2. A validation failure is decided by its source.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, NetError::Eval(_))
+        !matches!(self, NetError::Validation { .. })
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

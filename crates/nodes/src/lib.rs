@@ -1,15 +1,15 @@
-//! Node analysis: connected components, RECIST measurements and post-processing of node masks.
+//! Node geometry: connected components, RECIST measurements and the post-processing steps of node
+//! masks. Pure geometry on label maps — what a model said about a node (probabilities, a learnt
+//! filter's score) and file outputs live in `nodal-detect`.
 //!
 //! * [`components`] — 3D connected components ([`Connectivity`] 6/18/26) of masks
 //!   ([`label_components`]) and of label maps per value ([`label_components_of_labels`]).
 //! * [`measure`] — the protocol's axial short/long axes ([`measure::axial_axes`]) and full per-node
 //!   measurements ([`measure::measure_nodes`] -> [`measure::NodeMeasurement`]).
-//! * [`postprocess`] — probability map or mask -> instance labels: threshold, components, size
-//!   filter, hole filling, optional splitting of touching nodes, relabel by decreasing short axis
-//!   ([`postprocess::PostProcessConfig`] -> [`postprocess::PostProcessed`]).
-//! * [`filter`] — a learnt component filter (gradient-boosted trees on component measurements and
-//!   probabilities) that drops a network's false-positive components.
-//! * [`output`] — `nodes.json` (schema `nodal.nodes/1`) and `nodes.csv`, written atomically.
+//! * [`postprocess`] — the steps from components to measured instance labels: threshold and
+//!   peaks ([`postprocess::PeakComponents`]), size filter, hole filling, convex fill, optional
+//!   splitting of touching nodes, relabel by decreasing short axis ([`postprocess::finish_nodes`],
+//!   [`postprocess::postprocess_mask`] -> [`postprocess::Nodes`]).
 //! * [`NodesError`] — typed errors for bad input.
 //!
 //! ```
@@ -30,10 +30,8 @@
 //! ```
 pub mod components;
 mod error;
-pub mod filter;
 pub mod hull;
 pub mod measure;
-pub mod output;
 pub mod postprocess;
 
 pub use components::{label_components, label_components_of_labels, Connectivity};

@@ -26,7 +26,7 @@
 use crate::hull::{slice_axes, P3};
 use crate::NodesError;
 use ndarray::{Array3, ArrayView3, Axis};
-use nodal_core::{Geometry, Interpolation, Label, Volume};
+use nodal_core::{Geometry, Interpolation, Label, NodeRadsSize, RecistCategory, Side, Volume};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -319,68 +319,6 @@ pub fn axial_axes<L: Label>(labels: &Volume<L>) -> Vec<Option<AxialAxes>> {
     out
 }
 
-/// Left or right of the midline, from the node centroid (LPS: +x is patient left).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    /// Centroid x > midline x.
-    Left,
-    /// Centroid x <= midline x.
-    Right,
-}
-
-/// RECIST 1.1 node category by short axis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecistCategory {
-    /// Short axis < 10 mm: non-pathological.
-    NonPathological,
-    /// 10 <= short axis < 15 mm: pathological, non-target.
-    PathologicalNonTarget,
-    /// Short axis >= 15 mm: pathological, eligible as a target lesion.
-    PathologicalTarget,
-}
-
-impl RecistCategory {
-    /// Category of a short axis in mm.
-    pub fn from_short_axis_mm(sad: f64) -> Self {
-        if sad >= 15.0 {
-            RecistCategory::PathologicalTarget
-        } else if sad >= 10.0 {
-            RecistCategory::PathologicalNonTarget
-        } else {
-            RecistCategory::NonPathological
-        }
-    }
-}
-
-/// Node-RADS size class. `Bulky` when the long axis is >= 30 mm; otherwise `Enlarged` when the short
-/// axis is >= 10 mm (the common size threshold for neck nodes; Node-RADS refines it per station,
-/// which needs a station label this crate does not have); otherwise `Normal`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeRadsSize {
-    /// Short axis < 10 mm and long axis < 30 mm.
-    Normal,
-    /// Short axis >= 10 mm, long axis < 30 mm.
-    Enlarged,
-    /// Long axis >= 30 mm.
-    Bulky,
-}
-
-impl NodeRadsSize {
-    /// Size class from the axial short and long axis, mm.
-    pub fn from_axes_mm(short_axis_mm: f64, long_axis_mm: f64) -> Self {
-        if long_axis_mm >= 30.0 {
-            NodeRadsSize::Bulky
-        } else if short_axis_mm >= 10.0 {
-            NodeRadsSize::Enlarged
-        } else {
-            NodeRadsSize::Normal
-        }
-    }
-}
-
 /// CT intensity statistics over a node's voxels, HU.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HuStats {
@@ -445,39 +383,6 @@ pub struct NodeMeasurement {
     pub recist_category: RecistCategory,
     /// Node-RADS size class from the short and long axis.
     pub node_rads_size: NodeRadsSize,
-    /// The network's probability over the node's voxels, when the node came from a probability
-    /// map (`nodal segment`); `None` for label maps measured on their own.
-    pub probability: Option<NodeProbability>,
-    /// The component filter's verdict on the component the node was drawn from, when a filter
-    /// chose it (`nodal segment` with a model that has one); `None` otherwise.
-    pub filter: Option<crate::filter::FilterScore>,
-}
-
-/// A node's network probability: a per-node confidence for ranking detections (FROC curves,
-/// reading the least certain nodes first).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodeProbability {
-    /// Highest probability of any voxel of the node.
-    pub peak: f64,
-    /// Mean over the node's voxels (hole and convex filling add voxels the network scored lower).
-    pub mean: f64,
-}
-
-/// Peak and mean of `prob` over the voxels of every label `0..=max` of `labels` (index = label;
-/// a label without voxels gets peak -inf and mean NaN). `prob` is on the labels' grid (callers
-/// check it).
-pub(crate) fn label_probabilities(labels: &Volume<u32>, prob: &Volume<f32>) -> Vec<NodeProbability> {
-    let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
-    let mut peak = vec![f64::NEG_INFINITY; n + 1];
-    let mut sum = vec![0.0f64; n + 1];
-    let mut count = vec![0usize; n + 1];
-    for (&l, &p) in labels.as_slice().iter().zip(prob.as_slice()) {
-        let l = l as usize;
-        peak[l] = peak[l].max(f64::from(p));
-        sum[l] += f64::from(p);
-        count[l] += 1;
-    }
-    (0..=n).map(|l| NodeProbability { peak: peak[l], mean: sum[l] / count[l] as f64 }).collect()
 }
 
 /// Options for [`measure_nodes`].
@@ -678,11 +583,9 @@ fn measure_one<L: Label>(
         hu: hu_stats,
         interior_voxel_count: interior,
         necrosis_fraction,
-        side: if centroid_mm[0] > midline_x { Side::Left } else { Side::Right },
+        side: Side::of_x_mm(centroid_mm[0], midline_x),
         recist_category: RecistCategory::from_short_axis_mm(axes.short_axis_mm),
         node_rads_size: NodeRadsSize::from_axes_mm(axes.short_axis_mm, axes.long_axis_mm),
-        probability: None,
-        filter: None,
     }
 }
 

@@ -8,8 +8,8 @@
 //! 3. for probability maps, drop components whose highest probability stays below
 //!    `min_peak_probability` (a component-level confidence: a network's false positives are often
 //!    lukewarm blobs that just cross the voxel threshold, while true nodes have a confident core)
-//!    and, optionally, those a learnt [`crate::filter::ComponentFilter`] scores below its cut-off
-//!    ([`postprocess_probability_filtered`]; with a CT only); optionally (`mask_threshold`), the
+//!    (the caller may drop more, e.g. by a learnt component filter: `nodal_detect`'s recipe is the
+//!    one place that orders these steps for probability maps); optionally (`mask_threshold`), the
 //!    components that remain keep only their voxels with `p >= mask_threshold`: which components
 //!    exist, and which the cut-offs keep, is decided at the lower `threshold`, how far each extends
 //!    at the higher one (a low threshold draws a node fatter than it is). A kept component may
@@ -33,16 +33,15 @@
 //! by splitting are kept whatever their size (each holds a marker of at least
 //! `min_marker_radius_mm`).
 use crate::components::{find_root, label_components, Connectivity};
-use crate::filter::{ComponentFilter, FilterScore};
 use crate::measure::{
-    axial_axes_sparse, label_boxes, label_probabilities, measure_nodes, LabelBox, MeasureOptions,
-    NodeMeasurement,
+    axial_axes_sparse, label_boxes, measure_nodes, LabelBox, MeasureOptions, NodeMeasurement,
 };
 use crate::NodesError;
+use nodal_core::vocab::MIN_SHORT_AXIS_MM;
 use nodal_core::{Label, Volume};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Splitting of touching nodes (step 5).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,7 +95,7 @@ impl Default for PostProcessConfig {
             threshold: 0.5,
             mask_threshold: None,
             connectivity: Connectivity::TwentySix,
-            min_short_axis_mm: Some(4.5),
+            min_short_axis_mm: Some(MIN_SHORT_AXIS_MM),
             min_peak_probability: None,
             fill_holes: true,
             convex_fill_min_short_axis_mm: None,
@@ -105,131 +104,29 @@ impl Default for PostProcessConfig {
     }
 }
 
-/// What post-processing did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PostProcessReport {
-    /// The recipe used.
-    pub config: PostProcessConfig,
-    /// Foreground voxels after thresholding.
-    pub foreground_voxels: usize,
-    /// Components before filtering.
-    pub n_components: usize,
+/// What steps 3 (mask threshold, size filter) to 6 did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeSteps {
     /// Components dropped by the short-axis filter (the protocol's `n_pred_removed_small`).
     pub n_removed_small: usize,
-    /// Components dropped because their peak probability is below `min_peak_probability`
-    /// (counted before the short-axis filter).
-    #[serde(default)]
-    pub n_removed_low_peak: usize,
-    /// Components dropped by a component filter ([`crate::filter`]), counted after the peak
-    /// cut-off and before the short-axis filter.
-    #[serde(default)]
-    pub n_removed_by_filter: usize,
-    /// The component filter's cut-off that was applied ([`ComponentFilter::min_score`], or what a
-    /// caller set instead); `None` without a filter.
-    #[serde(default)]
-    pub filter_min_score: Option<f64>,
     /// Voxels added by hole filling.
     pub holes_filled_voxels: usize,
     /// Voxels added by the convex fill of axial cross-sections.
-    #[serde(default)]
     pub convex_filled_voxels: usize,
     /// Components that the splitting step cut into several nodes.
     pub n_components_split: usize,
-    /// Nodes in the output.
-    pub n_nodes: usize,
 }
 
-/// The output of post-processing: instance labels `1..=n` ordered by decreasing short axis, their
-/// measurements (in label order) and the report.
+/// Measured nodes: instance labels `1..=n` ordered by decreasing short axis, their measurements
+/// (in label order) and what the steps did.
 #[derive(Clone, Debug)]
-pub struct PostProcessed {
+pub struct Nodes {
     /// Instance label map on the input grid.
     pub labels: Volume<u32>,
     /// One entry per node, `measurements[l - 1]` for label `l`.
     pub measurements: Vec<NodeMeasurement>,
     /// What was done.
-    pub report: PostProcessReport,
-}
-
-/// Post-processes a probability map (values in any range; `p >= threshold` is foreground).
-///
-/// # Errors
-/// [`NodesError::NonFinite`] for NaN/infinite probabilities, [`NodesError::InvalidOption`] for a
-/// non-finite threshold or peak cut-off and negative sizes, and the errors of [`measure_nodes`] for
-/// `ct`.
-pub fn postprocess_probability(
-    prob: &Volume<f32>,
-    ct: Option<&Volume<i16>>,
-    cfg: &PostProcessConfig,
-) -> Result<PostProcessed, NodesError> {
-    postprocess_probability_filtered(prob, ct, cfg, None)
-}
-
-/// [`postprocess_probability`] with a component filter applied after the peak cut-off: the
-/// components `filter` scores below its cut-off are dropped (step 3).
-///
-/// # Errors
-/// As [`postprocess_probability`]; [`NodesError::InvalidOption`] for a filter without a CT (its
-/// features are measured on the CT).
-pub fn postprocess_probability_filtered(
-    prob: &Volume<f32>,
-    ct: Option<&Volume<i16>>,
-    cfg: &PostProcessConfig,
-    filter: Option<&ComponentFilter>,
-) -> Result<PostProcessed, NodesError> {
-    let comps = PeakComponents::new(prob, cfg.threshold, cfg.connectivity)?;
-    let n_removed_low_peak = comps.n_below(cfg.min_peak_probability)?;
-    let n_components = comps.peaks.len() - 1;
-    let foreground_voxels = comps.foreground_voxels;
-    let mut labels = comps.into_labels(cfg.min_peak_probability)?;
-    let mut n_removed_by_filter = 0;
-    let mut filter_scores = None;
-    if let Some(filter) = filter {
-        let ct = ct.ok_or(NodesError::InvalidOption {
-            name: "component filter",
-            value: "without a CT".into(),
-            reason: "its features are measured on the CT",
-        })?;
-        let scores = filter.scores(&labels, prob, ct)?;
-        n_removed_by_filter = drop_scored(&mut labels, &scores, filter.min_score);
-        filter_scores = Some(scores);
-    }
-    let raw = RawComponents {
-        foreground_voxels,
-        n_components,
-        n_removed_low_peak,
-        n_removed_by_filter,
-        labels,
-        filter_scores,
-    };
-    let mut out = postprocess_components(raw, Some(prob), ct, cfg)?;
-    out.report.filter_min_score = filter.map(|f| f.min_score);
-    Ok(out)
-}
-
-/// Sets the components of `labels` that `filter` drops to 0; returns how many it dropped.
-///
-/// # Errors
-/// As [`ComponentFilter::keep`].
-pub fn drop_filtered(
-    labels: &mut Volume<u32>,
-    prob: &Volume<f32>,
-    ct: &Volume<i16>,
-    filter: &ComponentFilter,
-) -> Result<usize, NodesError> {
-    let scores = filter.scores(labels, prob, ct)?;
-    Ok(drop_scored(labels, &scores, filter.min_score))
-}
-
-/// Sets the components whose verdict does not pass `min_score` to 0; returns how many.
-fn drop_scored(labels: &mut Volume<u32>, scores: &[Option<FilterScore>], min_score: f64) -> usize {
-    let keep: Vec<bool> = scores.iter().map(|s| s.is_none_or(|s| s.passes(min_score))).collect();
-    for l in labels.as_slice_mut() {
-        if !keep[*l as usize] {
-            *l = 0;
-        }
-    }
-    keep.iter().filter(|&&k| !k).count()
+    pub steps: NodeSteps,
 }
 
 /// The components of `p >= threshold` and the highest probability of each: labelled once, then
@@ -326,72 +223,39 @@ fn check_finite(name: &'static str, v: Option<f32>) -> Result<(), NodesError> {
     }
 }
 
-/// Post-processes a mask (nonzero = foreground); `cfg.threshold` is not used.
+/// Post-processes a mask (nonzero = foreground): components at `cfg.connectivity`, then
+/// [`finish_nodes`]; `cfg.threshold`, `mask_threshold` and the peak cut-off are not used (a mask
+/// carries no confidence).
 ///
 /// # Errors
-/// As [`postprocess_probability`].
+/// As [`finish_nodes`].
 pub fn postprocess_mask<T: Label>(
     mask: &Volume<T>,
     ct: Option<&Volume<i16>>,
     cfg: &PostProcessConfig,
-) -> Result<PostProcessed, NodesError> {
-    let foreground_voxels = mask.as_slice().iter().filter(|&&v| v != T::default()).count();
-    let (labels, n_components) = label_components(mask, cfg.connectivity);
-    postprocess_components(
-        RawComponents {
-            labels,
-            n_components,
-            foreground_voxels,
-            n_removed_low_peak: 0,
-            n_removed_by_filter: 0,
-            filter_scores: None,
-        },
-        None,
-        ct,
-        cfg,
-    )
+) -> Result<Nodes, NodesError> {
+    let (labels, _) = label_components(mask, cfg.connectivity);
+    finish_nodes(labels, None, ct, cfg)
 }
 
-/// Labelled components before the size filter, and what made them. Ids are `1..=n_components`;
-/// components dropped for a low peak leave gaps.
-struct RawComponents {
-    labels: Volume<u32>,
-    n_components: usize,
-    foreground_voxels: usize,
-    n_removed_low_peak: usize,
-    n_removed_by_filter: usize,
-    /// The component filter's verdict on each component, by id, when a filter chose them.
-    filter_scores: Option<Vec<Option<FilterScore>>>,
-}
-
-/// Steps 3 (mask threshold, size filter) to 6 on labelled components.
-fn postprocess_components(
-    raw: RawComponents,
+/// Steps 3 (mask threshold, size filter) to 6 on labelled components, then the measurements
+/// (against `ct`, when given). `prob` is the probability map the components were cut from; without
+/// it the mask threshold is not applied.
+///
+/// # Errors
+/// [`NodesError::InvalidOption`] for an invalid `cfg`, [`NodesError::GridMismatch`] when `prob` or
+/// `ct` is not on the labels' grid, and the errors of [`measure_nodes`].
+pub fn finish_nodes(
+    mut labels: Volume<u32>,
     prob: Option<&Volume<f32>>,
     ct: Option<&Volume<i16>>,
     cfg: &PostProcessConfig,
-) -> Result<PostProcessed, NodesError> {
-    let RawComponents {
-        mut labels,
-        n_components,
-        foreground_voxels,
-        n_removed_low_peak,
-        n_removed_by_filter,
-        filter_scores,
-    } = raw;
+) -> Result<Nodes, NodesError> {
     if let Some(ct) = ct {
         labels
             .check_same_grid(ct)
             .map_err(|source| NodesError::GridMismatch { what: "CT".into(), source })?;
     }
-
-    // Which filtered component each voxel came from, kept sparse (the components are a small
-    // part of the scan) for step 7.
-    let scored_voxels: Vec<(usize, u32)> = if filter_scores.is_some() {
-        labels.as_slice().iter().enumerate().filter(|(_, &l)| l > 0).map(|(i, &l)| (i, l)).collect()
-    } else {
-        Vec::new()
-    };
 
     // 3-4. Mask threshold, size filter, hole filling, convex fill.
     let FinishedComponents { n_removed_small, holes_filled_voxels, convex_filled_voxels } =
@@ -419,51 +283,9 @@ fn postprocess_components(
     for v in labels.as_slice_mut() {
         *v = new_id[*v as usize];
     }
-    let mut measurements = measure_nodes(&labels, ct, &MeasureOptions::default())?;
-    if let Some(prob) = prob {
-        let probabilities = label_probabilities(&labels, prob);
-        for m in &mut measurements {
-            m.probability = Some(probabilities[m.label as usize]);
-        }
-    }
-    // 7. Each node's filter verdict: that of the filtered component most of its voxels came from.
-    // (Drawing at the mask threshold keeps a subset of one component, possibly split; only the
-    // voxels that filling adds can come from elsewhere.)
-    if let Some(scores) = &filter_scores {
-        let mut votes: HashMap<(u32, u32), usize> = HashMap::new();
-        let nodes = labels.as_slice();
-        for &(i, raw) in &scored_voxels {
-            if nodes[i] > 0 {
-                *votes.entry((nodes[i], raw)).or_default() += 1;
-            }
-        }
-        let mut source: HashMap<u32, (usize, u32)> = HashMap::new();
-        for ((node, raw), n) in votes {
-            let best = source.entry(node).or_insert((n, raw));
-            // Ties go to the smaller id, so the choice does not depend on the map's order.
-            if (n, std::cmp::Reverse(raw)) > (best.0, std::cmp::Reverse(best.1)) {
-                *best = (n, raw);
-            }
-        }
-        for m in &mut measurements {
-            m.filter = source.get(&m.label).and_then(|&(_, raw)| scores[raw as usize]);
-        }
-    }
-    let report = PostProcessReport {
-        config: *cfg,
-        foreground_voxels,
-        n_components,
-        n_removed_small,
-        n_removed_low_peak,
-        n_removed_by_filter,
-        // Set by the caller that applied the filter.
-        filter_min_score: None,
-        holes_filled_voxels,
-        convex_filled_voxels,
-        n_components_split,
-        n_nodes: order.len(),
-    };
-    Ok(PostProcessed { labels, measurements, report })
+    let measurements = measure_nodes(&labels, ct, &MeasureOptions::default())?;
+    let steps = NodeSteps { n_removed_small, holes_filled_voxels, convex_filled_voxels, n_components_split };
+    Ok(Nodes { labels, measurements, steps })
 }
 
 /// What [`finish_components`] did.
@@ -742,82 +564,13 @@ fn fill_holes(labels: &mut Volume<u32>, id: u32, b: &LabelBox) -> usize {
     filled
 }
 
-/// Squared Euclidean distance transform along one line with sample spacing `s` (Felzenszwalb and
-/// Huttenlocher's lower envelope of parabolas). `f` holds 0 at background and a large value inside;
-/// the result overwrites `f`.
-fn edt_1d(f: &mut [f64], s: f64, v: &mut Vec<usize>, z: &mut Vec<f64>, out: &mut Vec<f64>) {
-    let n = f.len();
-    v.clear();
-    z.clear();
-    out.clear();
-    let pos = |q: usize| q as f64 * s;
-    v.push(0);
-    z.push(f64::NEG_INFINITY);
-    z.push(f64::INFINITY);
-    for q in 1..n {
-        loop {
-            let r = *v.last().expect("non-empty");
-            let sq = ((f[q] + pos(q) * pos(q)) - (f[r] + pos(r) * pos(r))) / (2.0 * (pos(q) - pos(r)));
-            if sq <= z[v.len() - 1] && v.len() > 1 {
-                v.pop();
-                z.pop();
-            } else {
-                let last = z.len() - 1;
-                z[last] = sq;
-                v.push(q);
-                z.push(f64::INFINITY);
-                break;
-            }
-        }
-    }
-    let mut kk = 0;
-    for q in 0..n {
-        while z[kk + 1] < pos(q) {
-            kk += 1;
-        }
-        let r = v[kk];
-        out.push((pos(q) - pos(r)).powi(2) + f[r]);
-    }
-    f.copy_from_slice(out);
-}
-
 /// Euclidean distance (mm) from each member voxel to the nearest non-member voxel, in the padded
 /// box (whose border layer is never a member). Flat, i fastest.
 pub(crate) fn distance_transform_mm(member: &[bool], n: [usize; 3], spacing_mm: [f64; 3]) -> Vec<f64> {
-    let big = 1e30;
-    let mut d: Vec<f64> = member.iter().map(|&m| if m { big } else { 0.0 }).collect();
-    let (mut v, mut z, mut out) = (Vec::new(), Vec::new(), Vec::new());
-    let idx = |i: usize, j: usize, k: usize| (k * n[1] + j) * n[0] + i;
-    let mut line = Vec::new();
-    for axis in 0..3 {
-        let (a1, a2) = match axis {
-            0 => (1, 2),
-            1 => (0, 2),
-            _ => (0, 1),
-        };
-        for y in 0..n[a2] {
-            for x in 0..n[a1] {
-                line.clear();
-                for t in 0..n[axis] {
-                    let mut c = [0; 3];
-                    c[axis] = t;
-                    c[a1] = x;
-                    c[a2] = y;
-                    line.push(d[idx(c[0], c[1], c[2])]);
-                }
-                edt_1d(&mut line, spacing_mm[axis], &mut v, &mut z, &mut out);
-                for t in 0..n[axis] {
-                    let mut c = [0; 3];
-                    c[axis] = t;
-                    c[a1] = x;
-                    c[a2] = y;
-                    d[idx(c[0], c[1], c[2])] = line[t];
-                }
-            }
-        }
-    }
-    d.iter_mut().for_each(|x| *x = x.sqrt());
-    d
+    let background =
+        ndarray::Array3::from_shape_fn((n[2], n[1], n[0]), |(k, j, i)| !member[(k * n[1] + j) * n[0] + i]);
+    let d2 = nodal_core::edt::edt_squared(&background, [spacing_mm[2], spacing_mm[1], spacing_mm[0]]);
+    d2.iter().map(|x| x.sqrt()).collect()
 }
 
 /// Heap entry for flooding: highest distance first, then first pushed (deterministic).

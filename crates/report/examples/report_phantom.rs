@@ -31,7 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             StageTiming { stage: "phantom".into(), seconds: t_gen },
             StageTiming { stage: "measure".into(), seconds: t_measure },
         ],
-        nodes: measured.iter().map(nodal_report::NodeRecord::from).collect(),
+        nodes: measured
+            .into_iter()
+            .map(|m| nodal_report::NodeRecord::from(&nodal_detect::Detection::measured(m)))
+            .collect(),
         evaluation: None,
         created: "example".into(),
         software_version: env!("CARGO_PKG_VERSION").into(),

@@ -75,7 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scan: ScanInfo::from_volume(dicom_dir.display().to_string(), &labels),
         model: None,
         timings: vec![],
-        nodes: measured.iter().map(nodal_report::NodeRecord::from).collect(),
+        nodes: measured
+            .into_iter()
+            .map(|m| nodal_report::NodeRecord::from(&nodal_detect::Detection::measured(m)))
+            .collect(),
         evaluation: None,
         created: "example".into(),
         software_version: env!("CARGO_PKG_VERSION").into(),

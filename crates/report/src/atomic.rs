@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    nodal_io::write_atomic(path, bytes)
+    nodal_core::fs::write_atomic(path, bytes)
         .map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
 }
 
@@ -16,7 +16,7 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), ReportError> {
-    nodal_io::write_atomic_with(path, fill)
+    nodal_core::fs::write_atomic_with(path, fill)
         .map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
 }
 

@@ -1,73 +1,8 @@
 //! The report's input ([`ReportData`], filled by the caller from the pipeline's results) and the
 //! derived [`ReportSummary`] — counts, flags and the node order — that the HTML is rendered from.
 //! Both are serde types, so the numbers behind a report can be saved and checked as JSON.
+pub use nodal_core::{NodeRadsSize, RecistCategory, Side};
 use serde::{Deserialize, Serialize};
-
-/// Which side of the patient's midline a node lies on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Left,
-    Right,
-    Midline,
-}
-
-impl Side {
-    /// "left", "right" or "midline".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Left => "left",
-            Side::Right => "right",
-            Side::Midline => "midline",
-        }
-    }
-}
-
-/// Size category of a node by its short-axis diameter (RECIST 1.1 for lymph nodes: < 10 mm is
-/// non-pathological, 10-15 mm a non-target node, >= 15 mm measurable/target).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum RecistCategory {
-    /// Short axis < 10 mm.
-    #[serde(rename = "<10")]
-    Below10,
-    /// 10 mm <= short axis < 15 mm.
-    #[serde(rename = "10-14.9")]
-    From10To15,
-    /// Short axis >= 15 mm.
-    #[serde(rename = ">=15")]
-    AtLeast15,
-}
-
-impl RecistCategory {
-    /// The category of a short-axis diameter in mm.
-    pub fn from_short_axis_mm(short_axis_mm: f64) -> Self {
-        if short_axis_mm >= 15.0 {
-            RecistCategory::AtLeast15
-        } else if short_axis_mm >= 10.0 {
-            RecistCategory::From10To15
-        } else {
-            RecistCategory::Below10
-        }
-    }
-
-    /// Human-readable range, e.g. "10–14.9 mm".
-    pub fn label(self) -> &'static str {
-        match self {
-            RecistCategory::Below10 => "< 10 mm",
-            RecistCategory::From10To15 => "10–14.9 mm",
-            RecistCategory::AtLeast15 => "≥ 15 mm",
-        }
-    }
-
-    /// Display colour (RGB) used for this category in every figure and table.
-    pub fn rgb(self) -> [u8; 3] {
-        match self {
-            RecistCategory::Below10 => [46, 204, 113],
-            RecistCategory::From10To15 => [255, 165, 0],
-            RecistCategory::AtLeast15 => [235, 59, 90],
-        }
-    }
-}
 
 /// One measured node, as the node-analysis stage reports it. All positions are LPS millimetres.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,9 +31,8 @@ pub struct NodeRecord {
     pub necrosis_fraction: Option<f64>,
     /// Side of the midline.
     pub side: Side,
-    /// Node-RADS size class as reported by the measurement stage (e.g. "normal", "enlarged",
-    /// "bulky").
-    pub node_rads_size: Option<String>,
+    /// Node-RADS size class as reported by the measurement stage.
+    pub node_rads_size: Option<NodeRadsSize>,
     /// The network's highest probability in the node (`None` for label maps measured without a
     /// probability map).
     #[serde(default)]
@@ -106,14 +40,13 @@ pub struct NodeRecord {
     /// The model's component filter on the component the node was drawn from (`None` without a
     /// filter).
     #[serde(default)]
-    pub filter: Option<nodal_nodes::filter::FilterScore>,
+    pub filter: Option<nodal_detect::filter::FilterScore>,
 }
 
-impl From<&nodal_nodes::measure::NodeMeasurement> for NodeRecord {
-    /// The measurement stage's per-node result as the report shows it (the one conversion used by
-    /// every caller).
-    fn from(m: &nodal_nodes::measure::NodeMeasurement) -> Self {
-        use nodal_nodes::measure::{NodeRadsSize, Side as NodesSide};
+impl From<&nodal_detect::Detection> for NodeRecord {
+    /// A detection as the report shows it (the one conversion used by every caller).
+    fn from(d: &nodal_detect::Detection) -> Self {
+        let m = &d.measurement;
         NodeRecord {
             label: m.label,
             short_axis_mm: m.axes.short_axis_mm,
@@ -126,20 +59,10 @@ impl From<&nodal_nodes::measure::NodeMeasurement> for NodeRecord {
             centroid_mm: m.centroid_mm,
             hu_mean: m.hu.as_ref().map(|h| h.mean_hu),
             necrosis_fraction: m.necrosis_fraction,
-            peak_probability: m.probability.map(|p| p.peak),
-            filter: m.filter,
-            side: match m.side {
-                NodesSide::Left => Side::Left,
-                NodesSide::Right => Side::Right,
-            },
-            node_rads_size: Some(
-                match m.node_rads_size {
-                    NodeRadsSize::Normal => "normal",
-                    NodeRadsSize::Enlarged => "enlarged",
-                    NodeRadsSize::Bulky => "bulky",
-                }
-                .to_string(),
-            ),
+            peak_probability: d.probability.map(|p| p.peak),
+            filter: d.filter,
+            side: m.side,
+            node_rads_size: Some(m.node_rads_size),
         }
     }
 }
@@ -308,7 +231,7 @@ pub struct ReportSummary {
 pub const MANY_NODES: usize = 6;
 
 /// Greatest dimension above which the "> 60 mm" finding is raised (AJCC N3a size threshold).
-pub const LARGE_NODE_MM: f64 = 60.0;
+pub const N3_GREATEST_DIMENSION_MM: f64 = 60.0;
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -337,9 +260,9 @@ pub fn summarize(data: &ReportData) -> ReportSummary {
     let mut by_side = SideCounts::default();
     for r in &ranked {
         match r.recist {
-            RecistCategory::Below10 => by_recist.below_10 += 1,
-            RecistCategory::From10To15 => by_recist.from_10_to_15 += 1,
-            RecistCategory::AtLeast15 => by_recist.at_least_15 += 1,
+            RecistCategory::NonPathological => by_recist.below_10 += 1,
+            RecistCategory::PathologicalNonTarget => by_recist.from_10_to_15 += 1,
+            RecistCategory::PathologicalTarget => by_recist.at_least_15 += 1,
         }
         match r.node.side {
             Side::Left => by_side.left += 1,
@@ -362,7 +285,7 @@ pub fn summarize(data: &ReportData) -> ReportSummary {
             text: format!("{} with short axis ≥ 15 mm", plural(by_recist.at_least_15, "node", "nodes")),
         });
     }
-    let n_large = ranked.iter().filter(|r| r.node.long_axis_mm > LARGE_NODE_MM).count();
+    let n_large = ranked.iter().filter(|r| r.node.long_axis_mm > N3_GREATEST_DIMENSION_MM).count();
     if n_large > 0 {
         flags.push(Flag {
             code: "lad_gt_60".into(),
@@ -401,9 +324,9 @@ mod tests {
 
     #[test]
     fn recist_boundaries() {
-        assert_eq!(RecistCategory::from_short_axis_mm(9.999), RecistCategory::Below10);
-        assert_eq!(RecistCategory::from_short_axis_mm(10.0), RecistCategory::From10To15);
-        assert_eq!(RecistCategory::from_short_axis_mm(14.99), RecistCategory::From10To15);
-        assert_eq!(RecistCategory::from_short_axis_mm(15.0), RecistCategory::AtLeast15);
+        assert_eq!(RecistCategory::from_short_axis_mm(9.999), RecistCategory::NonPathological);
+        assert_eq!(RecistCategory::from_short_axis_mm(10.0), RecistCategory::PathologicalNonTarget);
+        assert_eq!(RecistCategory::from_short_axis_mm(14.99), RecistCategory::PathologicalNonTarget);
+        assert_eq!(RecistCategory::from_short_axis_mm(15.0), RecistCategory::PathologicalTarget);
     }
 }

@@ -161,27 +161,7 @@ pub fn ds(v: f64) -> String {
 
 /// Current UTC date (YYYYMMDD) and time (HHMMSS).
 pub(crate) fn now_utc() -> (String, String) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (format!("{y:04}{m:02}{d:02}"), format!("{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60))
-}
-
-/// Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    nodal_core::time::UtcTime::now().dicom_date_time()
 }
 
 /// Patient, general study and SOP common attributes shared by SEG and SR.
@@ -260,13 +240,5 @@ mod tests {
         let y = -1234.0 - 1.0 / 7.0;
         let s = ds(y);
         assert!(s.len() <= 16 && (s.parse::<f64>().unwrap() - y).abs() < 1e-9, "{s}");
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        // 2000-03-01 is day 11017; 2024-02-29 is day 19782.
-        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
     }
 }

@@ -235,9 +235,9 @@ fn compose(
         s.n_nodes
     );
     for (cat, n) in [
-        (RecistCategory::Below10, s.by_recist.below_10),
-        (RecistCategory::From10To15, s.by_recist.from_10_to_15),
-        (RecistCategory::AtLeast15, s.by_recist.at_least_15),
+        (RecistCategory::NonPathological, s.by_recist.below_10),
+        (RecistCategory::PathologicalNonTarget, s.by_recist.from_10_to_15),
+        (RecistCategory::PathologicalTarget, s.by_recist.at_least_15),
     ] {
         let _ = write!(
             h,
@@ -260,12 +260,12 @@ fn compose(
          src=\"{overview_uri}\"><div class=\"legend\"><div><b>Coronal maximum-intensity projection</b></div>\
          <div>Patient right on image left, superior up.</div><div>Nodes filled by short-axis category, \
          numbered by rank:</div><div>{}{}</div><div>{}{}</div><div>{}{}</div></div></div>",
-        chip(RecistCategory::Below10),
-        RecistCategory::Below10.label(),
-        chip(RecistCategory::From10To15),
-        RecistCategory::From10To15.label(),
-        chip(RecistCategory::AtLeast15),
-        RecistCategory::AtLeast15.label()
+        chip(RecistCategory::NonPathological),
+        RecistCategory::NonPathological.label(),
+        chip(RecistCategory::PathologicalNonTarget),
+        RecistCategory::PathologicalNonTarget.label(),
+        chip(RecistCategory::PathologicalTarget),
+        RecistCategory::PathologicalTarget.label()
     );
 
     // Table.
@@ -295,7 +295,7 @@ fn compose(
             hu(n),
             necrosis(n),
             peak_probability(n),
-            escape(m.node_rads_size.as_deref().unwrap_or("–")),
+            escape(m.node_rads_size.map_or("–", nodal_core::NodeRadsSize::as_str)),
             m.side.as_str()
         );
     }

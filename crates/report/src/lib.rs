@@ -37,9 +37,9 @@ pub mod uid;
 pub mod views;
 
 pub use data::{
-    summarize, EvaluationSection, Figure, Flag, ModelInfo, NodeRecord, RankedNode, RecistCategory,
-    RecistCounts, ReportData, ReportSummary, ScanInfo, Side, SideCounts, StageTiming, Table, LARGE_NODE_MM,
-    MANY_NODES,
+    summarize, EvaluationSection, Figure, Flag, ModelInfo, NodeRadsSize, NodeRecord, RankedNode,
+    RecistCategory, RecistCounts, ReportData, ReportSummary, ScanInfo, Side, SideCounts, StageTiming, Table,
+    MANY_NODES, N3_GREATEST_DIMENSION_MM,
 };
 pub use dcm::{DicomOptions, DicomSource};
 pub use error::ReportError;

@@ -64,7 +64,10 @@ fn seg_and_sr_round_trip_on_a_real_series() {
         scan: ScanInfo::from_volume("series", &labels),
         model: None,
         timings: vec![],
-        nodes: measured.iter().map(nodal_report::NodeRecord::from).collect(),
+        nodes: measured
+            .into_iter()
+            .map(|m| nodal_report::NodeRecord::from(&nodal_detect::Detection::measured(m)))
+            .collect(),
         evaluation: None,
         created: String::new(),
         software_version: "test".into(),

@@ -43,10 +43,10 @@ fn node(label: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
         hu_mean: Some(70.0),
         necrosis_fraction: None,
         side,
-        node_rads_size: Some("normal".into()),
+        node_rads_size: Some(nodal_report::NodeRadsSize::Normal),
         peak_probability: Some(0.9871),
         filter: (label == 1)
-            .then_some(nodal_nodes::filter::FilterScore { score: 0.4321, kept_by_size_guard: true }),
+            .then_some(nodal_detect::filter::FilterScore { score: 0.4321, kept_by_size_guard: true }),
     }
 }
 

@@ -8,8 +8,9 @@
 //! section), and `evaluation/` (`nodal_eval::write_outputs`: evaluation.json, CSV tables, table1.md,
 //! figures).
 use crate::commands::segment::tile_bar;
-use crate::pipeline::{load_model_arg, report_data, segment_ct, stage_timings, write_segmentation};
+use crate::report_input::{report_data, stage_timings};
 use anyhow::Context;
+use nodal_detect::{segment_ct, write_segmentation};
 use nodal_eval::cohort::{CaseResult, CohortResult, PredictionKind};
 use nodal_eval::{evaluate_scan, plots, summarise_cohort, NodeMeta, Prediction};
 use nodal_net::infer::InferOptions;
@@ -88,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     write_json(&out.join("gt_nodes.json"), &NodesFile::of(&phantom, None))?;
 
     let t = Instant::now();
-    let model = load_model_arg(args.model.as_deref())?;
+    let model = super::load_model_arg(args.model.as_deref())?;
     let t_model = t.elapsed().as_secs_f64();
 
     let bar = tile_bar();
@@ -103,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         NodeMeta { metastatic: phantom.nodes.iter().map(|n| (u32::from(n.id), n.metastatic)).collect() };
     // Scores the nodes the demo writes (the model's operating point and filters), not the raw
     // probability map at the protocol's 0.5, so the figures describe nodes.nii.gz.
-    let mask = seg.postprocessed.labels.map(|l| u8::from(l > 0));
+    let mask = seg.detected.labels.map(|l| u8::from(l > 0));
     let scan = evaluate_scan(Prediction::Mask(&mask), &phantom.labels, Some(&meta))
         .context("evaluating against the ground truth")?;
     let cohort = summarise_cohort(vec![CaseResult {
@@ -124,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &[("evaluate", t_eval)],
     );
     let data = report_data(&source, &phantom.ct, &model, &seg, timings.clone(), Some(evaluation));
-    write_outputs(out, &data, &phantom.ct, &seg.postprocessed.labels, None, &DicomOptions::default())
+    write_outputs(out, &data, &phantom.ct, &seg.detected.labels, None, &DicomOptions::default())
         .with_context(|| format!("writing the report into {}", out.display()))?;
 
     let s = &cohort.summary;
@@ -132,11 +133,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let [ni, nj, nk] = phantom.ct.dims();
     println!(
         "phantom seed {seed}: {ni}x{nj}x{nk} voxels, model {} {}",
-        model.config.model_id, model.config.version
+        model.config().model_id,
+        model.config().version
     );
     println!(
         "nodes found: {}, GT nodes: {}, recall {} (perfect segmentation: {}), precision {}, FP/scan {:.0}, Dice {}",
-        seg.postprocessed.report.n_nodes,
+        seg.detected.report.n_nodes,
         s.n_gt_nodes,
         f(s.recall.mean),
         f(s.recall_ceiling.mean),

@@ -10,9 +10,10 @@
 //! fits, else uint32), `nodes.json` (schema `nodal.nodes/1`) and `nodes.csv`, each atomically.
 use anyhow::Context;
 use nodal_core::Volume;
+use nodal_detect::output::{write_nodes_csv, write_nodes_json, Source};
+use nodal_detect::Detection;
 use nodal_nodes::components::{check_binary, is_binary};
 use nodal_nodes::measure::{measure_nodes, MeasureOptions};
-use nodal_nodes::output::{write_nodes_csv, write_nodes_json, Source};
 use nodal_nodes::{label_components, Connectivity};
 use std::path::PathBuf;
 
@@ -70,12 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let opts = MeasureOptions { midline_x_mm: args.midline_x_mm, ..Default::default() };
-    let nodes = measure_nodes(&labels, ct.as_ref(), &opts)
-        .with_context(|| format!("measuring {}", args.input.display()))?;
+    let nodes: Vec<Detection> = measure_nodes(&labels, ct.as_ref(), &opts)
+        .with_context(|| format!("measuring {}", args.input.display()))?
+        .into_iter()
+        .map(Detection::measured)
+        .collect();
 
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let label_path = args.out.join("labels.nii.gz");
-    let max_id = nodes.iter().map(|n| n.label).max().unwrap_or(0);
+    let max_id = nodes.iter().map(|n| n.measurement.label).max().unwrap_or(0);
     if max_id <= u16::MAX as u32 {
         nodal_io::write_nifti(&labels.map(|v| v as u16), &label_path)?;
     } else {

@@ -5,10 +5,13 @@ pub mod evaluate;
 pub mod hard_negatives;
 pub mod info;
 pub mod measure;
+pub mod model;
 pub mod phantom;
 pub mod segment;
 pub mod train;
 pub mod train_filter;
+pub mod tune;
+pub mod validate;
 
 /// A progress bar of `len` steps drawn with `template` (indicatif syntax); the default style
 /// should the template not parse.
@@ -37,46 +40,35 @@ impl DeviceArg {
     }
 }
 
-/// The network behind the record of a command that resumes (`hard-negatives`, `train-filter`):
-/// work recorded by another network is done again.
-#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct ModelIdentity {
-    pub model_id: String,
-    pub model_version: String,
-    /// SHA-256 of the weights file, lower-case hex.
-    pub model_sha256: String,
-    /// Voxel threshold of the model's mask.
-    pub threshold: f32,
+/// The model in `--model DIR`, else the default model (`$NODAL_MODEL`, then `models/default`).
+pub fn load_model_arg(dir: Option<&std::path::Path>) -> anyhow::Result<nodal_detect::Model> {
+    use anyhow::Context;
+    nodal_detect::load_model_or_default(dir).context("loading the model")
 }
 
-impl ModelIdentity {
-    /// The identity of `model` (reads its weights file to hash it).
-    pub fn of(model: &nodal_net::LoadedModel) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        use sha2::{Digest, Sha256};
-        let path = model.folder.join(nodal_net::config::WEIGHTS_FILE);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(ModelIdentity {
-            model_id: model.config.model_id.clone(),
-            model_version: model.config.version.clone(),
-            model_sha256: Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect(),
-            threshold: model.config.threshold,
-        })
-    }
-}
-
-/// 2 when the error chain holds a typed input error from one of the library crates (the user can
-/// fix the input), 1 otherwise.
+/// 2 when the error is bad input the user can fix, 1 otherwise (an internal or output failure).
+/// Decided by the outermost typed error of the chain (below the binary's own context): each
+/// library's error knows whether what it wraps is input.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let input = err.chain().any(|e| {
-        e.is::<nodal_io::IoError>()
-            || e.is::<nodal_phantom::PhantomError>()
-            || e.is::<nodal_core::CoreError>()
-            || e.downcast_ref::<nodal_net::NetError>().is_some_and(|e| e.is_input_error())
-            || e.downcast_ref::<nodal_eval::EvalError>().is_some_and(|e| e.is_input())
-            || e.downcast_ref::<nodal_nodes::NodesError>().is_some_and(|e| e.is_input())
+    let verdict = err.chain().find_map(|e| {
+        if let Some(e) = e.downcast_ref::<nodal_detect::DetectError>() {
+            Some(e.is_input())
+        } else if let Some(e) = e.downcast_ref::<nodal_net::NetError>() {
+            Some(e.is_input_error())
+        } else if let Some(e) = e.downcast_ref::<nodal_eval::EvalError>() {
+            Some(e.is_input())
+        } else if let Some(e) = e.downcast_ref::<nodal_nodes::NodesError>() {
+            Some(e.is_input())
+        } else if let Some(e) = e.downcast_ref::<nodal_io::IoError>() {
+            Some(!matches!(e, nodal_io::IoError::Write { .. }))
+        } else if e.is::<nodal_report::ReportError>() {
+            // Writing the report failed: its inputs came from this run.
+            Some(false)
+        } else {
+            (e.is::<nodal_phantom::PhantomError>() || e.is::<nodal_core::CoreError>()).then_some(true)
+        }
     });
-    if input {
+    if verdict == Some(true) {
         2
     } else {
         1

@@ -1,14 +1,17 @@
 //! `nodal segment`: CT -> node probability (CNN, sliding window) -> instance labels and
-//! measurements (`nodal_nodes::postprocess`).
+//! measurements (`nodal_detect::segment_ct`).
 //!
 //! Outputs in `-o DIR`: `nodes.nii.gz` (u16 instance labels, 1 = largest short axis), `mask.nii.gz`
 //! (u8), optional `probabilities.nii.gz` (f32), `nodes.json` / `nodes.csv`, `segment.json` (model,
 //! timings per stage, configuration), `report.html` / `report.json` (`nodal_report`), and for DICOM
 //! input with at least one node `nodes.seg.dcm` (DICOM SEG) and `nodes.sr.dcm` (TID 1500 SR). Everything is written into a temporary folder next to DIR and
 //! moved into place only when all files are complete, so a failure leaves nothing half-written.
-use crate::pipeline::{load_model_arg, report_data, segment_ct, stage_timings, write_segmentation};
+use crate::report_input::{report_data, stage_timings};
 use anyhow::Context;
 use indicatif::ProgressBar;
+use nodal_core::vocab::MIN_SHORT_AXIS_MM;
+use nodal_detect::model::FILTER_FILE;
+use nodal_detect::{segment_ct, write_segmentation, Model};
 use nodal_net::infer::InferOptions;
 use nodal_report::{write_outputs, DicomOptions, DicomSource, REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE};
 use serde::Serialize;
@@ -64,7 +67,7 @@ struct SegmentRecord<'a> {
     ct_dims: [usize; 3],
     ct_spacing_mm: [f64; 3],
     timings_s: Timings,
-    postprocess: &'a nodal_nodes::postprocess::PostProcessReport,
+    postprocess: &'a nodal_detect::PostProcessReport,
     outputs: Vec<&'static str>,
 }
 
@@ -87,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t_read = t0.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let mut model = load_model_arg(args.model.as_deref())?;
+    let mut model = super::load_model_arg(args.model.as_deref())?;
     if let Some(min_score) = args.filter_min_score {
         set_filter_cutoff(&mut model, min_score)?;
     }
@@ -99,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let seg = segment_ct(&ct.hu, &model, &opts, Some(&bar))
         .with_context(|| format!("segmenting {}", args.ct.display()))?;
     bar.finish_and_clear();
-    let pp = &seg.postprocessed;
+    let pp = &seg.detected;
 
     let t = Instant::now();
     let input = args.ct.display().to_string();
@@ -133,10 +136,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         schema: "nodal.segment/1",
         nodal_version: env!("CARGO_PKG_VERSION"),
         input,
-        model_id: &model.config.model_id,
-        model_version: &model.config.version,
-        model_folder: model.folder.display().to_string(),
-        model_config: &model.config,
+        model_id: &model.config().model_id,
+        model_version: &model.config().version,
+        model_folder: model.folder().display().to_string(),
+        model_config: model.config(),
         tta: args.tta,
         device: nodal_net::selected_compute().name(),
         batch: opts.batch,
@@ -164,8 +167,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     commit(&tmp, &args.out, &record.outputs)?;
     let cutoff = pp.report.filter_min_score.map(|s| format!(" at cut-off {s}")).unwrap_or_default();
     println!(
-        "{}: {} nodes ({} removed below 4.5 mm short axis, {} below the peak-probability cut-off, {} by \
-         the component filter{cutoff}) in {:.1} s -> {} (report: {})",
+        "{}: {} nodes ({} removed below {MIN_SHORT_AXIS_MM} mm short axis, {} below the peak-probability \
+         cut-off, {} by the component filter{cutoff}) in {:.1} s -> {} (report: {})",
         args.ct.display(),
         pp.report.n_nodes,
         pp.report.n_removed_small,
@@ -179,17 +182,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Replaces the cut-off of `model`'s component filter by `min_score` (`--filter-min-score`).
-fn set_filter_cutoff(model: &mut nodal_net::LoadedModel, min_score: f64) -> anyhow::Result<()> {
+fn set_filter_cutoff(model: &mut Model, min_score: f64) -> anyhow::Result<()> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&min_score),
         "--filter-min-score {min_score}: must be a score in [0, 1]"
     );
-    let folder = model.folder.display().to_string();
-    let filter = model.component_filter.as_mut().with_context(|| {
-        format!(
-            "--filter-min-score: the model in {folder} has no component filter ({})",
-            nodal_net::config::FILTER_FILE
-        )
+    let folder = model.folder().display().to_string();
+    let filter = model.filter.as_mut().with_context(|| {
+        format!("--filter-min-score: the model in {folder} has no component filter ({FILTER_FILE})")
     })?;
     filter.min_score = min_score;
     Ok(())

@@ -1,6 +1,7 @@
 //! `nodal train`: trains a segmentation network on an nnU-Net raw-layout dataset (see
 //! `nodal_net::train`).
 use anyhow::Context;
+use nodal_detect::tune::ProtocolValidator;
 use nodal_net::train::{train, TrainConfig};
 use std::path::PathBuf;
 
@@ -55,8 +56,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cfg.steps as u64,
         "{elapsed_precise} [{bar:40}] step {pos}/{len} {msg} (eta {eta})",
     );
-    let summary = train(&args.data, args.val_data.as_deref(), &cfg, &args.out, args.resume, Some(&bar))
-        .with_context(|| format!("training into {}", args.out.display()))?;
+    let validator = ProtocolValidator::default();
+    let summary =
+        train(&args.data, args.val_data.as_deref(), &cfg, &args.out, args.resume, Some(&bar), &validator)
+            .with_context(|| format!("training into {}", args.out.display()))?;
     bar.finish();
     println!(
         "{} steps in {:.0} s; best validation score {} -> {}",

@@ -1,9 +1,73 @@
-//! Post-processing: hole filling, splitting of touching balls, size filter, relabelling, bad input.
+//! Post-processing through the recipe (probability maps) and `nodal_nodes::postprocess` (masks):
+//! hole filling, splitting of touching balls, size filter, relabelling, the peak cut-off, the
+//! component filter, bad input.
 use ndarray::Array3;
-use nodal_core::{Geometry, Volume};
-use nodal_nodes::measure::{axial_axes, measure_nodes, MeasureOptions};
-use nodal_nodes::postprocess::{postprocess_mask, postprocess_probability, PostProcessConfig, SplitConfig};
-use nodal_nodes::NodesError;
+use nodal_core::{Geometry, Label, Volume};
+use nodal_detect::filter::{ComponentFilter, Feature};
+use nodal_detect::{DetectError, Detection, PostProcessReport, Recipe};
+use nodal_nodes::measure::{axial_axes, measure_nodes, MeasureOptions, NodeMeasurement};
+use nodal_nodes::postprocess::{PostProcessConfig, SplitConfig};
+use nodal_nodes::{label_components, NodesError};
+
+/// A post-processing result as the tests read it: labels, each node's measurement and
+/// detection, and the report.
+struct Out {
+    labels: Volume<u32>,
+    measurements: Vec<NodeMeasurement>,
+    detections: Vec<Detection>,
+    report: PostProcessReport,
+}
+
+/// The recipe without a filter.
+fn postprocess_probability(
+    prob: &Volume<f32>,
+    ct: Option<&Volume<i16>>,
+    cfg: &PostProcessConfig,
+) -> Result<Out, DetectError> {
+    postprocess_probability_filtered(prob, ct, cfg, None)
+}
+
+/// The recipe with `filter` at its own cut-off.
+fn postprocess_probability_filtered(
+    prob: &Volume<f32>,
+    ct: Option<&Volume<i16>>,
+    cfg: &PostProcessConfig,
+    filter: Option<&ComponentFilter>,
+) -> Result<Out, DetectError> {
+    let d = Recipe { postprocess: *cfg, filter: filter.cloned() }.apply(prob, ct)?;
+    Ok(Out {
+        labels: d.labels,
+        measurements: d.detections.iter().map(|d| d.measurement.clone()).collect(),
+        detections: d.detections,
+        report: d.report,
+    })
+}
+
+/// A mask's components through `nodal_nodes::postprocess::postprocess_mask`, with the counts of
+/// the recipe's report that a mask has.
+fn postprocess_mask<T: Label>(
+    mask: &Volume<T>,
+    ct: Option<&Volume<i16>>,
+    cfg: &PostProcessConfig,
+) -> Result<Out, NodesError> {
+    let nodes = nodal_nodes::postprocess::postprocess_mask(mask, ct, cfg)?;
+    let s = nodes.steps;
+    let report = PostProcessReport {
+        config: *cfg,
+        foreground_voxels: mask.as_slice().iter().filter(|&&v| v != T::default()).count(),
+        n_components: label_components(mask, cfg.connectivity).1,
+        n_removed_small: s.n_removed_small,
+        n_removed_low_peak: 0,
+        n_removed_by_filter: 0,
+        filter_min_score: None,
+        holes_filled_voxels: s.holes_filled_voxels,
+        convex_filled_voxels: s.convex_filled_voxels,
+        n_components_split: s.n_components_split,
+        n_nodes: nodes.measurements.len(),
+    };
+    let detections = nodes.measurements.iter().cloned().map(Detection::measured).collect();
+    Ok(Out { labels: nodes.labels, measurements: nodes.measurements, detections, report })
+}
 
 fn grid(spacing: [f64; 3]) -> Geometry {
     Geometry::axis_aligned(spacing, [-20.0, 10.0, 50.0])
@@ -192,7 +256,7 @@ fn bad_input_is_a_typed_error_or_documented() {
     prob.data_mut()[[1, 2, 3]] = f32::NAN;
     assert!(matches!(
         postprocess_probability(&prob, None, &PostProcessConfig::default()),
-        Err(NodesError::NonFinite { index: [3, 2, 1] })
+        Err(DetectError::Nodes(NodesError::NonFinite { index: [3, 2, 1] }))
     ));
     let bad = PostProcessConfig { min_short_axis_mm: Some(-1.0), ..Default::default() };
     assert!(matches!(postprocess_mask(&empty, None, &bad), Err(NodesError::InvalidOption { .. })));
@@ -263,7 +327,7 @@ fn peak_cutoff_drops_lukewarm_components_only() {
     assert_eq!((none.report.n_removed_low_peak, none.report.n_nodes), (0, 2));
     // A non-finite cut-off is an error, not a silent no-op.
     let bad = PostProcessConfig { min_peak_probability: Some(f32::NAN), ..Default::default() };
-    assert!(matches!(postprocess_probability(&prob, None, &bad), Err(NodesError::InvalidOption { .. })));
+    assert!(matches!(postprocess_probability(&prob, None, &bad), Err(DetectError::InvalidOption { .. })));
 }
 
 #[test]
@@ -276,7 +340,8 @@ fn each_node_carries_the_peak_and_mean_probability_of_its_voxels() {
             .unwrap();
     assert_eq!(out.report.n_nodes, 2);
     assert_eq!(out.report.holes_filled_voxels, 1);
-    for m in &out.measurements {
+    for d in &out.detections {
+        let m = &d.measurement;
         let values: Vec<f64> = out
             .labels
             .as_slice()
@@ -285,7 +350,7 @@ fn each_node_carries_the_peak_and_mean_probability_of_its_voxels() {
             .filter(|(&l, _)| l == m.label)
             .map(|(_, &p)| p as f64)
             .collect();
-        let p = m.probability.expect("a node from a probability map has one");
+        let p = d.probability.expect("a node from a probability map has one");
         assert_eq!(p.peak, values.iter().copied().fold(f64::MIN, f64::max));
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         assert!((p.mean - mean).abs() < 1e-12, "{} vs {mean}", p.mean);
@@ -293,19 +358,19 @@ fn each_node_carries_the_peak_and_mean_probability_of_its_voxels() {
     }
     // Labelled 1 = larger short axis: the 0.97 blob is wider above 0.5. Its neighbours of the
     // centre (1 mm away) carry the peak, 0.97 * (1 - 1/25).
-    let peaks: Vec<f64> = out.measurements.iter().map(|m| m.probability.unwrap().peak).collect();
+    let peaks: Vec<f64> = out.detections.iter().map(|d| d.probability.unwrap().peak).collect();
     assert!((peaks[0] - 0.97 * 0.96).abs() < 1e-6 && (peaks[1] - 0.7).abs() < 1e-6, "{peaks:?}");
     // A mask has no probabilities to report.
     let mask = prob.map(|p| u8::from(p >= 0.5));
     let out = postprocess_mask(&mask, None, &PostProcessConfig::default()).unwrap();
-    assert!(out.measurements.iter().all(|m| m.probability.is_none()));
+    assert!(out.detections.iter().all(|d| d.probability.is_none()));
 }
 
 /// Two balls of the same confidence, radius 6 mm and 3.5 mm (both above 4.5 mm short axis), their
 /// CT, and a filter fitted on samples where only large components are nodes (ln volume splits
 /// them; samples and labels returned too), with cut-off 0.5.
 fn two_balls_and_a_size_filter() -> FilterCase {
-    use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES, N_FEATURES};
+    use nodal_detect::filter::{BoostConfig, N_FEATURES};
     let sp = [1.0, 1.0, 1.0];
     let big = shape([40, 24, 20], sp, |p| in_ball(p, [10.0, 12.0, 10.0], 6.0));
     let small = shape([40, 24, 20], sp, |p| in_ball(p, [28.0, 12.0, 10.0], 3.5));
@@ -322,7 +387,7 @@ fn two_balls_and_a_size_filter() -> FilterCase {
     .unwrap();
     let ct = prob.map(|p| if p > 0.0 { 50i16 } else { -100 });
     // A filter fitted on samples where only large components are nodes: ln(volume) splits them.
-    let sad = FEATURE_NAMES.iter().position(|&f| f == "ln_volume_mm3").unwrap();
+    let sad = Feature::LnVolumeMm3.column();
     let x: Vec<[f64; N_FEATURES]> =
         (0..40).map(|i| std::array::from_fn(|f| if f == sad { 3.0 + i as f64 * 0.1 } else { 1.0 })).collect();
     let y: Vec<bool> = x.iter().map(|v| v[sad] > 5.5).collect();
@@ -335,26 +400,24 @@ fn two_balls_and_a_size_filter() -> FilterCase {
 struct FilterCase {
     prob: Volume<f32>,
     ct: Volume<i16>,
-    x: Vec<[f64; nodal_nodes::filter::N_FEATURES]>,
+    x: Vec<[f64; nodal_detect::filter::N_FEATURES]>,
     y: Vec<bool>,
-    filter: nodal_nodes::filter::ComponentFilter,
+    filter: ComponentFilter,
 }
 
 #[test]
 fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
-    use nodal_nodes::filter::{BoostConfig, ComponentFilter, FEATURE_NAMES};
+    use nodal_detect::filter::BoostConfig;
     let FilterCase { prob, ct, x, y, filter } = two_balls_and_a_size_filter();
-    let sad = FEATURE_NAMES.iter().position(|&f| f == "ln_volume_mm3").unwrap();
+    let sad = Feature::LnVolumeMm3.column();
     let cfg = PostProcessConfig { threshold: 0.5, ..Default::default() };
-    let out =
-        nodal_nodes::postprocess::postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter))
-            .unwrap();
+    let out = postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter)).unwrap();
     // ln(V): big ball ~ ln(905) = 6.8 (kept), small ball ~ ln(180) = 5.2 (dropped).
     assert_eq!((out.report.n_components, out.report.n_removed_by_filter, out.report.n_nodes), (2, 1, 1));
     assert!(out.measurements[0].axes.short_axis_mm > 10.0, "the large ball is kept");
     // The same split from a filter that names its own features, in its own order: the trees index
     // that list, and scoring picks those features out of all of them.
-    let own = ["mean_hu".to_string(), "ln_volume_mm3".to_string()];
+    let own = [Feature::MeanHu, Feature::LnVolumeMm3];
     let mut narrow = ComponentFilter::fit(&x, &y, None, Some(&own), BoostConfig::default()).unwrap();
     narrow.min_score = 0.5;
     assert_eq!(narrow.features, own);
@@ -366,7 +429,7 @@ fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
             .map(|t| {
                 let mut t = t.clone();
                 for n in &mut t.nodes {
-                    if let nodal_nodes::filter::TreeNode::Split { feature, .. } = n {
+                    if let nodal_detect::filter::TreeNode::Split { feature, .. } = n {
                         assert_eq!(*feature, sad);
                         *feature = 1;
                     }
@@ -375,21 +438,18 @@ fn component_filter_drops_what_it_scores_low_and_needs_a_ct() {
             })
             .collect::<Vec<_>>()
     );
-    let narrow_out =
-        nodal_nodes::postprocess::postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&narrow))
-            .unwrap();
+    let narrow_out = postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&narrow)).unwrap();
     assert_eq!(narrow_out.report, out.report);
     let unfiltered = postprocess_probability(&prob, Some(&ct), &cfg).unwrap();
     assert_eq!((unfiltered.report.n_removed_by_filter, unfiltered.report.n_nodes), (0, 2));
     // The filter's features are measured on the CT: none given is an error.
-    let no_ct = nodal_nodes::postprocess::postprocess_probability_filtered(&prob, None, &cfg, Some(&filter));
-    assert!(matches!(no_ct, Err(NodesError::InvalidOption { .. })));
+    let no_ct = postprocess_probability_filtered(&prob, None, &cfg, Some(&filter));
+    assert!(matches!(no_ct, Err(DetectError::InvalidOption { .. })));
 }
 
 #[test]
 fn each_node_carries_the_filter_verdict_of_its_component() {
-    use nodal_nodes::postprocess::postprocess_probability_filtered;
-    use nodal_nodes::{label_components, Connectivity};
+    use nodal_nodes::Connectivity;
     let FilterCase { prob, ct, mut filter, .. } = two_balls_and_a_size_filter();
     let cfg = PostProcessConfig { threshold: 0.5, ..Default::default() };
     // The reference: the filter's scores of the thresholded components, found independently.
@@ -403,27 +463,27 @@ fn each_node_carries_the_filter_verdict_of_its_component() {
     // Both kept (cut-off 0): each node reports its own component's verdict.
     filter.min_score = 0.0;
     let out = postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter)).unwrap();
-    assert_eq!(out.measurements.len(), 2);
-    for m in &out.measurements {
-        assert_eq!(m.filter, want[raw_at(m)], "node {}", m.label);
+    assert_eq!(out.detections.len(), 2);
+    for d in &out.detections {
+        assert_eq!(d.filter, want[raw_at(&d.measurement)], "node {}", d.measurement.label);
     }
-    let scores: Vec<f64> = out.measurements.iter().map(|m| m.filter.unwrap().score).collect();
+    let scores: Vec<f64> = out.detections.iter().map(|d| d.filter.unwrap().score).collect();
     assert!(scores[0] > 0.5 && scores[1] < 0.5, "the large ball scores high, the small one low: {scores:?}");
     // The CSV carries the score.
-    let col = nodal_nodes::output::csv_header().iter().position(|h| h == "filter_score").unwrap();
-    let cell: f64 = nodal_nodes::output::csv_row(&out.measurements[1])[col].parse().unwrap();
+    let col = nodal_detect::output::csv_header().iter().position(|h| h == "filter_score").unwrap();
+    let cell: f64 = nodal_detect::output::csv_row(&out.detections[1])[col].parse().unwrap();
     assert_eq!(cell, scores[1]);
     // A cut-off above both: only the size guard keeps the large ball, and says so; its score stays.
     filter.min_score = 0.99;
     filter.keep_short_axis_mm = Some(8.0);
     let guarded = postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter)).unwrap();
-    assert_eq!(guarded.measurements.len(), 1);
-    let v = guarded.measurements[0].filter.unwrap();
+    assert_eq!(guarded.detections.len(), 1);
+    let v = guarded.detections[0].filter.unwrap();
     assert!(v.kept_by_size_guard && v.score == scores[0], "{v:?}");
     // Without a filter there is no verdict (and an empty cell).
     let plain = postprocess_probability(&prob, Some(&ct), &cfg).unwrap();
-    assert!(plain.measurements.iter().all(|m| m.filter.is_none()));
-    assert_eq!(nodal_nodes::output::csv_row(&plain.measurements[0])[col], "");
+    assert!(plain.detections.iter().all(|d| d.filter.is_none()));
+    assert_eq!(nodal_detect::output::csv_row(&plain.detections[0])[col], "");
 }
 
 #[test]
@@ -582,6 +642,6 @@ fn mask_threshold_redraws_kept_components_at_the_higher_probability() {
     let bad = PostProcessConfig { mask_threshold: Some(0.2), ..base };
     assert!(matches!(
         postprocess_probability(&prob, None, &bad),
-        Err(NodesError::InvalidOption { name: "mask_threshold", .. })
+        Err(DetectError::Nodes(NodesError::InvalidOption { name: "mask_threshold", .. }))
     ));
 }

@@ -1,7 +1,7 @@
-//! Atomic file output, shared by every crate that writes results: the bytes go to a temporary file
-//! in the destination folder (same file system), are synced, then renamed over the destination. A
-//! reader never sees a half-written file, a failure leaves the old file intact, and re-running into
-//! the same folder is safe.
+//! Atomic file output, the one writer every crate uses for results: the bytes go to a temporary
+//! file in the destination folder (same file system), are synced, then renamed over the
+//! destination. A reader never sees a half-written file, a failure leaves the old file intact, and
+//! re-running into the same folder is safe.
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

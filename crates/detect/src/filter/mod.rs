@@ -4,15 +4,15 @@
 //!
 //! A segmentation network sees a patch; its false positives are often blobs that look like a node
 //! voxel by voxel but not as a whole — too large or elongated, a lukewarm peak, tissue of the wrong
-//! density. Scoring whole components with what the measurements already give ([`FEATURE_NAMES`]) is
+//! density. Scoring whole components with what the measurements already give ([`Feature`]) is
 //! the candidate-classification stage of classic lymph-node detection systems.
 //!
 //! Two features describe the component's surroundings rather than the component: the fat
 //! fraction and mean HU of a shell [`SHELL_MM`] wide around it. A lymph node is a discrete oval
 //! structure embedded in fat; the network's confident false positives are pieces of muscle,
 //! vessel and bowel whose surroundings are not fat — what a reader looks at beside the blob itself.
-//! A filter names the features it uses (`features`, a subset of [`FEATURE_NAMES`]; by default
-//! [`DEFAULT_FEATURES`], without the context), so filters fitted before a feature was added keep
+//! A filter names the features it uses (`features`, a subset of [`Feature::ALL`]; by default
+//! [`Feature::DEFAULT`], without the context), so filters fitted before a feature was added keep
 //! working.
 //!
 //! The features leave out the spread of HU inside a component (standard deviation, percentiles):
@@ -27,46 +27,113 @@
 //! Samples may carry weights (every sum above, and the prior, weighted; the leaf size still counts
 //! samples). With the same settings this is scikit-learn's `GradientBoostingClassifier` with
 //! `sample_weight` (up to ties).
-use crate::measure::{label_probabilities, measure_nodes, MeasureOptions, NodeMeasurement, NodeProbability};
-use crate::NodesError;
+use crate::detection::{label_probabilities, NodeProbability};
+use crate::DetectError;
 use nodal_core::morph::dilate_box;
 use nodal_core::Volume;
+use nodal_nodes::measure::{measure_nodes, MeasureOptions, NodeMeasurement};
+use nodal_nodes::NodesError;
 use serde::{Deserialize, Serialize};
 
-/// The features a filter uses unless told otherwise: those of the component itself. The context
-/// features are opt-in: on the shipped network's selection cases they removed false positives but
-/// also bulky metastases, whose surroundings (displaced muscle and vessels) are less fatty than a
-/// small node's (model card, "Context features").
-pub const DEFAULT_FEATURES: [&str; 8] = [
-    "ln_volume_mm3",
-    "short_axis_mm",
-    "long_to_short_axis",
-    "sphericity",
-    "mean_hu",
-    "necrosis_fraction",
-    "peak_logit",
-    "mean_probability",
-];
+pub mod fit;
+pub mod tune;
 
-/// The context features: the fat fraction and mean HU of a shell [`SHELL_MM`] wide around the
-/// component.
-pub const CONTEXT_FEATURES: [&str; 2] = ["shell_fat_fraction", "shell_mean_hu"];
+/// One number measured about a component. The serde spelling is the name a filter file lists
+/// its features by; the discriminant is the feature's column in [`ComponentFeatures::values`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    /// `ln` of the volume in mm^3.
+    LnVolumeMm3,
+    /// Axial short axis, mm.
+    ShortAxisMm,
+    /// Long axis / short axis.
+    LongToShortAxis,
+    /// Sphericity of the voxel surface.
+    Sphericity,
+    /// Mean HU.
+    MeanHu,
+    /// Fraction of the interior below the necrosis threshold.
+    NecrosisFraction,
+    /// Logit of the peak probability.
+    PeakLogit,
+    /// Mean probability.
+    MeanProbability,
+    /// Fraction of the shell around the component in fat.
+    ShellFatFraction,
+    /// Mean HU of the shell around the component.
+    ShellMeanHu,
+}
 
-/// Names of every feature, in the order of [`ComponentFeatures::values`]: the default ones, then
-/// the context ones.
-pub const FEATURE_NAMES: [&str; 10] = {
-    let mut all = [""; 10];
-    let mut i = 0;
-    while i < all.len() {
-        let n = DEFAULT_FEATURES.len();
-        all[i] = if i < n { DEFAULT_FEATURES[i] } else { CONTEXT_FEATURES[i - n] };
-        i += 1;
+impl Feature {
+    /// Every feature, in column order: the default ones, then the context ones.
+    pub const ALL: [Feature; 10] = [
+        Feature::LnVolumeMm3,
+        Feature::ShortAxisMm,
+        Feature::LongToShortAxis,
+        Feature::Sphericity,
+        Feature::MeanHu,
+        Feature::NecrosisFraction,
+        Feature::PeakLogit,
+        Feature::MeanProbability,
+        Feature::ShellFatFraction,
+        Feature::ShellMeanHu,
+    ];
+
+    /// The features a filter uses unless told otherwise: those of the component itself. The
+    /// context features are opt-in: on the shipped network's selection cases they removed false
+    /// positives but also bulky metastases, whose surroundings (displaced muscle and vessels) are
+    /// less fatty than a small node's.
+    pub const DEFAULT: [Feature; 8] = [
+        Feature::LnVolumeMm3,
+        Feature::ShortAxisMm,
+        Feature::LongToShortAxis,
+        Feature::Sphericity,
+        Feature::MeanHu,
+        Feature::NecrosisFraction,
+        Feature::PeakLogit,
+        Feature::MeanProbability,
+    ];
+
+    /// The context features: the fat fraction and mean HU of a shell [`SHELL_MM`] wide around
+    /// the component.
+    pub const CONTEXT: [Feature; 2] = [Feature::ShellFatFraction, Feature::ShellMeanHu];
+
+    /// The feature's column in [`ComponentFeatures::values`].
+    pub fn column(self) -> usize {
+        self as usize
     }
-    all
-};
+
+    /// The name a filter file uses (the serde spelling), e.g. `peak_logit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::LnVolumeMm3 => "ln_volume_mm3",
+            Feature::ShortAxisMm => "short_axis_mm",
+            Feature::LongToShortAxis => "long_to_short_axis",
+            Feature::Sphericity => "sphericity",
+            Feature::MeanHu => "mean_hu",
+            Feature::NecrosisFraction => "necrosis_fraction",
+            Feature::PeakLogit => "peak_logit",
+            Feature::MeanProbability => "mean_probability",
+            Feature::ShellFatFraction => "shell_fat_fraction",
+            Feature::ShellMeanHu => "shell_mean_hu",
+        }
+    }
+}
+
+impl std::str::FromStr for Feature {
+    type Err = DetectError;
+    fn from_str(s: &str) -> Result<Self, DetectError> {
+        Feature::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| DetectError::InvalidOption {
+            name: "filter features",
+            value: s.to_string(),
+            reason: "unknown feature (not one of this version's)",
+        })
+    }
+}
 
 /// Number of features.
-pub const N_FEATURES: usize = FEATURE_NAMES.len();
+pub const N_FEATURES: usize = Feature::ALL.len();
 
 /// Width of the shell around a component that the context features describe, mm.
 pub const SHELL_MM: f64 = 3.0;
@@ -84,23 +151,24 @@ pub struct ComponentFeatures {
     pub label: u32,
     /// Its axial short axis, mm (the protocol's size filter drops it below 4.5 mm).
     pub short_axis_mm: f64,
-    /// Feature values in the order of [`FEATURE_NAMES`].
+    /// Feature values in the order of [`Feature::ALL`] (index = [`Feature::column`]).
     pub values: [f64; N_FEATURES],
 }
 
 /// The features of every component of `labels` (ids > 0), from its measurements against `ct` and
 /// the probabilities `prob` over its voxels; in increasing label order. The shell is not free
-/// (0.1-0.4 s on a 512x512x250 scan), so [`CONTEXT_FEATURES`] are measured only `with_context`
+/// (0.1-0.4 s on a 512x512x250 scan), so [`Feature::CONTEXT`] are measured only `with_context`
 /// (NaN otherwise, which a fit refuses).
 ///
 /// # Errors
-/// [`NodesError::GridMismatch`] when `prob` or `ct` is not on the label map's grid.
+/// [`NodesError::GridMismatch`] (as [`DetectError::Nodes`]) when `prob` or `ct` is not on the
+/// label map's grid.
 pub fn component_features(
     labels: &Volume<u32>,
     prob: &Volume<f32>,
     ct: &Volume<i16>,
     with_context: bool,
-) -> Result<Vec<ComponentFeatures>, NodesError> {
+) -> Result<Vec<ComponentFeatures>, DetectError> {
     labels
         .check_same_grid(prob)
         .map_err(|source| NodesError::GridMismatch { what: "probability map".into(), source })?;
@@ -236,8 +304,8 @@ impl Tree {
 pub struct ComponentFilter {
     /// [`FILTER_FORMAT`].
     pub format: u32,
-    /// The feature names the trees index, each one of [`FEATURE_NAMES`] (in any order, once).
-    pub features: Vec<String>,
+    /// The features the trees index (in any order, each once).
+    pub features: Vec<Feature>,
     /// The fitting settings.
     pub boost: BoostConfig,
     /// Initial logit (log-odds of the positive class in the training samples).
@@ -262,26 +330,23 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 impl ComponentFilter {
-    /// Fits the trees to samples `x` (every feature of [`FEATURE_NAMES`]) with labels `y` (true =
+    /// Fits the trees to samples `x` (every feature of [`Feature::ALL`]) with labels `y` (true =
     /// node) and optional positive sample weights (`None`: all 1), using the features named in
-    /// `features` (`None`: [`DEFAULT_FEATURES`]); `min_score` starts at 0.5.
+    /// `features` (`None`: [`Feature::DEFAULT`]); `min_score` starts at 0.5.
     ///
     /// # Errors
-    /// [`NodesError::InvalidOption`] without samples of both classes, for non-finite features,
-    /// weights that are not finite and positive or not one per sample, unknown or repeated feature
-    /// names, or settings out of range.
+    /// [`DetectError::InvalidOption`] without samples of both classes, for non-finite features,
+    /// weights that are not finite and positive or not one per sample, a repeated feature or
+    /// none, or settings out of range.
     pub fn fit(
         x: &[[f64; N_FEATURES]],
         y: &[bool],
         weights: Option<&[f64]>,
-        features: Option<&[String]>,
+        features: Option<&[Feature]>,
         boost: BoostConfig,
-    ) -> Result<Self, NodesError> {
-        let bad = |name, value: String, reason| NodesError::InvalidOption { name, value, reason };
-        let features: Vec<String> = match features {
-            Some(f) => f.to_vec(),
-            None => DEFAULT_FEATURES.iter().map(|s| s.to_string()).collect(),
-        };
+    ) -> Result<Self, DetectError> {
+        let bad = |name, value: String, reason| DetectError::InvalidOption { name, value, reason };
+        let features: Vec<Feature> = features.map_or_else(|| Feature::DEFAULT.to_vec(), <[Feature]>::to_vec);
         let columns = feature_columns(&features)?;
         let x: Vec<Vec<f64>> = x.iter().map(|xi| columns.iter().map(|&c| xi[c]).collect()).collect();
         if x.len() != y.len() {
@@ -345,12 +410,12 @@ impl ComponentFilter {
         })
     }
 
-    /// Probability that a component with features `x` (every feature of [`FEATURE_NAMES`]) is a
+    /// Probability that a component with features `x` (every feature of [`Feature::ALL`]) is a
     /// node.
     ///
     /// # Errors
-    /// [`NodesError::InvalidOption`] when the filter names a feature this version does not know.
-    pub fn score(&self, x: &[f64; N_FEATURES]) -> Result<f64, NodesError> {
+    /// [`DetectError::InvalidOption`] when the filter names no feature or one twice.
+    pub fn score(&self, x: &[f64; N_FEATURES]) -> Result<f64, DetectError> {
         Ok(self.score_columns(&feature_columns(&self.features)?, x))
     }
 
@@ -365,10 +430,10 @@ impl ComponentFilter {
     /// Checks a filter read from a file: format, feature names, tree structure, finite numbers.
     ///
     /// # Errors
-    /// [`NodesError::InvalidOption`] naming what is wrong.
-    pub fn validate(&self) -> Result<(), NodesError> {
+    /// [`DetectError::InvalidOption`] naming what is wrong.
+    pub fn validate(&self) -> Result<(), DetectError> {
         let bad = |value: String, reason| {
-            Err(NodesError::InvalidOption { name: "component filter", value, reason })
+            Err(DetectError::InvalidOption { name: "component filter", value, reason })
         };
         if self.format != FILTER_FORMAT {
             return bad(format!("format {}", self.format), "unknown filter format");
@@ -421,7 +486,7 @@ impl ComponentFilter {
         labels: &Volume<u32>,
         prob: &Volume<f32>,
         ct: &Volume<i16>,
-    ) -> Result<Vec<bool>, NodesError> {
+    ) -> Result<Vec<bool>, DetectError> {
         let scores = self.scores(labels, prob, ct)?;
         Ok(scores.iter().map(|s| s.is_some_and(|s| s.passes(self.min_score))).collect())
     }
@@ -437,9 +502,9 @@ impl ComponentFilter {
         labels: &Volume<u32>,
         prob: &Volume<f32>,
         ct: &Volume<i16>,
-    ) -> Result<Vec<Option<FilterScore>>, NodesError> {
+    ) -> Result<Vec<Option<FilterScore>>, DetectError> {
         let columns = feature_columns(&self.features)?;
-        let with_context = self.features.iter().any(|f| CONTEXT_FEATURES.contains(&f.as_str()));
+        let with_context = self.features.iter().any(|f| Feature::CONTEXT.contains(f));
         let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
         let mut scores = vec![None; n + 1];
         for f in component_features(labels, prob, ct, with_context)? {
@@ -471,27 +536,22 @@ impl FilterScore {
     }
 }
 
-/// Where each of `names` sits in [`FEATURE_NAMES`].
+/// The column of each of `features` in [`ComponentFeatures::values`].
 ///
 /// # Errors
-/// [`NodesError::InvalidOption`] for a name this version does not know, a repeated name or none.
-pub fn feature_columns(names: &[String]) -> Result<Vec<usize>, NodesError> {
+/// [`DetectError::InvalidOption`] for a repeated feature or none.
+pub fn feature_columns(features: &[Feature]) -> Result<Vec<usize>, DetectError> {
     let bad =
-        |value: String, reason| Err(NodesError::InvalidOption { name: "filter features", value, reason });
-    if names.is_empty() {
+        |value: String, reason| Err(DetectError::InvalidOption { name: "filter features", value, reason });
+    if features.is_empty() {
         return bad("[]".into(), "a filter needs at least one feature");
     }
-    let mut columns = Vec::with_capacity(names.len());
-    for name in names {
-        let Some(c) = FEATURE_NAMES.iter().position(|f| f == name) else {
-            return bad(name.clone(), "unknown feature (not one of this version's)");
-        };
-        if columns.contains(&c) {
-            return bad(name.clone(), "feature named twice");
+    for (i, f) in features.iter().enumerate() {
+        if features[..i].contains(f) {
+            return bad(f.name().to_string(), "feature named twice");
         }
-        columns.push(c);
     }
-    Ok(columns)
+    Ok(features.iter().map(|f| f.column()).collect())
 }
 
 /// One boosting round's regression problem: the samples (the filter's features), their residuals
@@ -636,18 +696,19 @@ mod tests {
         let (x, y) = sample(11, 200);
         let f = ComponentFilter::fit(&x, &y, None, None, BoostConfig { n_trees: 5, ..Default::default() })
             .unwrap();
-        assert_eq!(f.features, DEFAULT_FEATURES);
+        assert_eq!(f.features, Feature::DEFAULT);
         let back: ComponentFilter = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
         assert_eq!(back, f);
         back.validate().unwrap();
         let mut cyclic = f.clone();
         cyclic.trees[0].nodes[0] = TreeNode::Split { feature: 0, threshold: 1.0, left: 0, right: 0 };
         assert!(cyclic.validate().is_err());
-        let mut renamed = f.clone();
-        renamed.features[2] = "elongation".into();
-        assert!(renamed.validate().is_err());
+        // A name this version does not know is refused when the file is read.
+        let renamed = serde_json::to_string(&f).unwrap().replacen("long_to_short_axis", "elongation", 1);
+        let e = serde_json::from_str::<ComponentFilter>(&renamed).unwrap_err();
+        assert!(e.to_string().contains("elongation"), "{e}");
         let mut repeated = f.clone();
-        repeated.features[2] = repeated.features[3].clone();
+        repeated.features[2] = repeated.features[3];
         assert!(repeated.validate().is_err());
         let mut fewer = f.clone();
         fewer.features.pop();
@@ -660,15 +721,21 @@ mod tests {
         // Dropping a feature's name is valid exactly when no tree splits on it.
         assert_eq!(fewer.validate().is_ok(), unused);
         // A filter fitted on a subset names it, and its trees index it.
-        let own: Vec<String> = ["peak_logit", "ln_volume_mm3"].map(String::from).to_vec();
+        let own = [Feature::PeakLogit, Feature::LnVolumeMm3];
         let narrow =
             ComponentFilter::fit(&x, &y, None, Some(&own), BoostConfig { n_trees: 5, ..Default::default() })
                 .unwrap();
         assert_eq!(narrow.features, own);
         narrow.validate().unwrap();
-        for bad in [vec![], vec!["hu_spread".to_string()], vec![own[0].clone(), own[0].clone()]] {
+        for bad in [vec![], vec![own[0], own[0]]] {
             let e = ComponentFilter::fit(&x, &y, None, Some(&bad), BoostConfig::default()).unwrap_err();
             assert!(e.to_string().contains("feature"), "{e}");
+        }
+        assert!("hu_spread".parse::<Feature>().is_err());
+        for f in Feature::ALL {
+            assert_eq!(f.name().parse::<Feature>().unwrap(), f);
+            assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{}\"", f.name()));
+            assert_eq!(Feature::ALL[f.column()], f);
         }
         let mut bad_feature = f;
         bad_feature.trees[1].nodes[0] =

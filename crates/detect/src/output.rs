@@ -1,13 +1,13 @@
 //! `nodes.json` and `nodes.csv`: one record per node, written atomically.
 //!
 //! `nodes.json` is `{"schema": "nodal.nodes/1", "definitions": {...}, "source": {...},
-//! "postprocess": <report or null>, "nodes": [NodeMeasurement...]}`; `nodes.csv` has one row per
+//! "postprocess": <report or null>, "nodes": [Detection...]}`; `nodes.csv` has one row per
 //! node with the same fields flattened (`centroid_mm` -> `centroid_x_mm`, `centroid_y_mm`,
 //! `centroid_z_mm`; end points -> `..._p1_x_mm` ...; `probability` -> `peak_probability`,
 //! `mean_probability`; `filter` -> `filter_score`; empty cells for absent values).
-use crate::measure::NodeMeasurement;
-use crate::postprocess::PostProcessReport;
-use crate::NodesError;
+use crate::detection::Detection;
+use crate::recipe::PostProcessReport;
+use crate::DetectError;
 use serde::Serialize;
 use std::path::Path;
 
@@ -31,7 +31,7 @@ struct NodesFile<'a> {
     definitions: Definitions,
     source: &'a Source,
     postprocess: Option<&'a PostProcessReport>,
-    nodes: &'a [NodeMeasurement],
+    nodes: &'a [Detection],
 }
 
 #[derive(Serialize)]
@@ -61,24 +61,22 @@ const DEFINITIONS: Definitions = Definitions {
              without a filter",
 };
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodesError> {
-    nodal_io::write_atomic(path, bytes)
-        .map_err(|source| NodesError::Write { path: path.display().to_string(), source })
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DetectError> {
+    nodal_core::fs::write_atomic(path, bytes).map_err(|e| DetectError::write(path, e))
 }
 
 /// Writes `nodes.json` (schema [`NODES_SCHEMA`]).
+///
+/// # Errors
+/// [`DetectError::Write`] naming the file.
 pub fn write_nodes_json(
     path: &Path,
-    nodes: &[NodeMeasurement],
+    nodes: &[Detection],
     source: &Source,
     postprocess: Option<&PostProcessReport>,
-) -> Result<(), NodesError> {
+) -> Result<(), DetectError> {
     let file = NodesFile { schema: NODES_SCHEMA, definitions: DEFINITIONS, source, postprocess, nodes };
-    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| NodesError::Write {
-        path: path.display().to_string(),
-        source: std::io::Error::other(e),
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| DetectError::write(path, e.into()))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
 }
@@ -137,7 +135,8 @@ fn enum_name<T: Serialize>(v: &T) -> String {
 }
 
 /// One CSV row (same order as [`csv_header`]).
-pub fn csv_row(m: &NodeMeasurement) -> Vec<String> {
+pub fn csv_row(d: &Detection) -> Vec<String> {
+    let m = &d.measurement;
     let f = |v: f64| format!("{v}");
     let mut r = vec![m.label.to_string(), m.voxel_count.to_string(), f(m.volume_mm3)];
     r.extend(m.centroid_mm.map(f));
@@ -168,17 +167,20 @@ pub fn csv_row(m: &NodeMeasurement) -> Vec<String> {
     r.push(m.interior_voxel_count.to_string());
     r.push(m.necrosis_fraction.map(f).unwrap_or_default());
     r.extend([enum_name(&m.side), enum_name(&m.recist_category), enum_name(&m.node_rads_size)]);
-    match &m.probability {
+    match &d.probability {
         Some(p) => r.extend([f(p.peak), f(p.mean)]),
         None => r.extend([String::new(), String::new()]),
     }
-    r.push(m.filter.map(|v| f(v.score)).unwrap_or_default());
+    r.push(d.filter.map(|v| f(v.score)).unwrap_or_default());
     r
 }
 
 /// Writes `nodes.csv`: a header and one row per node. No field needs quoting (numbers and
 /// snake_case names only).
-pub fn write_nodes_csv(path: &Path, nodes: &[NodeMeasurement]) -> Result<(), NodesError> {
+///
+/// # Errors
+/// [`DetectError::Write`] naming the file.
+pub fn write_nodes_csv(path: &Path, nodes: &[Detection]) -> Result<(), DetectError> {
     let mut s = csv_header().join(",");
     s.push('\n');
     for m in nodes {
