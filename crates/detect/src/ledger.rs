@@ -62,7 +62,10 @@ impl<H: LedgerHeader, C: LedgerEntry> Ledger<H, C> {
                 Ok(f) if f.schema != schema => {
                     (HashMap::new(), Resume::Restarted(format!("has schema {} (not {schema})", f.schema)))
                 }
-                Ok(_) => (HashMap::new(), Resume::Restarted("was made by other work (another model)".into())),
+                Ok(_) => (
+                    HashMap::new(),
+                    Resume::Restarted("was made by another model or with other settings".into()),
+                ),
                 Err(e) => (HashMap::new(), Resume::Restarted(format!("cannot be read: {e}"))),
             },
         };

@@ -171,15 +171,12 @@ pub struct ReportData {
     pub software_version: String,
 }
 
-/// Node counts by RECIST short-axis category.
+/// Node counts by RECIST short-axis category, keyed by the category's spelling.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecistCounts {
-    #[serde(rename = "<10")]
-    pub below_10: usize,
-    #[serde(rename = "10-14.9")]
-    pub from_10_to_15: usize,
-    #[serde(rename = ">=15")]
-    pub at_least_15: usize,
+    pub non_pathological: usize,
+    pub pathological_non_target: usize,
+    pub pathological_target: usize,
 }
 
 /// Node counts by side.
@@ -260,9 +257,9 @@ pub fn summarize(data: &ReportData) -> ReportSummary {
     let mut by_side = SideCounts::default();
     for r in &ranked {
         match r.recist {
-            RecistCategory::NonPathological => by_recist.below_10 += 1,
-            RecistCategory::PathologicalNonTarget => by_recist.from_10_to_15 += 1,
-            RecistCategory::PathologicalTarget => by_recist.at_least_15 += 1,
+            RecistCategory::NonPathological => by_recist.non_pathological += 1,
+            RecistCategory::PathologicalNonTarget => by_recist.pathological_non_target += 1,
+            RecistCategory::PathologicalTarget => by_recist.pathological_target += 1,
         }
         match r.node.side {
             Side::Left => by_side.left += 1,
@@ -272,17 +269,20 @@ pub fn summarize(data: &ReportData) -> ReportSummary {
     }
 
     let mut flags = Vec::new();
-    let n_ge10 = by_recist.from_10_to_15 + by_recist.at_least_15;
+    let n_ge10 = by_recist.pathological_non_target + by_recist.pathological_target;
     if n_ge10 > 0 {
         flags.push(Flag {
             code: "sad_ge_10".into(),
             text: format!("{} with short axis ≥ 10 mm", plural(n_ge10, "node", "nodes")),
         });
     }
-    if by_recist.at_least_15 > 0 {
+    if by_recist.pathological_target > 0 {
         flags.push(Flag {
             code: "sad_ge_15".into(),
-            text: format!("{} with short axis ≥ 15 mm", plural(by_recist.at_least_15, "node", "nodes")),
+            text: format!(
+                "{} with short axis ≥ 15 mm",
+                plural(by_recist.pathological_target, "node", "nodes")
+            ),
         });
     }
     let n_large = ranked.iter().filter(|r| r.node.long_axis_mm > N3_GREATEST_DIMENSION_MM).count();

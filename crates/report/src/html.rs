@@ -235,9 +235,9 @@ fn compose(
         s.n_nodes
     );
     for (cat, n) in [
-        (RecistCategory::NonPathological, s.by_recist.below_10),
-        (RecistCategory::PathologicalNonTarget, s.by_recist.from_10_to_15),
-        (RecistCategory::PathologicalTarget, s.by_recist.at_least_15),
+        (RecistCategory::NonPathological, s.by_recist.non_pathological),
+        (RecistCategory::PathologicalNonTarget, s.by_recist.pathological_non_target),
+        (RecistCategory::PathologicalTarget, s.by_recist.pathological_target),
     ] {
         let _ = write!(
             h,

@@ -60,17 +60,20 @@ fn summary_matches_hand_derived_values() {
     assert_eq!(
         Value::Array(ranks),
         json!([
-            [1, 2, ">=15"],
-            [2, 7, ">=15"],
-            [3, 5, "10-14.9"],
-            [4, 3, "10-14.9"],
-            [5, 6, "<10"],
-            [6, 1, "<10"],
-            [7, 4, "<10"]
+            [1, 2, "pathological_target"],
+            [2, 7, "pathological_target"],
+            [3, 5, "pathological_non_target"],
+            [4, 3, "pathological_non_target"],
+            [5, 6, "non_pathological"],
+            [6, 1, "non_pathological"],
+            [7, 4, "non_pathological"]
         ])
     );
     assert_eq!(s["n_nodes"], json!(7));
-    assert_eq!(s["by_recist"], json!({"<10": 3, "10-14.9": 2, ">=15": 2}));
+    assert_eq!(
+        s["by_recist"],
+        json!({"non_pathological": 3, "pathological_non_target": 2, "pathological_target": 2})
+    );
     assert_eq!(s["by_side"], json!({"left": 3, "right": 3, "midline": 1}));
     assert_eq!(
         s["flags"],

@@ -131,12 +131,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let bar =
         super::progress_bar(0, "{elapsed_precise} [{bar:40}] training case {pos}/{len} {msg} (eta {eta})");
-    let fitted = train_filter(&model, &opts, Some(&bar))
+    let fitted = train_filter(&model, &opts, Some(&bar), &mut |notice| println!("{notice}"))
         .with_context(|| format!("fitting a filter into {}", args.out.display()))?;
     bar.finish_and_clear();
-    if let Some(why) = &fitted.restarted {
-        println!("the earlier samples record {why}: every case was sampled again");
-    }
     let kept = if fitted.n_cases_kept > 0 {
         format!(" ({} from the earlier run)", fitted.n_cases_kept)
     } else {

@@ -83,8 +83,6 @@ pub struct Fitted {
     /// Training cases, of which taken from an earlier run's samples.
     pub n_cases: usize,
     pub n_cases_kept: usize,
-    /// Why an earlier samples record was not used, if one was there.
-    pub restarted: Option<String>,
     /// Training components, touching a node, touching a node and >= 15 mm.
     pub n_components: usize,
     pub n_nodes: usize,
@@ -97,7 +95,8 @@ pub struct Fitted {
 }
 
 /// Fits a component filter to `model`'s network (its own filter, if any, is not used: the new one
-/// replaces it) and writes the model with the filter to `opts.out`.
+/// replaces it) and writes the model with the filter to `opts.out`. `notice` is told, before any
+/// work, when an earlier samples record in `opts.out` cannot be resumed.
 ///
 /// # Errors
 /// [`DetectError::InvalidOption`] for bad options or an output folder that is the model's own;
@@ -106,6 +105,7 @@ pub fn train_filter(
     model: &Model,
     opts: &FitOptions,
     progress: Option<&ProgressBar>,
+    notice: &mut dyn FnMut(String),
 ) -> Result<Fitted, DetectError> {
     let bad = |name, value: String, reason| DetectError::InvalidOption { name, value, reason };
     if let Some(g) = opts.keep_short_axis_mm.filter(|g| !(g.is_finite() && *g > 0.0)) {
@@ -139,6 +139,9 @@ pub fn train_filter(
     let header = SamplesHeader { producer, features: Feature::ALL.to_vec() };
     let (mut ledger, resume) =
         Ledger::<SamplesHeader, CaseSamples>::open(&opts.out.join(SAMPLES_FILE), SAMPLES_SCHEMA, header);
+    if let Resume::Restarted(why) = &resume {
+        notice(format!("{} {why}: every case is sampled again", opts.out.join(SAMPLES_FILE).display()));
+    }
     let mut cases = Vec::new();
     for d in &opts.data {
         cases.extend(list_cases(d)?.into_iter().map(|c| (d.display().to_string(), c)));
@@ -219,15 +222,10 @@ pub fn train_filter(
     config.version = format!("{}{FILTERED_VERSION_SUFFIX}", unfiltered_version(&net.config.version));
     write_model_folder(net, &config, Some(&filter), &opts.out)?;
     let n_cases = cases.len();
-    let restarted = match resume {
-        Resume::Restarted(why) => Some(why),
-        _ => None,
-    };
     Ok(Fitted {
         filter,
         n_cases,
         n_cases_kept,
-        restarted,
         n_components: all.len(),
         n_nodes,
         n_large,
