@@ -101,6 +101,11 @@ impl<R: Read + Seek> Walker<R> {
                 return Ok(());
             }
             if tag.0 == 0xFFFE {
+                // An item or delimiter out of place: the parser reads its 4-byte length all the same.
+                let len = self.u32()?;
+                if len != UNDEFINED {
+                    self.fits(tag, len, end)?;
+                }
                 return Err(Fail::Stop);
             }
             let (vr, len) = if implicit {
@@ -114,24 +119,9 @@ impl<R: Read + Seek> Walker<R> {
                 let mut b = [0u8; 2];
                 self.r.read_exact(&mut b)?;
                 self.pos += 2;
-                let vr = VR::from_binary(b).ok_or(Fail::Stop)?;
-                let long = matches!(
-                    vr,
-                    VR::OB
-                        | VR::OD
-                        | VR::OF
-                        | VR::OL
-                        | VR::OV
-                        | VR::OW
-                        | VR::SQ
-                        | VR::SV
-                        | VR::UC
-                        | VR::UN
-                        | VR::UR
-                        | VR::UT
-                        | VR::UV
-                );
-                let len = if long {
+                // As the parser does: an unknown VR is UN.
+                let vr = VR::from_binary(b).unwrap_or(VR::UN);
+                let len = if !short_length(vr) {
                     self.skip(2)?;
                     self.u32()?
                 } else {
@@ -212,6 +202,36 @@ impl<R: Read + Seek> Walker<R> {
     }
 }
 
+/// VRs with a 2-byte length in explicit VR (PS3.5 7.1.2); every other VR, and an unknown one, has a
+/// reserved field and a 4-byte length. The same list as dicom-encoding's decoder, so that both read
+/// the same length from the same bytes.
+fn short_length(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::AS
+            | VR::AT
+            | VR::CS
+            | VR::DA
+            | VR::DS
+            | VR::DT
+            | VR::FL
+            | VR::FD
+            | VR::IS
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::SL
+            | VR::SS
+            | VR::ST
+            | VR::TM
+            | VR::UI
+            | VR::UL
+            | VR::US
+    )
+}
+
 /// Walks the file meta group (explicit VR little endian) and the data set. `Err` only for a declared
 /// length that does not fit in the file, or too deep a nesting; everything else (truncation, garbage)
 /// ends the walk quietly for the parser to report.
@@ -239,8 +259,8 @@ fn walk<R: Read + Seek>(w: &mut Walker<R>) -> Result<(), Fail> {
         let mut b = [0u8; 2];
         w.r.read_exact(&mut b)?;
         w.pos += 2;
-        let vr = VR::from_binary(b).ok_or(Fail::Stop)?;
-        let len = if matches!(vr, VR::OB | VR::OW | VR::UN | VR::SQ | VR::UT | VR::UC | VR::UR) {
+        let vr = VR::from_binary(b).unwrap_or(VR::UN);
+        let len = if !short_length(vr) {
             w.skip(2)?;
             w.u32()?
         } else {

@@ -99,6 +99,17 @@ fn apply(seed: &[u8], m: &Mutation) -> Vec<u8> {
     b
 }
 
+/// Peak resident memory of this process (Linux), in MiB.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
+}
+
+/// The seeds are a few KB: no mutant may make a reader touch anywhere near this much memory. (The peak
+/// is the process', so the first mutant to cross it is the one reported.)
+const PEAK_RSS_LIMIT_MIB: u64 = 1024;
+
 /// Reads `path` every way nodal does; all must return (the proptest fails on a panic).
 fn read_all_ways(path: &Path) {
     if let Ok(v) = read_nifti::<f32>(path) {
@@ -110,6 +121,9 @@ fn read_all_ways(path: &Path) {
         assert!(scan.hu.dims().iter().product::<usize>() <= MAX_VOXELS);
     }
     let _ = nodal_io::list_series(path);
+    if let Some(peak) = peak_rss_mib() {
+        assert!(peak < PEAK_RSS_LIMIT_MIB, "peak RSS {peak} MiB after reading {}", path.display());
+    }
 }
 
 proptest! {
