@@ -6,12 +6,17 @@
 //! to be uniform (missing slices are reported, not interpolated) and positions must lie along `n`
 //! (gantry tilt is refused rather than silently sheared). Stored values become HU through
 //! RescaleSlope/RescaleIntercept, rounded and saturated to i16.
-use crate::IoError;
+//!
+//! Nothing in a file is trusted before it is checked: declared element lengths against the file's size
+//! (before the parser allocates them), image sizes against [`MAX_VOXELS`] and the pixel data the file
+//! holds (before the volume is allocated), and the codecs' work is fenced so that a panic on corrupt
+//! compressed data becomes [`IoError::CorruptPixelData`] for that file.
+use crate::{IoError, MAX_VOXELS};
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions, Tag};
 use dicom_pixeldata::{PixelDecoder, PixelRepresentation};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
-use nodal_core::{Geometry, Volume, MAX_VOXELS};
+use nodal_core::{Geometry, Volume};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -89,8 +94,9 @@ struct FrameInfo {
     /// (row spacing, column spacing) as stored: between rows (j), between columns (i).
     pixel_spacing: Option<[f64; 2]>,
     slice_thickness: Option<f64>,
-    slope: f64,
-    intercept: f64,
+    /// RescaleSlope / RescaleIntercept as stored; `None` when absent (checked in [`assemble`]).
+    slope: Option<f64>,
+    intercept: Option<f64>,
 }
 
 /// A parsed header (everything before PixelData).
@@ -134,16 +140,17 @@ fn to_arr<const N: usize>(v: Option<Vec<f64>>) -> Option<[f64; N]> {
     v.filter(|v| v.len() >= N).map(|v| std::array::from_fn(|i| v[i]))
 }
 
-fn parse_frames(obj: &InMemDicomObject) -> Vec<FrameInfo> {
+/// Per-frame geometry and rescale of an object with `n_frames` frames (checked by the caller against
+/// the file's size and [`MAX_FRAMES`], since one record is built per frame).
+fn parse_frames(obj: &InMemDicomObject, n_frames: usize) -> Vec<FrameInfo> {
     let classic = FrameInfo {
         ipp: to_arr(get_f64s(obj, tags::IMAGE_POSITION_PATIENT)),
         iop: to_arr(get_f64s(obj, tags::IMAGE_ORIENTATION_PATIENT)),
         pixel_spacing: to_arr(get_f64s(obj, tags::PIXEL_SPACING)),
         slice_thickness: get_f64(obj, tags::SLICE_THICKNESS),
-        slope: get_f64(obj, tags::RESCALE_SLOPE).unwrap_or(1.0),
-        intercept: get_f64(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0),
+        slope: get_f64(obj, tags::RESCALE_SLOPE),
+        intercept: get_f64(obj, tags::RESCALE_INTERCEPT),
     };
-    let n_frames = get_str(obj, tags::NUMBER_OF_FRAMES).and_then(|s| s.parse::<usize>().ok()).unwrap_or(1);
     let per_frame = obj.get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE).and_then(|e| e.items());
     let shared = first_item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE);
     if per_frame.is_none() && shared.is_none() {
@@ -173,11 +180,11 @@ fn parse_frames(obj: &InMemDicomObject) -> Vec<FrameInfo> {
                 slope: fg_attr(&groups, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, |g| {
                     get_f64(g, tags::RESCALE_SLOPE)
                 })
-                .unwrap_or(classic.slope),
+                .or(classic.slope),
                 intercept: fg_attr(&groups, tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, |g| {
                     get_f64(g, tags::RESCALE_INTERCEPT)
                 })
-                .unwrap_or(classic.intercept),
+                .or(classic.intercept),
             }
         })
         .collect()
@@ -191,25 +198,60 @@ fn has_dicm_magic(path: &Path) -> bool {
 
 const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
 
+/// Most frames one file may declare. One small record is built per frame from the header, so the count
+/// is bounded before that (an enhanced CT has a few thousand; 2^31 would ask for hundreds of GB).
+pub(crate) const MAX_FRAMES: u64 = 1 << 16;
+
+/// Transfer syntaxes whose pixel data is stored as is (its length is known from the image size).
+fn is_native(ts: &str) -> bool {
+    matches!(ts, "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2")
+}
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+
+fn transfer_syntax(obj: &DefaultDicomObject) -> String {
+    obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_string()
+}
+
+/// An unsigned integer attribute (Rows, BitsAllocated, ...).
+fn get_uint(obj: &InMemDicomObject, tag: Tag) -> Option<u64> {
+    let v = get_f64(obj, tag)?;
+    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64).then_some(v as u64)
+}
+
+/// Bytes of native pixel data for an image of this size (bit-packed when 1 bit is allocated).
+fn native_pixel_bytes(rows: u64, cols: u64, frames: u64, samples: u64, bits: u64) -> u64 {
+    let n = rows * cols * frames * samples;
+    if bits == 1 {
+        n.div_ceil(8)
+    } else {
+        n * bits.div_ceil(8)
+    }
+}
+
 /// Parses the header of one file; `Ok(None)` for files that are not DICOM images of a series
 /// (other files, DICOMDIR).
 fn read_header(path: &Path) -> Result<Option<FileHeader>, IoError> {
     if !has_dicm_magic(path) {
         return Ok(None);
     }
+    // A damaged DICOMDIR is no reason to refuse the images next to it: look at the file meta alone
+    // (stop before the first data set element) and skip it if it is a directory.
+    let is_dicomdir = || {
+        let meta_only = OpenFileOptions::new().read_until(Tag(0x0004, 0x0000)).open_file(path);
+        meta_only
+            .is_ok_and(|o| o.meta().media_storage_sop_class_uid().trim_end_matches('\0') == DICOMDIR_CLASS)
+    };
+    // Before the parser sees the file: every declared length must fit in it (see `dicom_lengths`).
+    let layout = match crate::dicom_lengths::check(path) {
+        Ok(layout) => layout,
+        Err(_) if is_dicomdir() => return Ok(None),
+        Err(reason) => return Err(IoError::dicom(path, reason)),
+    };
     let obj = match OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(path) {
         Ok(obj) => obj,
-        Err(e) => {
-            // A damaged DICOMDIR is no reason to refuse the images next to it: look at the file meta
-            // alone (stop before the first data set element) and skip it if it is a directory.
-            let meta_only = OpenFileOptions::new().read_until(Tag(0x0004, 0x0000)).open_file(path);
-            if meta_only.is_ok_and(|o| {
-                o.meta().media_storage_sop_class_uid().trim_end_matches('\0') == DICOMDIR_CLASS
-            }) {
-                return Ok(None);
-            }
-            return Err(IoError::dicom(path, e));
-        }
+        Err(_) if is_dicomdir() => return Ok(None),
+        Err(e) => return Err(IoError::dicom(path, e)),
     };
     if obj.meta().media_storage_sop_class_uid().trim_end_matches('\0') == DICOMDIR_CLASS {
         return Ok(None);
@@ -223,20 +265,92 @@ fn read_header(path: &Path) -> Result<Option<FileHeader>, IoError> {
             get_str(&obj, tags::SERIES_NUMBER).unwrap_or_else(|| "-".into())
         )
     });
-    let rows = get_f64(&obj, tags::ROWS).map(|v| v as usize);
-    let cols = get_f64(&obj, tags::COLUMNS).map(|v| v as usize);
-    // Refuse absurd sizes before building per-frame records (NumberOfFrames comes from the file).
-    let n_frames = get_str(&obj, tags::NUMBER_OF_FRAMES).and_then(|s| s.parse::<u64>().ok()).unwrap_or(1);
-    let voxels = (rows.unwrap_or(1) as u64).saturating_mul(cols.unwrap_or(1) as u64).saturating_mul(n_frames);
-    if voxels > MAX_VOXELS as u64 {
-        return Err(IoError::InvalidDims {
-            path: path.to_path_buf(),
-            dims: vec![cols.unwrap_or(0) as i64, rows.unwrap_or(0) as i64, n_frames as i64],
-            reason: format!("more than {MAX_VOXELS} voxels"),
-        });
-    }
-    let frames = parse_frames(&obj);
+    let (rows, cols, n_frames) = check_image_size(path, &obj, layout.pixel_data_len)?;
+    let frames = parse_frames(&obj, n_frames);
     Ok(Some(FileHeader { path: path.to_path_buf(), obj, series_uid, rows, cols, frames }))
+}
+
+/// Rows, Columns and NumberOfFrames of an object, checked before anything is sized by them: present
+/// together, non-zero, within [`MAX_VOXELS`] and [`MAX_FRAMES`], and (native pixel data) matching the
+/// PixelData length the file declares and holds. Objects without an image (no Rows/Columns) pass
+/// with one frame.
+fn check_image_size(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    pixel_data_len: Option<u64>,
+) -> Result<(Option<usize>, Option<usize>, usize), IoError> {
+    let rows = get_uint(obj, tags::ROWS);
+    let cols = get_uint(obj, tags::COLUMNS);
+    let frames_attr = get_str(obj, tags::NUMBER_OF_FRAMES);
+    let n_frames = match &frames_attr {
+        None => 1,
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(IoError::dicom(path, format!("NumberOfFrames \"{s}\" is not a positive integer")))
+            }
+        },
+    };
+    let bad_dims = |reason: String| IoError::InvalidDims {
+        path: path.to_path_buf(),
+        dims: vec![
+            cols.map_or(-1, |c| c as i64),
+            rows.map_or(-1, |r| r as i64),
+            n_frames.min(i64::MAX as u64) as i64,
+        ],
+        reason,
+    };
+    let (rows, cols) = match (rows, cols) {
+        (None, None) if n_frames > 1 => {
+            return Err(bad_dims(format!("NumberOfFrames {n_frames} but no Rows/Columns")));
+        }
+        (None, None) => return Ok((None, None, 1)),
+        (Some(r), Some(c)) if r > 0 && c > 0 => (r, c),
+        _ => return Err(bad_dims("Rows and Columns must both be present and non-zero".into())),
+    };
+    let voxels = rows.saturating_mul(cols).saturating_mul(n_frames);
+    if voxels > MAX_VOXELS as u64 {
+        return Err(bad_dims(format!(
+            "{cols} x {rows} x {n_frames} = {voxels} voxels exceeds nodal's limit of {MAX_VOXELS} voxels"
+        )));
+    }
+    if n_frames > MAX_FRAMES {
+        return Err(bad_dims(format!("{n_frames} frames; nodal reads at most {MAX_FRAMES} per file")));
+    }
+    let ts = transfer_syntax(obj);
+    let file_len =
+        std::fs::metadata(path).map_err(|error| IoError::Open { path: path.to_path_buf(), error })?.len();
+    // Type 1 in the Image Pixel module, and what the pixel data's size follows from.
+    let bits = get_uint(obj, tags::BITS_ALLOCATED)
+        .ok_or_else(|| IoError::dicom(path, "image without BitsAllocated"))?;
+    let samples = get_uint(obj, tags::SAMPLES_PER_PIXEL)
+        .ok_or_else(|| IoError::dicom(path, "image without SamplesPerPixel"))?;
+    if !matches!(bits, 1 | 8 | 16 | 32 | 64) || !(1..=4).contains(&samples) {
+        return Err(IoError::dicom(path, format!("BitsAllocated {bits}, SamplesPerPixel {samples}")));
+    }
+    if is_native(&ts) {
+        let expected = native_pixel_bytes(rows, cols, n_frames, samples, bits);
+        let size_error = |found| IoError::DataSizeMismatch {
+            path: path.to_path_buf(),
+            expected_bytes: expected,
+            found_bytes: found,
+        };
+        match pixel_data_len {
+            // PixelData is padded to an even length.
+            Some(found) if found != expected && found != expected + (expected % 2) => {
+                return Err(size_error(found))
+            }
+            Some(_) => {}
+            // The length walk stopped before PixelData (a structure it leaves to the parser): the file
+            // must at least be long enough to hold it.
+            None if file_len < expected => return Err(size_error(file_len)),
+            None => {}
+        }
+    } else if ts != DEFLATED && n_frames.saturating_mul(8) > file_len {
+        // Each encapsulated frame takes at least one 8-byte item.
+        return Err(bad_dims(format!("{n_frames} frames cannot fit in a file of {file_len} bytes")));
+    }
+    Ok((Some(rows as usize), Some(cols as usize), n_frames as usize))
 }
 
 /// All regular files under `path` (recursively, sorted), or `path` itself when it is a file.
@@ -320,6 +434,10 @@ pub struct CtScan {
     pub dicom: Option<DicomRefs>,
     /// The file or folder it was read from.
     pub source: PathBuf,
+    /// Things accepted with an assumption the user should know of (a DICOM CT without
+    /// RescaleIntercept whose values are evidently HU already, say), one sentence each, naming the file.
+    /// Empty for a clean read; the library does not print them.
+    pub warnings: Vec<String>,
 }
 
 /// Reads a CT series from a folder (recursive) or a single file. With `series_uid = None` the CT
@@ -382,8 +500,8 @@ pub fn read_ct_files(origin: &Path, files: &[PathBuf], series_uid: Option<&str>)
             modality: modality.unwrap_or_else(|| "(none)".into()),
         });
     }
-    let (hu, refs) = assemble(origin, &uid, files)?;
-    Ok(CtScan { hu, dicom: Some(refs), source: origin.to_path_buf() })
+    let (hu, refs, warnings) = assemble(origin, &uid, files)?;
+    Ok(CtScan { hu, dicom: Some(refs), source: origin.to_path_buf(), warnings })
 }
 
 /// One slice of the volume: which file/frame, and where.
@@ -405,7 +523,11 @@ fn normalized(a: [f64; 3]) -> [f64; 3] {
 }
 
 /// Sorts, checks and decodes the slices of one series.
-fn assemble(origin: &Path, uid: &str, files: Vec<FileHeader>) -> Result<(Volume<i16>, DicomRefs), IoError> {
+fn assemble(
+    origin: &Path,
+    uid: &str,
+    files: Vec<FileHeader>,
+) -> Result<(Volume<i16>, DicomRefs, Vec<String>), IoError> {
     let inconsistent = |reason: String| IoError::InconsistentSeries {
         path: origin.to_path_buf(),
         series_uid: uid.to_string(),
@@ -554,6 +676,14 @@ fn assemble(origin: &Path, uid: &str, files: Vec<FileHeader>) -> Result<(Volume<
     geometry
         .validate()
         .map_err(|e| IoError::InvalidGeometry { path: f0.path.clone(), reason: e.to_string() })?;
+    crate::check_ct_spacing(origin, &geometry)?;
+
+    // What can be refused from the headers is refused before anything is decoded.
+    for f in &files {
+        check_transfer_syntax(&f.path, &transfer_syntax(&f.obj))?;
+    }
+    let mut warnings = Vec::new();
+    let lacks_intercept = check_rescale(&files, &mut warnings)?;
 
     // Decode. Multi-frame files are opened once and shared; single-frame files are opened inside the
     // parallel loop so that only the slices being decoded sit in memory.
@@ -562,14 +692,38 @@ fn assemble(origin: &Path, uid: &str, files: Vec<FileHeader>) -> Result<(Volume<
         .map(|f| if f.frames.len() > 1 { open_full(&f.path).map(Some) } else { Ok(None) })
         .collect::<Result<_, _>>()?;
     let mut data = vec![0i16; cols * rows * nk];
+    let negative_without_intercept = std::sync::atomic::AtomicBool::new(false);
     data.par_chunks_mut(cols * rows).zip(slices.par_iter()).try_for_each(|(out, s)| {
         let f = &files[s.file];
-        let info = &f.frames[s.frame as usize];
-        match &multi[s.file] {
-            Some(obj) => decode_frame(obj, &f.path, s.frame, rows, cols, info, out),
-            None => decode_frame(&open_full(&f.path)?, &f.path, s.frame, rows, cols, info, out),
+        let frame =
+            Frame { index: s.frame, of: f.frames.len(), rows, cols, info: &f.frames[s.frame as usize] };
+        let negative = match &multi[s.file] {
+            Some(obj) => decode_frame(obj, &f.path, &frame, out),
+            None => decode_frame(&open_full(&f.path)?, &f.path, &frame, out),
+        }?;
+        if negative && lacks_intercept[s.file] {
+            negative_without_intercept.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        Ok::<(), IoError>(())
     })?;
+    if let Some(fi) = lacks_intercept.iter().position(|&l| l) {
+        // Signed stored values with negatives present can only be HU already (a CT's raw detector
+        // numbers are not negative); anything else would be read 1024 HU too high, or worse.
+        if !negative_without_intercept.into_inner() {
+            return Err(IoError::MissingRescale {
+                path: files[fi].path.clone(),
+                missing: "RescaleIntercept".into(),
+            });
+        }
+        let n = lacks_intercept.iter().filter(|&&l| l).count();
+        warnings.push(format!(
+            "{}: {n} of {} file(s) have no RescaleIntercept (first: {}); their stored values are signed \
+             and include negatives, so they were read as HU already (intercept 0, slope 1)",
+            origin.display(),
+            files.len(),
+            files[fi].path.display()
+        ));
+    }
     let array = ndarray::Array3::from_shape_vec([nk, rows, cols], data).expect("sizes match");
     let hu = Volume::new(array, geometry)
         .map_err(|e| IoError::InvalidGeometry { path: origin.to_path_buf(), reason: e.to_string() })?;
@@ -608,19 +762,73 @@ fn assemble(origin: &Path, uid: &str, files: Vec<FileHeader>) -> Result<(Volume<
         series_description: get_str(first, tags::SERIES_DESCRIPTION),
         manufacturer: get_str(first, tags::MANUFACTURER),
     };
-    Ok((hu, refs))
+    Ok((hu, refs, warnings))
+}
+
+/// Checks RescaleSlope/RescaleIntercept of every frame: present ones must be finite (and the slope
+/// non-zero). Returns, per file, whether a frame lacks RescaleIntercept; such a series is only read
+/// when its stored values turn out to be HU already (see [`assemble`]), and when that is impossible
+/// (unsigned pixels) the error comes here, before decoding. A missing RescaleSlope alone is read as 1,
+/// with a warning.
+fn check_rescale(files: &[FileHeader], warnings: &mut Vec<String>) -> Result<Vec<bool>, IoError> {
+    let mut lacks_intercept = vec![false; files.len()];
+    let mut slope_missing = None;
+    for (fi, f) in files.iter().enumerate() {
+        for info in &f.frames {
+            for (name, v) in [("RescaleSlope", info.slope), ("RescaleIntercept", info.intercept)] {
+                if v.is_some_and(|v| !v.is_finite() || (name == "RescaleSlope" && v == 0.0)) {
+                    return Err(IoError::InvalidScaling {
+                        path: f.path.clone(),
+                        reason: format!("{name} {}", v.unwrap_or_default()),
+                    });
+                }
+            }
+        }
+        let samples = get_uint(&f.obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+        if samples != 1 {
+            return Err(IoError::dicom(&f.path, format!("SamplesPerPixel {samples}; a CT has 1")));
+        }
+        if f.frames.iter().any(|i| i.intercept.is_none()) {
+            let signed = get_uint(&f.obj, tags::PIXEL_REPRESENTATION) == Some(1);
+            if !signed {
+                return Err(IoError::MissingRescale {
+                    path: f.path.clone(),
+                    missing: if f.frames.iter().any(|i| i.slope.is_none()) {
+                        "RescaleIntercept and RescaleSlope".into()
+                    } else {
+                        "RescaleIntercept".into()
+                    },
+                });
+            }
+            lacks_intercept[fi] = true;
+        } else if f.frames.iter().any(|i| i.slope.is_none()) {
+            slope_missing.get_or_insert(fi);
+        }
+    }
+    if let Some(fi) = slope_missing {
+        warnings.push(format!(
+            "{}: RescaleIntercept without RescaleSlope; slope 1 assumed",
+            files[fi].path.display()
+        ));
+    }
+    Ok(lacks_intercept)
 }
 
 /// Opens a whole file, refusing transfer syntaxes whose pixel data cannot be decoded.
 fn open_full(path: &Path) -> Result<DefaultDicomObject, IoError> {
     let obj = dicom_object::open_file(path).map_err(|e| IoError::dicom(path, e))?;
-    let uid = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
+    check_transfer_syntax(path, &transfer_syntax(&obj))?;
+    Ok(obj)
+}
+
+/// Refuses transfer syntaxes whose pixel data nodal cannot decode.
+fn check_transfer_syntax(path: &Path, uid: &str) -> Result<(), IoError> {
     let unsupported = |name: &str| IoError::UnsupportedTransferSyntax {
         path: path.to_path_buf(),
-        uid: uid.clone(),
+        uid: uid.to_string(),
         name: name.to_string(),
     };
-    match TransferSyntaxRegistry.get(&uid) {
+    match TransferSyntaxRegistry.get(uid) {
         None => return Err(unsupported("unknown")),
         Some(ts) => {
             // Big endian is retired and its decoded byte order is not something we verify: refuse.
@@ -629,21 +837,109 @@ fn open_full(path: &Path) -> Result<DefaultDicomObject, IoError> {
             }
         }
     }
-    Ok(obj)
+    Ok(())
 }
 
-/// Decodes one frame into `out` (rows x cols, i fastest) as HU.
+/// One frame to decode: its index among the file's `of` frames, its size and value transform.
+struct Frame<'a> {
+    index: u32,
+    of: usize,
+    rows: usize,
+    cols: usize,
+    info: &'a FrameInfo,
+}
+
+thread_local! {
+    /// Set while this thread runs a codec inside [`contain_panics`]: the panic is reported as an
+    /// error naming the file, so the default "thread panicked at" message would only confuse.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a pixel codec) and turns a panic inside it into `Err(panic message)`.
+///
+/// The codecs (dicom-rs 0.10.1, the newest release) index into corrupt data without checks, e.g. an
+/// RLE segment that decodes short. The first call installs a panic hook that stays silent for panics
+/// on threads inside this function and forwards every other panic to the hook that was there before,
+/// so the process' panic output is unchanged elsewhere and no global state is toggled per call.
+fn contain_panics<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(|q| q.get()) {
+                previous(info)
+            }
+        }));
+    });
+    let was = QUIET_PANICS.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(was));
+    result.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the decoder panicked".into())
+    })
+}
+
+/// Checks the structure of an RLE frame (one fragment per frame, a 64-byte header with 1..=15
+/// segment offsets, increasing and inside the fragment) before the codec reads it: the codec indexes
+/// the header unchecked and sizes a buffer from the segment count, which a panic guard cannot undo.
+fn check_rle_frame(obj: &DefaultDicomObject, path: &Path, frame: &Frame) -> Result<(), IoError> {
+    let corrupt = |detail: String| IoError::CorruptPixelData { path: path.to_path_buf(), detail };
+    let fragments = obj
+        .get(tags::PIXEL_DATA)
+        .and_then(|e| e.fragments())
+        .ok_or_else(|| corrupt("RLE pixel data is not encapsulated".into()))?;
+    if fragments.len() != frame.of {
+        return Err(corrupt(format!(
+            "{} RLE fragment(s) for {} frame(s); RLE stores one per frame",
+            fragments.len(),
+            frame.of
+        )));
+    }
+    let f = &fragments[frame.index as usize];
+    if f.len() < 64 {
+        return Err(corrupt(format!(
+            "RLE frame {} has {} bytes, less than its 64-byte header",
+            frame.index,
+            f.len()
+        )));
+    }
+    let word = |i: usize| u32::from_le_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]) as usize;
+    let n_segments = word(0);
+    if !(1..=15).contains(&n_segments) {
+        return Err(corrupt(format!("RLE frame {} declares {n_segments} segments (1 to 15)", frame.index)));
+    }
+    let mut previous = 64;
+    for s in 0..n_segments {
+        let offset = word(1 + s);
+        if (s == 0 && offset != 64) || offset < previous || offset > f.len() {
+            return Err(corrupt(format!(
+                "RLE frame {}: segment {s} offset {offset} is out of order or past the fragment's {} bytes",
+                frame.index,
+                f.len()
+            )));
+        }
+        previous = offset;
+    }
+    Ok(())
+}
+
+/// Decodes one frame into `out` (rows x cols, i fastest) as HU. Returns whether a stored value was
+/// negative (evidence that values without a RescaleIntercept are HU already).
 fn decode_frame(
     obj: &DefaultDicomObject,
     path: &Path,
-    frame: u32,
-    rows: usize,
-    cols: usize,
-    info: &FrameInfo,
+    frame: &Frame,
     out: &mut [i16],
-) -> Result<(), IoError> {
-    let px = obj
-        .decode_pixel_data_frame(frame)
+) -> Result<bool, IoError> {
+    let (rows, cols, info) = (frame.rows, frame.cols, frame.info);
+    if transfer_syntax(obj) == RLE_LOSSLESS {
+        check_rle_frame(obj, path, frame)?;
+    }
+    let px = contain_panics(|| obj.decode_pixel_data_frame(frame.index))
+        .map_err(|detail| IoError::CorruptPixelData { path: path.to_path_buf(), detail })?
         .map_err(|e| IoError::PixelDecode { path: path.to_path_buf(), reason: e.to_string() })?;
     let bad = |reason: String| IoError::PixelDecode { path: path.to_path_buf(), reason };
     if px.samples_per_pixel() != 1 {
@@ -672,18 +968,25 @@ fn decode_frame(
             v as f64
         }
     };
-    let (slope, intercept) = (info.slope, info.intercept);
-    let hu = |v: f64| -> i16 { (v * slope + intercept).round() as i16 }; // `as` saturates
+    // Absent values were checked in `check_rescale`: a missing intercept is only read when the stored
+    // values are HU already, a missing slope is 1.
+    let (slope, intercept) = (info.slope.unwrap_or(1.0), info.intercept.unwrap_or(0.0));
+    let mut negative = false;
+    let mut put = |o: &mut i16, raw: u64| {
+        let v = value(raw);
+        negative |= v < 0.0;
+        *o = (v * slope + intercept).round() as i16; // `as` saturates
+    };
     match alloc {
-        8 => out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = hu(value(b as u64))),
+        8 => out.iter_mut().zip(bytes).for_each(|(o, &b)| put(o, b as u64)),
         16 => out
             .iter_mut()
             .zip(bytes.chunks_exact(2))
-            .for_each(|(o, c)| *o = hu(value(u16::from_le_bytes([c[0], c[1]]) as u64))),
+            .for_each(|(o, c)| put(o, u16::from_le_bytes([c[0], c[1]]) as u64)),
         _ => out
             .iter_mut()
             .zip(bytes.chunks_exact(4))
-            .for_each(|(o, c)| *o = hu(value(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64))),
+            .for_each(|(o, c)| put(o, u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64)),
     }
-    Ok(())
+    Ok(negative)
 }

@@ -24,7 +24,11 @@ pub enum IoError {
     /// The file ends before the voxel data the header declares.
     #[error("{path}: header declares {expected_bytes} bytes of voxel data but the file holds {found_bytes}")]
     DataSizeMismatch { path: PathBuf, expected_bytes: u64, found_bytes: u64 },
-    /// Dimensions are zero, negative or larger than [`nodal_core::MAX_VOXELS`] (checked before allocating).
+    /// The memory for a volume within the limits could not be reserved.
+    #[error("{path}: cannot allocate {bytes} bytes for the volume")]
+    Allocation { path: PathBuf, bytes: u64 },
+    /// Dimensions are zero, negative, inconsistent, or larger than [`crate::MAX_VOXELS`] (checked before
+    /// allocating).
     #[error("{path}: invalid dimensions {dims:?}: {reason}")]
     InvalidDims { path: PathBuf, dims: Vec<i64>, reason: String },
     /// Spacing, origin or direction is NaN, zero or sheared.
@@ -39,6 +43,39 @@ pub enum IoError {
     /// Pixel data could not be decoded.
     #[error("{path}: cannot decode pixel data: {reason}")]
     PixelDecode { path: PathBuf, reason: String },
+    /// The pixel data codec failed on damaged data (a panic inside the decoder, contained, or an
+    /// encapsulated frame whose structure is broken).
+    #[error("{path}: corrupt pixel data (decoder failed): {detail}")]
+    CorruptPixelData { path: PathBuf, detail: String },
+    /// NaN or infinite voxel values: a CT holds finite numbers, and converting these would silently
+    /// turn them into 0 or the type's extreme.
+    #[error(
+        "{path}: {count} non-finite (NaN or infinite) voxel value(s); the first at index (i, j, k) = \
+         ({}, {}, {})",
+        first_index[0], first_index[1], first_index[2]
+    )]
+    NonFiniteVoxels { path: PathBuf, count: u64, first_index: [usize; 3] },
+    /// A value scaling (NIfTI `scl_slope`/`scl_inter`, DICOM RescaleSlope/RescaleIntercept) that is not a
+    /// finite, non-zero slope and a finite intercept.
+    #[error("{path}: invalid value scaling: {reason}")]
+    InvalidScaling { path: PathBuf, reason: String },
+    /// A CT slice without RescaleIntercept/RescaleSlope (Type 1 in the CT Image module) whose stored
+    /// values are not evidently Hounsfield units already: reading them as HU would shift every value.
+    #[error(
+        "{path}: CT image without {missing} (required for CT images); the stored values cannot be \
+         converted to Hounsfield units safely — add RescaleIntercept/RescaleSlope to the files"
+    )]
+    MissingRescale { path: PathBuf, missing: String },
+    /// Voxel spacing outside what a CT can have: usually an affine or PixelSpacing in the wrong unit
+    /// (cm, m, or µm instead of mm).
+    #[error(
+        "{path}: implausible voxel spacing {:?} mm for a CT (each must be finite and within \
+         ({}, {}] mm); is the affine/PixelSpacing in the wrong unit?",
+        spacing_mm,
+        crate::MIN_SPACING_MM,
+        crate::MAX_SPACING_MM
+    )]
+    ImplausibleSpacing { path: PathBuf, spacing_mm: [f64; 3] },
     /// No readable DICOM image file under the path.
     #[error("{path}: no DICOM image files found")]
     NoDicomFiles { path: PathBuf },

@@ -11,8 +11,29 @@
 //! * [`describe`] — what `nodal info` prints.
 //! * [`write_atomic`] / [`write_atomic_with`] — re-exported from `nodal_core::fs`.
 //! * [`IoError`] — one typed error per failure, each naming the file.
+//!
+//! # Limits on what is read
+//!
+//! Input is not trusted: a damaged or hostile file must end in an [`IoError`] naming it, never in a
+//! panic, an out-of-memory abort, or values that are silently wrong.
+//!
+//! * **Size.** A volume may have at most [`MAX_VOXELS`] voxels (402 653 184 = 512 x 512 x 1536). The
+//!   limit is checked against the sizes a header declares, and the data the file actually holds is
+//!   checked against those sizes (file length for `.nii` and native DICOM, a capped incremental read
+//!   for `.nii.gz`), all before the volume is allocated.
+//! * **Values.** NaN or infinite voxels read into an integer type (every CT read: [`read_ct`] gives
+//!   i16 HU) and non-finite value scalings are errors ([`IoError::NonFiniteVoxels`],
+//!   [`IoError::InvalidScaling`]); a float read keeps them bit-exactly. A DICOM CT without
+//!   RescaleIntercept is refused ([`IoError::MissingRescale`]) unless its stored values are signed and
+//!   include negatives (already HU); that case is read and reported in [`CtScan::warnings`].
+//! * **Geometry.** A CT ([`read_ct`], [`read_ct_series`]) must have each voxel spacing finite and in
+//!   ([`MIN_SPACING_MM`], [`MAX_SPACING_MM`]] mm ([`IoError::ImplausibleSpacing`]): an affine in cm or m
+//!   otherwise turns into a resampling grid of billions of voxels downstream.
+//! * **Decoders.** A panic inside a DICOM pixel codec (on corrupt compressed data) is contained and
+//!   reported as [`IoError::CorruptPixelData`] for that file.
 
 mod dicom;
+mod dicom_lengths;
 mod error;
 mod nifti;
 
@@ -26,6 +47,31 @@ pub use nodal_core::fs::{write_atomic, write_atomic_with};
 
 use std::path::Path;
 
+/// The most voxels a volume read by nodal may have: 402 653 184 (3 x 2^27 = 512 x 512 x 1536).
+///
+/// It bounds the memory a single input can make nodal use (the HU volume is 2 bytes a voxel; the
+/// pipeline holds a few copies in other types). It admits every diagnostic CT nodal is meant for — a
+/// 0.625 mm chest-abdomen-pelvis CT is about 512 x 512 x 1100 — and refuses the 512 Mi-voxel volumes a
+/// tiny, highly compressed `.nii.gz` can declare. Larger scans must be cropped or resampled first.
+/// Stricter than [`nodal_core::MAX_VOXELS`], which bounds any allocation, not what a reader accepts.
+pub const MAX_VOXELS: usize = 3 << 27;
+
+/// Smallest voxel spacing accepted for a CT, exclusive (mm): micro-CT territory, or an affine in metres.
+pub const MIN_SPACING_MM: f64 = 0.05;
+/// Largest voxel spacing accepted for a CT, inclusive (mm): beyond this a "CT" is a scout, or its
+/// affine is in cm or scaled.
+pub const MAX_SPACING_MM: f64 = 20.0;
+
+/// Checks that a CT's voxel spacing is plausible (see [`MIN_SPACING_MM`], [`MAX_SPACING_MM`]).
+pub(crate) fn check_ct_spacing(path: &Path, g: &nodal_core::Geometry) -> Result<(), IoError> {
+    let ok = |s: f64| s.is_finite() && s > MIN_SPACING_MM && s <= MAX_SPACING_MM;
+    if g.spacing_mm.iter().all(|&s| ok(s)) {
+        Ok(())
+    } else {
+        Err(IoError::ImplausibleSpacing { path: path.to_path_buf(), spacing_mm: g.spacing_mm })
+    }
+}
+
 /// True when `path` names a NIfTI file by its extension (`.nii`, `.nii.gz`, any case).
 pub fn is_nifti_path(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
@@ -33,11 +79,19 @@ pub fn is_nifti_path(path: &Path) -> bool {
 }
 
 /// Reads a CT in HU from a NIfTI file (values rounded/saturated to i16) or a DICOM folder/file (the
-/// single CT series there; see [`read_ct_series`] to choose among several).
+/// single CT series there; see [`read_ct_series`] to choose among several). The voxel spacing must be
+/// plausible for a CT ([`IoError::ImplausibleSpacing`]).
 pub fn read_ct(path: impl AsRef<Path>) -> Result<CtScan, IoError> {
     let path = path.as_ref();
     if is_nifti_path(path) {
-        Ok(CtScan { hu: read_nifti::<i16>(path)?, dicom: None, source: path.to_path_buf() })
+        // The header alone tells the spacing: refuse a scaled affine before reading the voxels.
+        check_ct_spacing(path, &read_nifti_header(path)?.geometry)?;
+        Ok(CtScan {
+            hu: read_nifti::<i16>(path)?,
+            dicom: None,
+            source: path.to_path_buf(),
+            warnings: Vec::new(),
+        })
     } else {
         read_ct_series(path, None)
     }
@@ -61,6 +115,16 @@ pub fn describe(path: impl AsRef<Path>, series_uid: Option<&str>) -> Result<Stri
         );
         // Read as f32 so that the HU range is reported as stored (no rounding of scaled values).
         let v = read_nifti::<f32>(path)?;
+        // A range over NaN/inf voxels would print as "inf .. -inf" or hide them: name them instead.
+        let mut bad = v.as_slice().iter().enumerate().filter(|(_, x)| !x.is_finite());
+        if let Some((first, _)) = bad.next() {
+            let [ni, nj, _] = v.dims();
+            return Err(IoError::NonFiniteVoxels {
+                path: path.to_path_buf(),
+                count: 1 + bad.count() as u64,
+                first_index: [first % ni, first / ni % nj, first / (ni * nj)],
+            });
+        }
         let (lo, hi) = v.min_max();
         let g = v.geometry();
         describe_geometry(&mut s, v.dims(), g);

@@ -9,8 +9,9 @@
 //! `qform_code > 0`, else nibabel's fallback (pixdim scaling, centred, x flipped) — the same choice
 //! as nibabel's `get_best_affine`.
 use crate::IoError;
+use crate::MAX_VOXELS;
 use flate2::read::MultiGzDecoder;
-use nodal_core::{Geometry, Volume, Voxel, MAX_VOXELS};
+use nodal_core::{Geometry, Volume, Voxel};
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
@@ -214,9 +215,14 @@ fn parse_header(path: &Path, bytes: &[u8; HEADER_SIZE]) -> Result<NiftiHeader, I
             });
         }
     }
+    // Each dim is at most 32767, so the product cannot overflow a 64-bit usize.
     let n = dims.iter().product::<usize>();
     if n > MAX_VOXELS {
-        return Err(invalid_dims(&format!("{n} voxels exceeds the limit of {MAX_VOXELS}")));
+        return Err(invalid_dims(&format!(
+            "{} x {} x {} = {n} voxels exceeds nodal's limit of {MAX_VOXELS} voxels (crop or resample the \
+             volume)",
+            dims[0], dims[1], dims[2]
+        )));
     }
     let code = r.i16(70);
     let dtype = NiftiDtype::from_code(code).ok_or_else(|| IoError::UnsupportedNifti {
@@ -231,9 +237,16 @@ fn parse_header(path: &Path, bytes: &[u8; HEADER_SIZE]) -> Result<NiftiHeader, I
     }
     let slope = r.f32(112);
     let inter = r.f32(116);
-    // NIfTI: slope 0 (or NaN, as nibabel writes) means "no scaling".
+    // NIfTI: slope 0 (or NaN, as nibabel writes) means "no scaling", and the intercept is then unused.
+    // An infinite slope, or a non-finite intercept next to a real slope, would turn every voxel into
+    // inf/NaN, which the conversion to integers would silently make 0 or the type's extreme.
+    if slope.is_infinite() || (slope.is_finite() && slope != 0.0 && !inter.is_finite()) {
+        return Err(IoError::InvalidScaling {
+            path: path.to_path_buf(),
+            reason: format!("scl_slope {slope}, scl_inter {inter}"),
+        });
+    }
     let scaling = if slope.is_finite() && slope != 0.0 {
-        let inter = if inter.is_finite() { inter } else { 0.0 };
         if slope == 1.0 && inter == 0.0 {
             None
         } else {
@@ -402,13 +415,45 @@ fn stream_err(path: &Path, gz: bool, source: std::io::Error) -> IoError {
 /// Reads a NIfTI-1 volume, applying `scl_slope`/`scl_inter` and converting the stored type to `T`
 /// (rounding and saturating for integer `T`). A stored type equal to `T` without scaling is copied
 /// bit-exactly.
+///
+/// Refused with a typed error, before the volume is allocated where the header alone tells: more than
+/// [`crate::MAX_VOXELS`] voxels, fewer data bytes than declared, an infinite `scl_slope` or a
+/// non-finite `scl_inter`; and after reading into an integer `T`, NaN or infinite stored voxels
+/// ([`IoError::NonFiniteVoxels`]), which the conversion would otherwise turn into 0 or the type's
+/// extreme. A float `T` receives them as stored.
 pub fn read_nifti<T: Voxel>(path: impl AsRef<Path>) -> Result<Volume<T>, IoError> {
     let path = path.as_ref();
     let mut rows = NiftiRows::<T>::open(path)?;
     let [ni, nj, nk] = rows.header().dims;
-    // Sizes were checked against MAX_VOXELS in parse_header, so this allocation is bounded.
-    let mut values = Vec::with_capacity(ni * nj * nk);
-    while rows.next_rows(&mut values)?.is_some() {}
+    let total = ni * nj * nk;
+    let reserve = |values: &mut Vec<T>, additional: usize| {
+        values.try_reserve_exact(additional).map_err(|_| IoError::Allocation {
+            path: path.to_path_buf(),
+            bytes: ((values.len() + additional) * std::mem::size_of::<T>()) as u64,
+        })
+    };
+    let mut values = Vec::new();
+    if !rows.compressed {
+        // Sizes were checked against MAX_VOXELS and the file's length in `open`: the whole volume is
+        // there, so reserve it at once.
+        reserve(&mut values, total)?;
+    }
+    loop {
+        if rows.compressed {
+            // A gzip stream's length says nothing about what it inflates to: grow with the data that
+            // actually arrives (doubling, never past the declared size) so that a truncated or lying
+            // stream fails with an error instead of first reserving the full declared volume.
+            let block = rows.block_rows() * ni;
+            if values.capacity() - values.len() < block {
+                let len = values.len();
+                let target = (2 * len).max(len + block).max(1 << 20).min(total);
+                reserve(&mut values, target - len)?;
+            }
+        }
+        if rows.next_rows(&mut values)?.is_none() {
+            break;
+        }
+    }
     let geometry = rows.header().geometry;
     let data = ndarray::Array3::from_shape_vec([nk, nj, ni], values).expect("length matches dims");
     Volume::new(data, geometry)
@@ -436,6 +481,14 @@ pub struct NiftiRows<T: Voxel> {
     row_bytes: usize,
     raw: Vec<u8>,
     convert: Converter<T>,
+    /// True for a gzip stream (whose inflated length is not known up front).
+    compressed: bool,
+    /// True when `T` cannot hold NaN/inf (an integer type): such stored values are then an error
+    /// instead of silently becoming 0 or the type's extreme. Float `T` keeps them bit-exactly.
+    reject_non_finite: bool,
+    /// Non-finite stored values seen so far (float datatypes only), and the linear index of the first.
+    non_finite: u64,
+    first_non_finite: Option<usize>,
 }
 
 impl<T: Voxel> std::fmt::Debug for NiftiRows<T> {
@@ -468,6 +521,22 @@ impl<T: Voxel> NiftiRows<T> {
             .map_err(|e| stream_err(path, gz, e))?;
         let [ni, nj, nk] = header.dims;
         let row_bytes = ni * header.dtype.size_bytes();
+        let data_bytes = (row_bytes * nj * nk) as u64;
+        if !gz {
+            // An uncompressed file must hold all the voxels its header declares: check the length
+            // before any caller reserves memory for them.
+            let len = std::fs::metadata(path)
+                .map_err(|error| IoError::Open { path: path.to_path_buf(), error })?
+                .len();
+            let found = len.saturating_sub(header.vox_offset as u64);
+            if found < data_bytes {
+                return Err(IoError::DataSizeMismatch {
+                    path: path.to_path_buf(),
+                    expected_bytes: data_bytes,
+                    found_bytes: found,
+                });
+            }
+        }
         if skipped < skip {
             return Err(IoError::DataSizeMismatch {
                 path: path.to_path_buf(),
@@ -486,7 +555,48 @@ impl<T: Voxel> NiftiRows<T> {
             row_bytes,
             raw: Vec::new(),
             convert,
+            compressed: gz,
+            reject_non_finite: !T::from_f64(f64::NAN).to_f64().is_nan(),
+            non_finite: 0,
+            first_non_finite: None,
         })
+    }
+
+    /// Rows per block of [`Self::next_rows`] (the last block may be shorter).
+    fn block_rows(&self) -> usize {
+        (BLOCK_BYTES / self.row_bytes.max(1)).max(1)
+    }
+
+    /// Counts NaN/inf stored values of a float datatype in `raw` (the block starting at `first_row`).
+    fn count_non_finite(&mut self, first_row: usize) {
+        if !self.reject_non_finite {
+            return;
+        }
+        let be = self.header.big_endian;
+        let mut note = |at: usize, finite: bool| {
+            if !finite {
+                self.non_finite += 1;
+                self.first_non_finite.get_or_insert(at);
+            }
+        };
+        let base = first_row * self.header.dims[0];
+        match self.header.dtype {
+            NiftiDtype::F32 => {
+                for (n, c) in self.raw.chunks_exact(4).enumerate() {
+                    let a = [c[0], c[1], c[2], c[3]];
+                    let v = if be { f32::from_be_bytes(a) } else { f32::from_le_bytes(a) };
+                    note(base + n, v.is_finite());
+                }
+            }
+            NiftiDtype::F64 => {
+                for (n, c) in self.raw.chunks_exact(8).enumerate() {
+                    let a: [u8; 8] = c.try_into().unwrap();
+                    let v = if be { f64::from_be_bytes(a) } else { f64::from_le_bytes(a) };
+                    note(base + n, v.is_finite());
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The parsed header.
@@ -496,10 +606,20 @@ impl<T: Voxel> NiftiRows<T> {
 
     /// Decodes the next block of whole rows and *appends* its `n_rows * ni` values to `out`. Returns
     /// the index of the block's first row, or `None` once every row has been returned (a gzip
-    /// stream is then read to its end, so a damaged trailer is an error rather than ignored).
+    /// stream is then read to its end, so a damaged trailer is an error rather than ignored). That
+    /// last call is also where NaN/inf voxels of a float file read into an integer `T` are reported
+    /// ([`IoError::NonFiniteVoxels`], with their count and the first one's index).
     pub fn next_rows(&mut self, out: &mut Vec<T>) -> Result<Option<usize>, IoError> {
         let path = self.path.as_path();
         if self.next_row == self.n_rows {
+            if let Some(first) = self.first_non_finite {
+                let [ni, nj, _] = self.header.dims;
+                return Err(IoError::NonFiniteVoxels {
+                    path: path.to_path_buf(),
+                    count: self.non_finite,
+                    first_index: [first % ni, first / ni % nj, first / (ni * nj)],
+                });
+            }
             if self.gz {
                 std::io::copy(&mut self.stream, &mut std::io::sink())
                     .map_err(|e| stream_err(path, self.gz, e))?;
@@ -508,8 +628,7 @@ impl<T: Voxel> NiftiRows<T> {
             }
             return Ok(None);
         }
-        let per_block = (BLOCK_BYTES / self.row_bytes.max(1)).max(1);
-        let rows = per_block.min(self.n_rows - self.next_row);
+        let rows = self.block_rows().min(self.n_rows - self.next_row);
         let nbytes = rows * self.row_bytes;
         self.raw.resize(nbytes, 0);
         let got = read_full(&mut self.stream, &mut self.raw).map_err(|e| stream_err(path, self.gz, e))?;
@@ -520,6 +639,7 @@ impl<T: Voxel> NiftiRows<T> {
                 found_bytes: (self.next_row * self.row_bytes + got) as u64,
             });
         }
+        self.count_non_finite(self.next_row);
         self.convert.extend(&self.raw, out);
         let first = self.next_row;
         self.next_row += rows;

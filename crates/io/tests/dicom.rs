@@ -357,6 +357,9 @@ fn transfer_syntaxes_decode_to_identical_hu() {
         let p = dir.path().join(name);
         std::fs::copy(common::pydicom_files().join(name), &p).unwrap();
         set_str(&p, tags::MODALITY, VR::CS, "CT");
+        // An MR has no rescale, which a CT must have (Type 1): give it the identity.
+        set_str(&p, tags::RESCALE_INTERCEPT, VR::DS, "0");
+        set_str(&p, tags::RESCALE_SLOPE, VR::DS, "1");
         p
     };
     let reference = read_ct(relabel("MR_small.dcm")).unwrap().hu;

@@ -20,3 +20,11 @@ pub fn ts_ref() -> PathBuf {
 pub fn pydicom_files() -> PathBuf {
     testdata().join("pydicom/pydicom/data/test_files")
 }
+
+pub mod synth;
+
+/// Asserts that an error's message names `path`.
+pub fn names(e: &nodal_io::IoError, path: &std::path::Path) {
+    let msg = e.to_string();
+    assert!(msg.contains(&path.display().to_string()), "message does not name {}: {msg}", path.display());
+}

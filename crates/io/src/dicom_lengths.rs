@@ -1,0 +1,293 @@
+//! A walk over a DICOM file's element headers that checks every declared length against the bytes the
+//! file holds, without reading any value.
+//!
+//! Why: the parser (dicom-parser) reserves and zero-fills each value's declared length before reading
+//! it, so a single corrupted length field in a 1 KB file makes it touch up to 4 GiB before it notices
+//! the file is short. Checking lengths first bounds every allocation of the later parse by the file's
+//! size. Anything this walk does not understand is left to the parser to report: it only refuses
+//! lengths that cannot fit, and nesting deeper than [`MAX_DEPTH`].
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+use dicom_core::VR;
+use dicom_dictionary_std::StandardDataDictionary;
+use std::io::{BufReader, Read, Seek};
+use std::path::Path;
+
+/// Sequences nest a few levels in real files (enhanced CT: 3); deeper nesting is refused rather than
+/// followed, so that neither this walk nor the parser recurses without bound on a crafted file.
+const MAX_DEPTH: usize = 32;
+
+const UNDEFINED: u32 = u32::MAX;
+const ITEM: (u16, u16) = (0xFFFE, 0xE000);
+const ITEM_END: (u16, u16) = (0xFFFE, 0xE00D);
+const SEQ_END: (u16, u16) = (0xFFFE, 0xE0DD);
+const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
+
+/// What the walk learned.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Layout {
+    /// The declared length of a top-level native (not encapsulated) PixelData, when the walk got there.
+    pub pixel_data_len: Option<u64>,
+}
+
+enum Fail {
+    /// Not an error here: stop checking (the parser will say what is wrong, if anything).
+    Stop,
+    /// A length that cannot fit, or too deep a nesting.
+    Bad(String),
+}
+
+impl From<std::io::Error> for Fail {
+    fn from(_: std::io::Error) -> Self {
+        // Truncation (or an I/O error) is the parser's to report, with its own message.
+        Fail::Stop
+    }
+}
+
+struct Walker<R> {
+    r: R,
+    pos: u64,
+    len: u64,
+    big_endian: bool,
+    layout: Layout,
+}
+
+impl<R: Read + Seek> Walker<R> {
+    fn u16(&mut self) -> Result<u16, Fail> {
+        let mut b = [0u8; 2];
+        self.r.read_exact(&mut b)?;
+        self.pos += 2;
+        Ok(if self.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
+    }
+    fn u32(&mut self) -> Result<u32, Fail> {
+        let mut b = [0u8; 4];
+        self.r.read_exact(&mut b)?;
+        self.pos += 4;
+        Ok(if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    }
+    fn tag(&mut self) -> Result<(u16, u16), Fail> {
+        Ok((self.u16()?, self.u16()?))
+    }
+    fn skip(&mut self, n: u64) -> Result<(), Fail> {
+        self.r.seek_relative(n as i64)?;
+        self.pos += n;
+        Ok(())
+    }
+    /// Refuses a length that runs past the end of the file (or of the enclosing item).
+    fn fits(&self, tag: (u16, u16), len: u32, end: Option<u64>) -> Result<(), Fail> {
+        let limit = end.unwrap_or(self.len).min(self.len);
+        let left = limit.saturating_sub(self.pos);
+        if len as u64 > left {
+            return Err(Fail::Bad(format!(
+                "element ({:04X},{:04X}) whose value starts at byte {} declares {len} bytes but only \
+                 {left} remain",
+                tag.0, tag.1, self.pos
+            )));
+        }
+        Ok(())
+    }
+
+    /// Elements until `end` (a defined-length item), an item delimiter, or the end of the file.
+    fn dataset(&mut self, end: Option<u64>, implicit: bool, depth: usize) -> Result<(), Fail> {
+        if depth > MAX_DEPTH {
+            return Err(Fail::Bad(format!("sequences nested more than {MAX_DEPTH} deep")));
+        }
+        loop {
+            if end.is_some_and(|e| self.pos >= e) || self.pos >= self.len {
+                return Ok(());
+            }
+            let tag = self.tag()?;
+            if tag == ITEM_END {
+                self.u32()?;
+                return Ok(());
+            }
+            if tag.0 == 0xFFFE {
+                // An item or delimiter out of place: the parser reads its 4-byte length all the same.
+                let len = self.u32()?;
+                if len != UNDEFINED {
+                    self.fits(tag, len, end)?;
+                }
+                return Err(Fail::Stop);
+            }
+            let (vr, len) = if implicit {
+                let vr = StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1)).map(|e| e.vr());
+                let vr = match vr {
+                    Some(VirtualVr::Exact(VR::SQ)) => Some(VR::SQ),
+                    _ => None,
+                };
+                (vr, self.u32()?)
+            } else {
+                let mut b = [0u8; 2];
+                self.r.read_exact(&mut b)?;
+                self.pos += 2;
+                // As the parser does: an unknown VR is UN.
+                let vr = VR::from_binary(b).unwrap_or(VR::UN);
+                let len = if !short_length(vr) {
+                    self.skip(2)?;
+                    self.u32()?
+                } else {
+                    self.u16()? as u32
+                };
+                (Some(vr), len)
+            };
+            if len == UNDEFINED {
+                if tag == PIXEL_DATA && depth == 0 {
+                    self.fragments()?;
+                } else if implicit || matches!(vr, Some(VR::SQ) | Some(VR::UN)) {
+                    // An undefined-length UN is a sequence encoded implicit VR little endian.
+                    let inner_implicit = implicit || vr == Some(VR::UN);
+                    self.items(None, inner_implicit, depth + 1)?;
+                } else {
+                    return Err(Fail::Stop);
+                }
+                continue;
+            }
+            self.fits(tag, len, end)?;
+            if tag == PIXEL_DATA && depth == 0 {
+                self.layout.pixel_data_len = Some(len as u64);
+            }
+            if vr == Some(VR::SQ) {
+                let item_end = self.pos + len as u64;
+                self.items(Some(item_end), implicit, depth + 1)?;
+                // A broken item may have stopped short of its end: continue after the sequence.
+                if self.pos != item_end {
+                    return Err(Fail::Stop);
+                }
+            } else {
+                self.skip(len as u64)?;
+            }
+        }
+    }
+
+    /// Items of a sequence until `end` (defined length) or a sequence delimiter.
+    fn items(&mut self, end: Option<u64>, implicit: bool, depth: usize) -> Result<(), Fail> {
+        loop {
+            if end.is_some_and(|e| self.pos >= e) || self.pos >= self.len {
+                return Ok(());
+            }
+            let tag = self.tag()?;
+            let len = self.u32()?;
+            if tag == SEQ_END {
+                return Ok(());
+            }
+            if tag != ITEM {
+                return Err(Fail::Stop);
+            }
+            if len == UNDEFINED {
+                self.dataset(None, implicit, depth)?;
+            } else {
+                self.fits(tag, len, end)?;
+                let item_end = self.pos + len as u64;
+                self.dataset(Some(item_end), implicit, depth)?;
+                if self.pos != item_end {
+                    return Err(Fail::Stop);
+                }
+            }
+        }
+    }
+
+    /// Encapsulated pixel data: the offset table and fragments, each a defined-length item.
+    fn fragments(&mut self) -> Result<(), Fail> {
+        loop {
+            let tag = self.tag()?;
+            let len = self.u32()?;
+            if tag == SEQ_END {
+                return Ok(());
+            }
+            if tag != ITEM {
+                return Err(Fail::Stop);
+            }
+            self.fits(tag, len, None)?;
+            self.skip(len as u64)?;
+        }
+    }
+}
+
+/// VRs with a 2-byte length in explicit VR (PS3.5 7.1.2); every other VR, and an unknown one, has a
+/// reserved field and a 4-byte length. The same list as dicom-encoding's decoder, so that both read
+/// the same length from the same bytes.
+fn short_length(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::AS
+            | VR::AT
+            | VR::CS
+            | VR::DA
+            | VR::DS
+            | VR::DT
+            | VR::FL
+            | VR::FD
+            | VR::IS
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::SL
+            | VR::SS
+            | VR::ST
+            | VR::TM
+            | VR::UI
+            | VR::UL
+            | VR::US
+    )
+}
+
+/// Walks the file meta group (explicit VR little endian) and the data set. `Err` only for a declared
+/// length that does not fit in the file, or too deep a nesting; everything else (truncation, garbage)
+/// ends the walk quietly for the parser to report.
+pub(crate) fn check(path: &Path) -> Result<Layout, String> {
+    let Ok(file) = std::fs::File::open(path) else { return Ok(Layout::default()) };
+    let Ok(len) = file.metadata().map(|m| m.len()) else { return Ok(Layout::default()) };
+    let mut w = Walker { r: BufReader::new(file), pos: 0, len, big_endian: false, layout: Layout::default() };
+    match walk(&mut w) {
+        Ok(()) | Err(Fail::Stop) => Ok(w.layout),
+        Err(Fail::Bad(reason)) => Err(reason),
+    }
+}
+
+fn walk<R: Read + Seek>(w: &mut Walker<R>) -> Result<(), Fail> {
+    w.skip(132)?; // preamble + "DICM"
+    let mut ts = String::new();
+    loop {
+        let at = w.pos;
+        let tag = w.tag()?;
+        if tag.0 != 0x0002 {
+            w.r.seek_relative(at as i64 - w.pos as i64)?;
+            w.pos = at;
+            break;
+        }
+        let mut b = [0u8; 2];
+        w.r.read_exact(&mut b)?;
+        w.pos += 2;
+        let vr = VR::from_binary(b).unwrap_or(VR::UN);
+        let len = if !short_length(vr) {
+            w.skip(2)?;
+            w.u32()?
+        } else {
+            w.u16()? as u32
+        };
+        if len == UNDEFINED {
+            return Err(Fail::Stop);
+        }
+        w.fits(tag, len, None)?;
+        if tag == (0x0002, 0x0010) && len <= 64 {
+            let mut v = vec![0u8; len as usize];
+            w.r.read_exact(&mut v)?;
+            w.pos += len as u64;
+            ts = String::from_utf8_lossy(&v).trim_end_matches(['\0', ' ']).to_string();
+        } else {
+            w.skip(len as u64)?;
+        }
+    }
+    let implicit = match ts.as_str() {
+        // Deflated: the data set is compressed, so its lengths say nothing about the file's size.
+        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        "1.2.840.10008.1.2" => true,
+        "1.2.840.10008.1.2.2" => {
+            w.big_endian = true;
+            false
+        }
+        _ => false,
+    };
+    w.dataset(None, implicit, 0)
+}
