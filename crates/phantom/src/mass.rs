@@ -278,6 +278,7 @@ mod tests {
             rim_hu: 0.0,
             fat_hu: -100.0,
             tex_seed: 1,
+            style: None,
         }
     }
 

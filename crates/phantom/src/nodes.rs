@@ -1,7 +1,9 @@
 //! Lymph nodes: shape, internal structure and intensity of one node ([`NodeShape`]), and the
 //! per-scan draw of node attributes along the cervical node levels.
 use crate::rng::{chance, lognormal, normal, uni, unit_vec, PRng};
+use crate::style::{styled_hu, styled_level, NodeStyle};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Cervical node levels (AJCC/AAO-HNS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +82,9 @@ pub struct NodeShape {
     pub fat_hu: f64,
     /// Texture seed.
     pub tex_seed: u64,
+    /// Randomized shape family and appearance ([`crate::randomization`]); `None`: the engine's
+    /// own model above.
+    pub style: Option<Arc<NodeStyle>>,
 }
 
 /// Attributes recorded in `nodes.json`.
@@ -97,11 +102,11 @@ pub struct NodeAttrs {
 }
 
 #[inline]
-fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
-fn radial(lobes: &[Lobe], d: [f64; 3]) -> f64 {
+pub(crate) fn radial(lobes: &[Lobe], d: [f64; 3]) -> f64 {
     let mut r = 1.0;
     for l in lobes {
         r += l.amp * (-(1.0 - dot(d, l.dir)) * l.sharp).exp();
@@ -125,6 +130,9 @@ impl NodeShape {
     #[inline]
     pub fn level_of(&self, p: [f64; 3]) -> f64 {
         let n = self.local(p);
+        if let Some(st) = &self.style {
+            return styled_level(st, &self.lobes, n);
+        }
         let rho = dot(n, n).sqrt();
         if rho < 1e-9 {
             return 0.0;
@@ -136,11 +144,24 @@ impl NodeShape {
     /// Largest extent from the centre, mm (for bounding boxes).
     pub fn extent_mm(&self) -> f64 {
         let amp: f64 = self.lobes.iter().map(|l| l.amp.max(0.0)).sum();
-        self.radii.iter().cloned().fold(0.0, f64::max) * (1.0 + amp)
+        let e = self.radii.iter().cloned().fold(0.0, f64::max) * (1.0 + amp);
+        match &self.style {
+            Some(st) => e * st.extent_factor,
+            None => e,
+        }
+    }
+
+    /// Gaussian sigma of a styled node's edge, mm (0: the node's edge is as sharp as the
+    /// scanner's blur makes it).
+    pub fn edge_sigma_mm(&self) -> f64 {
+        self.style.as_ref().map_or(0.0, |s| s.edge_sigma_mm)
     }
 
     /// HU of the node at `p` (known to be inside), before blur and noise.
     pub fn hu_at(&self, p: [f64; 3], level: f64) -> f64 {
+        if let Some(st) = &self.style {
+            return styled_hu(self, st, p, self.local(p), level);
+        }
         let tex = crate::rng::texture(self.tex_seed, p, 2.0) * 7.0;
         let mut hu = self.hu + tex;
         if let Some(Core { offset: off, frac, lobes }) = &self.core {
@@ -182,7 +203,7 @@ fn uni_hash(seed: u64, base: f64) -> f64 {
 }
 
 #[inline]
-fn smoothstep(e0: f64, e1: f64, x: f64) -> f64 {
+pub(crate) fn smoothstep(e0: f64, e1: f64, x: f64) -> f64 {
     let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
     t * t * (3.0 - 2.0 * t)
 }
@@ -280,6 +301,7 @@ pub fn draft_node(rng: &mut PRng, attrs: NodeAttrs, sad_mm: f64, fat_hu: f64) ->
         rim_hu,
         fat_hu,
         tex_seed: rand::Rng::random(rng),
+        style: None,
     };
     NodeDraft { attrs, sad_mm, shape }
 }
@@ -392,6 +414,7 @@ mod tests {
             rim_hu: 0.0,
             fat_hu: -100.0,
             tex_seed: 1,
+            style: None,
         };
         assert!((s.level_of([3.0, 2.0, 3.0]) - 1.0).abs() < 1e-12);
         assert!((s.level_of([1.0, 4.0, 3.0]) - 0.5).abs() < 1e-12);

@@ -331,6 +331,7 @@ pub fn hu_and_labels(
     let mut hu = Array3::<f32>::zeros([nk, nj, ni]);
     let mut lab = Array3::<u16>::zeros([nk, nj, ni]);
     let dz = grid.geom.spacing_mm[2];
+    let soft_margin = nodes.iter().map(|n| 3.0 * n.shape.edge_sigma_mm()).fold(0.0, f64::max);
     hu.axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(lab.axis_iter_mut(Axis(0)).into_par_iter())
@@ -370,9 +371,15 @@ pub fn hu_and_labels(
                     }
                 }
                 // Nodes overwrite fat and muscle (placement guarantees nothing else is under them).
-                let cand = nodes_near_z(nodes, z, 0.0);
+                // Blurred edges reach three sigmas beyond the surface (0 unless randomized).
+                let cand = nodes_near_z(nodes, z, soft_margin);
                 for &n in &cand {
                     let sh = &nodes[n].shape;
+                    let sigma = sh.edge_sigma_mm();
+                    if sigma > 0.0 {
+                        soft_edge_node(anat, grid, nodes, &cand, n, tex_seed, z, n_sub, centre, &buf, hs, ls);
+                        continue;
+                    }
                     let e = sh.extent_mm();
                     let c = sh.centre;
                     let (Some((i0, i1)), Some((j0, j1))) =
@@ -408,6 +415,66 @@ pub fn hu_and_labels(
             }
         });
     (hu, lab)
+}
+
+/// Paints one node with a blurred edge (randomized edge sharpness) into the plane `z`: the node's
+/// HU is blended with the tissue under it by the fraction of a Gaussian-blurred step, out to three
+/// sigmas beyond the surface; labels stay the node's inside (`level < 1`).
+fn soft_edge_node(
+    anat: &Anatomy,
+    grid: &Grid,
+    nodes: &[PlacedNode],
+    cand: &[usize],
+    n: usize,
+    tex_seed: u64,
+    z: f64,
+    n_sub: usize,
+    centre: bool,
+    buf: &[u16],
+    hs: &mut [f32],
+    ls: &mut [u16],
+) {
+    let ni = grid.dims[0];
+    let sh = &nodes[n].shape;
+    let sigma = sh.edge_sigma_mm();
+    // Level units to mm near the surface: the smallest radius (the sharpest side is exact).
+    let rmin = sh.radii.iter().cloned().fold(f64::INFINITY, f64::min).max(1e-6);
+    let outer = 1.0 + 3.0 * sigma / rmin;
+    let e = sh.extent_mm() * outer;
+    let c = sh.centre;
+    if (c[2] - z).abs() > e {
+        return;
+    }
+    let (Some((i0, i1)), Some((j0, j1))) =
+        (grid.range(0, c[0] - e, c[0] + e), grid.range(1, c[1] - e, c[1] + e))
+    else {
+        return;
+    };
+    for j in j0..=j1 {
+        let y = grid.y(j);
+        for i in i0..=i1 {
+            let p = [grid.x(i), y, z];
+            let l = sh.level_of(p);
+            if l >= outer {
+                continue;
+            }
+            // Inside a mate (or another node) that owns the voxel: that one paints it.
+            if let Some((b, _)) = node_at(nodes, cand, p) {
+                if b != n {
+                    continue;
+                }
+            }
+            let w = crate::style::phi((1.0 - l) * rmin / sigma);
+            let idx = j * ni + i;
+            let id = buf[idx];
+            let under = struct_hu(&anat.structs[id as usize], id, tex_seed, p);
+            let v = sh.hu_at(p, l.min(1.0));
+            hs[idx] += (w * (v - under) / n_sub as f64) as f32;
+            if centre && l < 1.0 {
+                ls[idx] = nodes[n].id;
+            }
+        }
+    }
 }
 
 /// Adds streaks: lines through `centre` at `angles`, Gaussian profile of width `width_mm`,
