@@ -103,3 +103,20 @@ fn an_unusable_device_exits_2_before_any_output() {
     assert!(err.contains("\"tpu\""), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn segment_refuses_a_ct_of_a_few_slices_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for slices in [1usize, 3] {
+        let g = nodal_core::Geometry::axis_aligned([0.8, 0.8, 2.5], [0.0; 3]);
+        let ct = nodal_core::Volume::<i16>::filled([64, 64, slices], g, 40);
+        let path = dir.path().join(format!("slices{slices}.nii.gz"));
+        nodal_io::write_nifti(&ct, &path).unwrap();
+        let out = dir.path().join(format!("out{slices}"));
+        let (code, _, err) = nodal(&["segment".as_ref(), path.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("3D CT needs at least 4"), "{err}");
+        assert!(!out.exists(), "nothing is written for a refused input");
+    }
+}

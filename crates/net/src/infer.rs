@@ -241,6 +241,9 @@ pub fn predict_prepared(
     Ok((image.with_data(acc)?, tiles.len() * flips.len()))
 }
 
+/// Fewest voxels along each axis of a CT the network is run on.
+pub const MIN_CT_VOXELS_PER_AXIS: usize = 4;
+
 /// Full inference on a CT in HU at the model's own preprocessing: preprocessing, sliding window,
 /// probability back on the CT grid. (A model's optional large-node pass is a second call at a
 /// coarser spacing, [`predict_with`], merged by `nodal-detect`.)
@@ -261,6 +264,14 @@ pub fn predict_with(
     opts: &InferOptions,
     progress: Option<&ProgressBar>,
 ) -> Result<PredictOutput, NetError> {
+    // A 2D image or a stack of a few slices is not a CT the network can read: refused, rather
+    // than answered with "0 nodes".
+    if let Some(n) = ct.dims().into_iter().find(|&n| n < MIN_CT_VOXELS_PER_AXIS) {
+        let [ni, nj, nk] = ct.dims();
+        return Err(NetError::UnusableInput(format!(
+            "{ni} x {nj} x {nk} voxels: {n} along one axis, a 3D CT needs at least {MIN_CT_VOXELS_PER_AXIS}"
+        )));
+    }
     let t0 = Instant::now();
     let prep = prepare(ct, preprocessing)?;
     let t1 = Instant::now();

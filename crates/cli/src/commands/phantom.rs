@@ -22,6 +22,12 @@ pub struct Args {
     /// Insert nodes into this real CT (NIfTI, DICOM folder or InVesalius .inv3) instead.
     #[arg(long)]
     pub background: Option<PathBuf>,
+    /// The background's organ label map on its grid (TotalSegmentator classes): nodes are placed
+    /// by organ, not by HU alone.
+    #[arg(long, requires = "background")]
+    pub background_labels: Option<PathBuf>,
+    #[command(flatten)]
+    pub randomization: super::dataset::RandomizationArg,
     /// Also write axial and coronal PNG montages with node contours.
     #[arg(long)]
     pub preview: bool,
@@ -34,12 +40,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = PhantomConfig::preset(args.size);
     cfg.in_plane_mm = args.spacing;
     cfg.slice_mm = args.slice_thickness;
+    cfg.randomization = args.randomization.get()?;
     let t = std::time::Instant::now();
     let (p, bg) = match &args.background {
         Some(b) => {
             let vol = background::read_background(b)
                 .with_context(|| format!("reading background {}", b.display()))?;
-            (background::insert_nodes(&vol, &cfg, args.seed)?, Some(b.to_string_lossy().into_owned()))
+            let labels = match &args.background_labels {
+                Some(l) => Some(
+                    background::read_background_labels(l, &vol, background::totalsegmentator_roles())
+                        .with_context(|| format!("reading background labels {}", l.display()))?,
+                ),
+                None => None,
+            };
+            let p = background::insert_nodes_with(&vol, labels.as_ref(), &cfg, args.seed)?;
+            (p, Some(b.to_string_lossy().into_owned()))
         }
         None => (generate_phantom(&cfg, args.seed)?, None),
     };

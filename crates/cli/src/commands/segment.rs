@@ -87,6 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     args.device.select()?;
     let t0 = Instant::now();
     let ct = nodal_io::read_ct(&args.ct).with_context(|| format!("reading CT {}", args.ct.display()))?;
+    for w in &ct.warnings {
+        eprintln!("warning: {w}");
+    }
     let t_read = t0.elapsed().as_secs_f64();
 
     let t = Instant::now();
