@@ -8,6 +8,7 @@ bash scripts/fetch-test-data.sh
 bash scripts/python-env.sh
 bash scripts/system-deps.sh
 
+python3 scripts/check_module_cycles.py
 cargo build --workspace --bins --examples
 cargo test --workspace --no-fail-fast
 

@@ -4,44 +4,10 @@
 //! The model is a small randomly initialised foveal net saved with `nodal_net::save_model`, with a
 //! threshold of 1e-3 so that the whole body box is foreground: the runs are fast and always find
 //! at least one node, which is what the structure of the outputs is checked against.
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use nodal_net::{save_model, ArchConfig, FovealConfig, ModelConfig};
-
-fn nodal() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nodal"))
-}
-
-fn test_model(dir: &Path) -> PathBuf {
-    let mut cfg = ModelConfig::default_foveal();
-    cfg.arch = ArchConfig::Foveal(FovealConfig { channels: vec![3, 4], convs: vec![1, 1], merge_convs: 1 });
-    cfg.train_patch_out = 8;
-    cfg.infer_tile_out = 32;
-    cfg.threshold = 1e-3;
-    cfg.version = "test-random".into();
-    let net = cfg.arch.init(&nodal_net::device()).unwrap();
-    let folder = dir.join("model");
-    save_model(&net, &cfg, &folder).unwrap();
-    folder
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+mod common;
+use common::{json, nodal, run_ok, test_model};
 
 #[test]
 fn demo_writes_report_and_evaluation() {
@@ -203,8 +169,8 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     assert_eq!(bytes(&out.join("model.safetensors")), bytes(&shipped.join("model.safetensors")));
     let loaded = nodal_detect::load_model(&out).unwrap();
     let filter = loaded.filter.expect("component_filter.json");
-    assert!(nodal_detect::filter::tune::SCORE_GRID.contains(&filter.min_score));
-    assert!(nodal_detect::tune::PEAK_GRID.contains(&loaded.net.config.min_peak_probability));
+    assert!(nodal_detect::fit::SCORE_GRID.contains(&filter.min_score));
+    assert!(nodal_detect::select::PEAK_GRID.contains(&loaded.net.config.min_peak_probability));
     // The shipped model has a filter already: the new one replaces it, and so does its version.
     assert_eq!(loaded.net.config.version.matches("+filter").count(), 1, "{}", loaded.net.config.version);
     assert_eq!(filter.record["training_cases"], 2);

@@ -15,8 +15,9 @@
 //!    by decreasing short axis, measurements (`nodal_nodes::postprocess::finish_nodes`);
 //! 4. each node's network probability and the filter verdict of the component most of its voxels
 //!    came from ([`Detection`]).
-use crate::detection::{label_probabilities, Detection};
+use crate::detection::Detection;
 use crate::filter::{ComponentFilter, FilterScore};
+use crate::probability::label_probabilities;
 use crate::DetectError;
 use nodal_core::Volume;
 use nodal_nodes::postprocess::{finish_components, finish_nodes, PeakComponents, PostProcessConfig};

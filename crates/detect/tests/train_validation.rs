@@ -1,6 +1,7 @@
 //! Training with the protocol's validation: the best checkpoint carries the operating point it
 //! was selected at, and validating the saved model there gives exactly the recorded metrics.
-use nodal_detect::tune::{operating_point_grid, tuning_points, OperatingPoint, ProtocolValidator, PEAK_GRID};
+use nodal_detect::select::{operating_point_grid, OperatingPoint, PEAK_GRID};
+use nodal_detect::tune::{tuning_points, ProtocolValidator};
 use nodal_detect::validate::validate;
 use nodal_detect::Model;
 use nodal_net::infer::InferOptions;

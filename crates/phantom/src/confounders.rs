@@ -6,12 +6,12 @@
 //! edge), so intensity alone never separates the two: a network must use shape (long tubes,
 //! spindles, lobules, lumina) and context.
 use crate::context::{node_voxel_allowed, rim_allowed, Context, ContextPools};
-use crate::generate::rasterize;
-use crate::nodes::{Lobe, NodeShape};
+use crate::nodes::{Family, Lobe, NodeShape, NodeStyle};
 use crate::randomization::{draw, pick, Appearance, Confounders};
+use crate::render::rasterize;
 use crate::render::{Grid, PlacedNode};
 use crate::rng::{chance, uni, unit_vec, PRng};
-use crate::style::{axial_frame, random_frame, rng_count, with_style, Family, NodeStyle};
+use crate::style::{axial_frame, random_frame, rng_count, with_style};
 
 /// Confounder kinds (same order as [`crate::randomization::ConfounderKinds::as_array`], then
 /// bowel).

@@ -1,7 +1,6 @@
 //! Lymph nodes: shape, internal structure and intensity of one node ([`NodeShape`]), and the
 //! per-scan draw of node attributes along the cervical node levels.
 use crate::rng::{chance, lognormal, normal, uni, unit_vec, PRng};
-use crate::style::{styled_hu, styled_level, NodeStyle};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -392,6 +391,208 @@ fn scale3(a: [f64; 3], s: f64) -> [f64; 3] {
 }
 fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+
+// Styled nodes (domain randomization): the shape families and HU model a style replaces the
+// engine's own with. The random draws of a style are `crate::style`'s.
+
+/// Shape family of a styled node, in the node's normalised frame (coordinates divided by radii).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Family {
+    /// Ellipsoid (with the node's lobes, if any).
+    Ellipsoid,
+    /// Superquadric: `((|x|^e + |y|^e)^(f/e) + |z|^f)^(1/f)`; 2 and 2 is the ellipsoid, large
+    /// exponents are box- or cylinder-like, exponents below 2 diamond-like.
+    Superquadric { e_xy: f64, e_z: f64 },
+    /// Radius modulated by plane waves on the unit sphere: `1 + sum a cos(w d.v + phi)`.
+    Harmonic { waves: Vec<([f64; 3], f64, f64, f64)> },
+    /// Union of ellipsoidal blobs (normalised centre, normalised radii).
+    Fused { blobs: Vec<([f64; 3], [f64; 3])> },
+    /// A curved tube: an arc of a circle of radius `major` (in units of the tube radius) in the
+    /// node's first two axes, `arc` radians long, with rounded ends (bowel-loop-like).
+    Torus { major: f64, arc: f64 },
+}
+
+/// Randomized appearance of a node or confounder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeStyle {
+    /// Shape family.
+    pub family: Family,
+    /// Largest extent relative to the largest radius (for bounding boxes), with the lobes.
+    pub extent_factor: f64,
+    /// Fine texture amplitude (HU) and scale (mm), per axis of the node frame (anisotropic
+    /// scales give fibre-like texture).
+    pub texture_hu: f64,
+    pub texture_mm: [f64; 3],
+    /// Coarse heterogeneity amplitude (HU) and scale (mm).
+    pub hetero_hu: f64,
+    pub hetero_mm: f64,
+    /// Core axis scales (eccentric cores), applied in the node frame.
+    pub core_scale: [f64; 3],
+    /// Width of the core's soft edge, relative to the core radius.
+    pub core_soft: f64,
+    /// Width of the viable rim around the core, relative to the core radius.
+    pub rim_width: f64,
+    /// Hilum: cosine of the half-opening angle of the fat wedge.
+    pub hilum_cos: f64,
+    /// Calcification HU.
+    pub calc_hu: f64,
+    /// Gaussian sigma of the node's edge, mm (0 = as sharp as the scanner makes it).
+    pub edge_sigma_mm: f64,
+    /// Capsule: width (mm) and HU relative to the node; width 0 = none.
+    pub capsule_mm: f64,
+    pub capsule_hu: f64,
+    /// A lumen along the centre line (tubes): radius relative to the tube's and its HU.
+    pub lumen: Option<(f64, f64)>,
+}
+
+impl NodeStyle {
+    /// A plain style: ellipsoid, the engine's own texture, nothing else.
+    pub fn plain() -> Self {
+        NodeStyle {
+            family: Family::Ellipsoid,
+            extent_factor: 1.0,
+            texture_hu: 7.0,
+            texture_mm: [2.0; 3],
+            hetero_hu: 0.0,
+            hetero_mm: 10.0,
+            core_scale: [1.0; 3],
+            core_soft: 0.15,
+            rim_width: 0.8,
+            hilum_cos: 0.8,
+            calc_hu: 800.0,
+            edge_sigma_mm: 0.0,
+            capsule_mm: 0.0,
+            capsule_hu: 0.0,
+            lumen: None,
+        }
+    }
+}
+
+/// The shape function of a styled node at normalised coordinates `n`: < 1 inside, 1 on the
+/// surface, growing outwards about linearly with distance (in units of the radii).
+pub(crate) fn styled_level(st: &NodeStyle, lobes: &[Lobe], n: [f64; 3]) -> f64 {
+    let rho = dot(n, n).sqrt();
+    match &st.family {
+        Family::Ellipsoid => {
+            if rho < 1e-9 {
+                return 0.0;
+            }
+            let d = [n[0] / rho, n[1] / rho, n[2] / rho];
+            rho / radial(lobes, d)
+        }
+        Family::Superquadric { e_xy, e_z } => {
+            let (ax, ay, az) = (n[0].abs(), n[1].abs(), n[2].abs());
+            let m = ax.max(ay).max(az);
+            if m < 1e-9 {
+                return 0.0;
+            }
+            // Scaled by the largest coordinate so the powers stay finite.
+            let (x, y, z) = (ax / m, ay / m, az / m);
+            let xy = (x.powf(*e_xy) + y.powf(*e_xy)).powf(1.0 / e_xy);
+            let r = m * (xy.powf(*e_z) + z.powf(*e_z)).powf(1.0 / e_z);
+            let d = [n[0] / rho, n[1] / rho, n[2] / rho];
+            r / radial(lobes, d)
+        }
+        Family::Harmonic { waves } => {
+            if rho < 1e-9 {
+                return 0.0;
+            }
+            let d = [n[0] / rho, n[1] / rho, n[2] / rho];
+            let mut r = radial(lobes, d);
+            for (v, a, w, ph) in waves {
+                r += a * (w * dot(d, *v) + ph).cos();
+            }
+            rho / r.max(0.3)
+        }
+        Family::Fused { blobs } => blobs
+            .iter()
+            .map(|(c, r)| {
+                let q = [(n[0] - c[0]) / r[0], (n[1] - c[1]) / r[1], (n[2] - c[2]) / r[2]];
+                dot(q, q).sqrt()
+            })
+            .fold(f64::INFINITY, f64::min),
+        Family::Torus { major, arc } => torus_distance(n, *major, *arc),
+    }
+}
+
+/// Distance (in tube radii) from `n` to the centre line of an arc of radius `major` in the x-y
+/// plane spanning `[-arc/2, arc/2]` around +x.
+fn torus_distance(n: [f64; 3], major: f64, arc: f64) -> f64 {
+    let th = n[1].atan2(n[0]).clamp(-arc / 2.0, arc / 2.0);
+    let c = [major * th.cos(), major * th.sin(), 0.0];
+    let q = [n[0] - c[0], n[1] - c[1], n[2]];
+    dot(q, q).sqrt()
+}
+
+/// Distance from the centre line relative to the tube radius (tubes and tori; other families:
+/// the level), for lumina.
+fn centre_line_distance(st: &NodeStyle, n: [f64; 3], level: f64) -> f64 {
+    match &st.family {
+        Family::Torus { .. } => level,
+        Family::Superquadric { e_xy, .. } => {
+            let (x, y) = (n[0].abs(), n[1].abs());
+            (x.powf(*e_xy) + y.powf(*e_xy)).powf(1.0 / e_xy)
+        }
+        _ => level,
+    }
+}
+
+/// HU of a styled node at `p` with normalised coordinates `n` and level `level` (< 1 inside),
+/// before blur and noise.
+pub(crate) fn styled_hu(shape: &NodeShape, st: &NodeStyle, p: [f64; 3], n: [f64; 3], level: f64) -> f64 {
+    // Texture in the node frame (per-axis scales: anisotropic, fibre-like when stretched).
+    let d = [p[0] - shape.centre[0], p[1] - shape.centre[1], p[2] - shape.centre[2]];
+    let q = [
+        dot(shape.axes[0], d) / st.texture_mm[0],
+        dot(shape.axes[1], d) / st.texture_mm[1],
+        dot(shape.axes[2], d) / st.texture_mm[2],
+    ];
+    let fine = crate::rng::texture(shape.tex_seed, q, 1.0) * st.texture_hu;
+    let coarse = if st.hetero_hu > 0.0 {
+        crate::rng::texture(shape.tex_seed ^ 0x4E7E, p, st.hetero_mm) * st.hetero_hu
+    } else {
+        0.0
+    };
+    let tex = fine + coarse;
+    let mut hu = shape.hu + tex;
+    if st.capsule_mm > 0.0 {
+        let rmin = shape.radii.iter().cloned().fold(f64::INFINITY, f64::min);
+        let w = (st.capsule_mm / rmin).min(0.5);
+        hu += st.capsule_hu * smoothstep(1.0 - w, 1.0 - 0.3 * w, level);
+    }
+    if let Some(Core { offset: off, frac, lobes }) = &shape.core {
+        let c = [
+            (n[0] - off[0]) / st.core_scale[0],
+            (n[1] - off[1]) / st.core_scale[1],
+            (n[2] - off[2]) / st.core_scale[2],
+        ];
+        let rho = dot(c, c).sqrt();
+        let s = if rho < 1e-9 { 0.0 } else { rho / (frac * radial(lobes, norm3(c))) };
+        let w = smoothstep(1.0 - st.core_soft, 1.0 + st.core_soft, s);
+        let core = shape.core_hu + tex * 0.3;
+        hu = core * (1.0 - w) + (hu + shape.rim_hu * (1.0 - smoothstep(1.0, 1.0 + st.rim_width, s))) * w;
+    }
+    if let Some((frac, lumen_hu)) = st.lumen {
+        let r = centre_line_distance(st, n, level);
+        let w = smoothstep(frac * 0.8, frac * 1.2, r);
+        hu = lumen_hu * (1.0 - w) + hu * w;
+    }
+    if let Some(h) = shape.hilum {
+        let rho = dot(n, n).sqrt().max(1e-9);
+        let c = dot([n[0] / rho, n[1] / rho, n[2] / rho], h);
+        if c > st.hilum_cos && level > 0.35 {
+            let w = smoothstep(st.hilum_cos, st.hilum_cos + 0.13, c) * smoothstep(0.35, 0.6, level);
+            hu = hu * (1.0 - w) + shape.fat_hu * w;
+        }
+    }
+    for (c, r) in &shape.calcs {
+        let d2 = (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2);
+        if d2 <= r * r {
+            hu = hu.max(st.calc_hu);
+        }
+    }
+    hu
 }
 
 #[cfg(test)]

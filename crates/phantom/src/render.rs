@@ -719,3 +719,67 @@ pub fn noise_and_blur(
 pub fn node_allowed(t: u8) -> bool {
     matches!(Tissue::from_u8(t), Some(Tissue::Fat) | Some(Tissue::Muscle))
 }
+// Shapes on the grid: which voxels a node (or confounder) covers.
+
+/// Index box `[lo, hi]` (inclusive, per axis) of a shape inflated by `margin_mm`; `None` if it
+/// comes within one voxel of the grid's border.
+fn index_box(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> Option<([usize; 3], [usize; 3])> {
+    let e = shape.extent_mm() + margin_mm;
+    let c = shape.centre;
+    let mut lo = [0usize; 3];
+    let mut hi = [0usize; 3];
+    for a in 0..3 {
+        let s = grid.geom.spacing_mm[a];
+        let o = grid.geom.origin_mm[a];
+        let a0 = ((c[a] - e - o) / s).floor();
+        let a1 = ((c[a] + e - o) / s).ceil();
+        if a0 < 1.0 || a1 > grid.dims[a] as f64 - 2.0 {
+            return None;
+        }
+        lo[a] = a0 as usize;
+        hi[a] = a1 as usize;
+    }
+    Some((lo, hi))
+}
+
+/// True when [`rasterize`] with this margin gives `Some` (the shape stays inside the grid).
+pub(crate) fn fits_grid(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> bool {
+    index_box(grid, shape, margin_mm).is_some()
+}
+
+/// Voxels of a shape on the grid (slice centres): `(flat index, level)`; `None` if it leaves the
+/// grid. Also returns the voxels of the shape inflated by `margin_mm` for exclusion checks.
+pub(crate) fn rasterize(grid: &Grid, shape: &NodeShape, margin_mm: f64) -> Option<(Vec<usize>, Vec<usize>)> {
+    let rmin = shape.radii.iter().cloned().fold(f64::INFINITY, f64::min);
+    let infl = 1.0 + margin_mm / rmin;
+    let [ni, nj, _] = grid.dims;
+    let (lo, hi) = index_box(grid, shape, margin_mm)?;
+    // Slices in parallel, joined in order (the lists are in index order).
+    let per_slice: Vec<(Vec<usize>, Vec<usize>)> = (lo[2]..=hi[2])
+        .into_par_iter()
+        .map(|k| {
+            let z = grid.z(k);
+            let mut inside = Vec::new();
+            let mut near = Vec::new();
+            for j in lo[1]..=hi[1] {
+                let y = grid.y(j);
+                for i in lo[0]..=hi[0] {
+                    let l = shape.level_of([grid.x(i), y, z]);
+                    let idx = (k * nj + j) * ni + i;
+                    if l < 1.0 {
+                        inside.push(idx);
+                    } else if l < infl {
+                        near.push(idx);
+                    }
+                }
+            }
+            (inside, near)
+        })
+        .collect();
+    let (mut inside, mut near) = (Vec::new(), Vec::new());
+    for (a, b) in per_slice {
+        inside.extend(a);
+        near.extend(b);
+    }
+    Some((inside, near))
+}

@@ -105,7 +105,7 @@ fn node_mean_hu_spans_the_configured_range() {
             8.0,
             -100.0,
         );
-        let mut st = nodal_phantom::style::NodeStyle::plain();
+        let mut st = nodal_phantom::nodes::NodeStyle::plain();
         nodal_phantom::style::randomize_appearance(&mut rng, &a, &mut d.shape, &mut st);
         his.push(d.shape.hu);
     }

@@ -62,12 +62,16 @@ fn average(args: AverageArgs) -> anyhow::Result<()> {
         models.push(nodal_net::load_model(dir).with_context(|| format!("loading {}", dir.display()))?);
     }
     for m in &models[1..] {
-        anyhow::ensure!(
-            m.config.arch == models[0].config.arch,
-            "{}: another architecture than {}",
-            m.folder.display(),
-            models[0].folder.display()
-        );
+        if m.config.arch != models[0].config.arch {
+            return Err(nodal_net::NetError::ModelFolder {
+                path: m.folder.clone(),
+                reason: format!(
+                    "another architecture than {}: models of one architecture only",
+                    models[0].folder.display()
+                ),
+            }
+            .into());
+        }
     }
     let nets: Vec<&nodal_net::Net> = models.iter().map(|m| &m.net).collect();
     let net = nodal_net::model::average_nets(&nets, &weights)?;

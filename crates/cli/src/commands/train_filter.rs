@@ -1,6 +1,6 @@
 //! `nodal train-filter`: fits a component filter (`nodal_detect::filter`) to a model's components
 //! on annotated datasets, chooses its peak and filter cut-offs on selection datasets by the
-//! trainer's selection rule (`nodal_detect::filter::tune::tune_filter`; by default only among the cut-offs
+//! trainer's selection rule (`nodal_detect::fit::tune_filter`; by default only among the cut-offs
 //! that lose none of the large nodes the model alone finds there), and writes the model with its
 //! filter to a new folder: `config.json` (the chosen peak cut-off), `model.safetensors` (copied),
 //! `component_filter.json` (trees, cut-off and the selection table) and `filter_samples.json` (every
@@ -8,9 +8,9 @@
 //! and is rewritten after every case: an interrupted run started again with the same model and
 //! output folder continues where it stopped.
 use anyhow::Context;
-use nodal_detect::filter::fit::{train_filter, FitOptions};
 use nodal_detect::filter::{BoostConfig, Feature};
-use nodal_detect::tune::LargeNodes;
+use nodal_detect::fit::{train_filter, FitOptions};
+use nodal_detect::select::LargeNodes;
 use nodal_eval::ValMetrics;
 use nodal_net::infer::InferOptions;
 use std::path::PathBuf;

@@ -4,9 +4,10 @@
 //! new folder. Use cases the model was not trained on and that will not validate it.
 use super::validate::CasesArg;
 use anyhow::Context;
-use nodal_detect::filter::fit::write_model_folder;
-use nodal_detect::filter::tune::tune_filter;
-use nodal_detect::tune::{tune_mask, tune_operating_point, LargeNodes};
+use nodal_detect::fit::tune_filter;
+use nodal_detect::fit::write_model_folder;
+use nodal_detect::select::LargeNodes;
+use nodal_detect::tune::{tune_mask, tune_operating_point};
 use nodal_eval::{SelectionTargets, ValMetrics};
 use nodal_net::infer::InferOptions;
 use serde::Serialize;

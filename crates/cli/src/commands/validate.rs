@@ -7,8 +7,10 @@ use nodal_net::infer::InferOptions;
 use serde::Serialize;
 use std::path::PathBuf;
 
-/// Annotated cases: dataset folders and explicit pairs (shared by `validate` and `tune`).
+/// Annotated cases: dataset folders and explicit pairs (shared by `validate` and `tune`); at least
+/// one is required.
 #[derive(clap::Args, Clone)]
+#[group(required = true, multiple = true)]
 pub struct CasesArg {
     /// Dataset folder in nnU-Net raw layout: imagesTr/ + labelsTr/, or a test set's imagesTs/ +
     /// labelsTs/ (repeatable).
@@ -22,10 +24,6 @@ pub struct CasesArg {
 impl CasesArg {
     /// Reads every case.
     pub fn load(&self) -> anyhow::Result<Vec<nodal_net::train::ValCase>> {
-        anyhow::ensure!(
-            !self.datasets.is_empty() || !self.cases.is_empty(),
-            "no cases: give --dataset DIR or --case CT LABELS"
-        );
         let pairs: Vec<(PathBuf, PathBuf)> =
             self.cases.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect();
         Ok(load_cases(&self.datasets, &pairs)?)

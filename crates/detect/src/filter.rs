@@ -27,16 +27,13 @@
 //! Samples may carry weights (every sum above, and the prior, weighted; the leaf size still counts
 //! samples). With the same settings this is scikit-learn's `GradientBoostingClassifier` with
 //! `sample_weight` (up to ties).
-use crate::detection::{label_probabilities, NodeProbability};
+use crate::probability::{label_probabilities, NodeProbability};
 use crate::DetectError;
 use nodal_core::morph::dilate_box;
 use nodal_core::Volume;
 use nodal_nodes::measure::{measure_nodes, MeasureOptions, NodeMeasurement};
 use nodal_nodes::NodesError;
 use serde::{Deserialize, Serialize};
-
-pub mod fit;
-pub mod tune;
 
 /// One number measured about a component. The serde spelling is the name a filter file lists
 /// its features by; the discriminant is the feature's column in [`ComponentFeatures::values`].
