@@ -8,14 +8,15 @@
 #   external validation    ../shared/data/external-validation (imagesTs/, labelsTs/): another
 #                          simulator's nodes, read in place and never copied (override the folder
 #                          with EXTERNAL_VALIDATION=DIR; skipped when it is absent)
-# Usage: bash scripts/validate_models.sh MODEL_DIR [MODEL_DIR ...]   (after cargo build --release)
+# Usage: bash scripts/validate_models.sh MODEL_DIR [MODEL_DIR ...]   (NODAL_BIN: the nodal to run,
+# default target/release/nodal, built when missing)
 # Prints the metrics of every model and set (recall, recall of nodes >= 5 mm, recall_ceiling,
 # recall_countable, FP/scan, Dice, recall of nodes >= 15 mm) and writes each as JSON to
 # $VALIDATION_DIR/scores/<model>/<set>.json (default runs/validation).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: bash scripts/validate_models.sh MODEL_DIR [MODEL_DIR ...]" >&2; exit 2; }
-BIN=target/release/nodal
+BIN=${NODAL_BIN:-target/release/nodal}
 OUT=${VALIDATION_DIR:-runs/validation}
 AORTA=.cache/testdata/totalsegmentator/tests/reference_files/aorta_report/example_ct.nii.gz
 EXTERNAL=${EXTERNAL_VALIDATION:-../shared/data/external-validation}
