@@ -100,4 +100,4 @@ def test_nodes_json_matches_label_map(ph):
         assert n["sad_mm"] == pytest.approx(best_sad, abs=1e-6)
         assert n["lad_mm"] == pytest.approx(best_lad, abs=1e-6)
         assert n["level"] in ["I", "II", "III", "IV", "V", "VI"]
-        assert n["side"] in ["R", "L"]
+        assert n["side"] in ["right", "left"]

@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "node {:2} {:>3} {} met={} nec={} cys={} cal={} cl={:?} sad={:.1} lad={:.1} vol={:.0}",
             n.id,
             n.level.name(),
-            n.side,
+            n.side.as_str(),
             n.metastatic,
             n.necrotic,
             n.cystic,

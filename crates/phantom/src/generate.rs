@@ -11,7 +11,7 @@ use crate::scan_rand::ScanDraw;
 use crate::style::{randomize_appearance, randomize_shape, with_style};
 use crate::{NodeInfo, Phantom, PhantomError};
 use ndarray::Array3;
-use nodal_core::{Geometry, Volume};
+use nodal_core::{Geometry, Side, Volume};
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -146,7 +146,7 @@ pub(crate) fn draw_scan_nodes(
         let big = met && bulky && out.is_empty();
         let attrs = |cluster| NodeAttrs {
             level,
-            side: if side < 0.0 { "R".into() } else { "L".into() },
+            side: if side < 0.0 { Side::Right } else { Side::Left },
             metastatic: met,
             necrotic: false,
             cystic: false,
@@ -249,7 +249,7 @@ pub(crate) fn plan_mass_effect(
         if d.sad_mm < MASS_EFFECT_MIN_SAD_MM || !first_of_cluster {
             continue;
         }
-        let side = if d.attrs.side == "R" { -1.0 } else { 1.0 };
+        let side = if d.attrs.side == Side::Right { -1.0 } else { 1.0 };
         for attempt in 0..80 {
             let base = d.shape.scaled(0.9f64.powi(attempt / 20));
             let ext = base.extent_mm();
@@ -369,7 +369,7 @@ fn place_nodes(
     let mut order: Vec<(usize, (NodeDraft, Option<u32>))> = drafts.into_iter().enumerate().collect();
     order.sort_by_key(|(n, _)| planned.get(*n).is_none_or(|p| p.is_none()));
     for (n, (d, cluster)) in order {
-        let side = if d.attrs.side == "R" { -1.0 } else { 1.0 };
+        let side = if d.attrs.side == Side::Right { -1.0 } else { 1.0 };
         let calcs_frac = d.shape.calcs.clone();
         // Cluster mates grow from the previous member of the same cluster.
         let anchor = cluster.and_then(|c| placed.iter().rev().find(|p| p.cluster == Some(c)).cloned());
@@ -709,7 +709,7 @@ pub(crate) fn measure(labels: &Volume<u16>, attrs: &[NodeAttrs]) -> Vec<NodeInfo
             NodeInfo {
                 id: l as u16,
                 level: a.level,
-                side: a.side.clone(),
+                side: a.side,
                 metastatic: a.metastatic,
                 necrotic: a.necrotic,
                 cystic: a.cystic,
@@ -740,7 +740,7 @@ mod tests {
             let fat_hu = anat.structs[crate::anatomy::sid::FAT as usize].hu;
             let attrs = NodeAttrs {
                 level: Level::III,
-                side: "L".into(),
+                side: Side::Left,
                 metastatic: true,
                 necrotic: false,
                 cystic: false,

@@ -55,7 +55,7 @@ pub use generate::generate_phantom;
 pub use nodes::Level;
 pub use randomization::Randomization;
 
-use nodal_core::Volume;
+use nodal_core::{Side, Volume};
 use serde::{Deserialize, Serialize};
 
 /// Version of the generator, recorded in every output so a dataset can be reproduced exactly.
@@ -69,8 +69,8 @@ pub struct NodeInfo {
     pub id: u16,
     /// Cervical level.
     pub level: Level,
-    /// Patient side, "R" or "L".
-    pub side: String,
+    /// Patient side.
+    pub side: Side,
     pub metastatic: bool,
     pub necrotic: bool,
     pub cystic: bool,

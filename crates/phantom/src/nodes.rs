@@ -1,6 +1,7 @@
 //! Lymph nodes: shape, internal structure and intensity of one node ([`NodeShape`]), and the
 //! per-scan draw of node attributes along the cervical node levels.
 use crate::rng::{chance, lognormal, normal, uni, unit_vec, PRng};
+use nodal_core::Side;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -90,8 +91,8 @@ pub struct NodeShape {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeAttrs {
     pub level: Level,
-    /// "R" or "L" (patient side).
-    pub side: String,
+    /// Patient side.
+    pub side: Side,
     pub metastatic: bool,
     pub necrotic: bool,
     pub cystic: bool,

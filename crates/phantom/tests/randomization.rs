@@ -95,7 +95,7 @@ fn node_mean_hu_spans_the_configured_range() {
             &mut rng,
             nodal_phantom::nodes::NodeAttrs {
                 level: nodal_phantom::Level::II,
-                side: "L".into(),
+                side: nodal_core::Side::Left,
                 metastatic: false,
                 necrotic: false,
                 cystic: false,
