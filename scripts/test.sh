@@ -9,6 +9,11 @@ bash scripts/python-env.sh
 bash scripts/system-deps.sh
 
 python3 scripts/check_module_cycles.py
+# Node geometry stays free of file formats and of the network.
+if cargo tree -p nodal-nodes --prefix none | grep -qE '^(nodal-io|nodal-net|burn) '; then
+  echo "nodal-nodes must not depend on nodal-io, nodal-net or burn" >&2
+  exit 1
+fi
 cargo build --workspace --bins --examples
 cargo test --workspace --no-fail-fast
 
