@@ -54,7 +54,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(e) = e.downcast_ref::<nodal_detect::DetectError>() {
             Some(e.is_input())
         } else if let Some(e) = e.downcast_ref::<nodal_net::NetError>() {
-            Some(e.is_input_error())
+            // A failed validation wraps the validator's own error: that one decides.
+            (!matches!(e, nodal_net::NetError::Validation { .. })).then(|| e.is_input_error())
         } else if let Some(e) = e.downcast_ref::<nodal_eval::EvalError>() {
             Some(e.is_input())
         } else if let Some(e) = e.downcast_ref::<nodal_nodes::NodesError>() {
@@ -72,5 +73,46 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         2
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+    use nodal_detect::DetectError;
+    use std::path::PathBuf;
+
+    fn io_open() -> nodal_io::IoError {
+        nodal_io::IoError::Open { path: "ct.nii.gz".into(), error: std::io::Error::other("gone") }
+    }
+
+    #[test]
+    fn the_outermost_typed_error_decides_the_exit_code() {
+        // Bad input, however deep and whatever context the binary adds: 2.
+        let bad = anyhow::Error::new(DetectError::Volume(io_open()).on_case("case_1")).context("validating");
+        assert_eq!(exit_code(&bad), 2);
+        // An output that cannot be written wraps an io error, but is not bad input: 1.
+        let write = DetectError::Write {
+            path: PathBuf::from("out/nodes.json"),
+            source: std::io::Error::other("full"),
+        };
+        assert_eq!(exit_code(&anyhow::Error::new(write.on_case("case_1"))), 1);
+        let io_write =
+            nodal_io::IoError::Write { path: "out/x.nii.gz".into(), error: std::io::Error::other("full") };
+        assert_eq!(exit_code(&anyhow::Error::new(io_write)), 1);
+        // A validation during training is decided by the validator's error.
+        let during = |source: DetectError| {
+            anyhow::Error::new(nodal_net::NetError::Validation { step: 3, source: Box::new(source) })
+        };
+        assert_eq!(exit_code(&during(DetectError::Volume(io_open()))), 2);
+        assert_eq!(
+            exit_code(&during(DetectError::Write {
+                path: "x".into(),
+                source: std::io::Error::other("full")
+            })),
+            1
+        );
+        // No typed error at all: an internal failure.
+        assert_eq!(exit_code(&anyhow::anyhow!("something broke")), 1);
     }
 }
