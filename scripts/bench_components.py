@@ -3,7 +3,7 @@
 
 Builds one 512 x 512 x 300 random-blob mask (smoothed noise, thresholded), writes it as NIfTI, times
 `cc3d.connected_components(connectivity=26)` and the Rust example
-`cargo run --release -p nodal-detect --example cc_bench -- mask.nii` on the same mask in this run,
+`cargo run --release -p nodal-eval --example cc_bench -- mask.nii` on the same mask in this run,
 checks that both find the same number of components, and prints the time ratio.
 
 Usage: .cache/venv/bin/python scripts/bench_components.py [--shape 512 512 300] [--repeat 3]
@@ -51,9 +51,9 @@ def main():
             times.append(time.perf_counter() - t)
         cc3d_best = min(times)
 
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "nodal-detect", "--example", "cc_bench"],
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "nodal-eval", "--example", "cc_bench"],
                        cwd=ROOT, check=True)
-        out = subprocess.run(["cargo", "run", "--release", "-q", "-p", "nodal-detect", "--example", "cc_bench",
+        out = subprocess.run(["cargo", "run", "--release", "-q", "-p", "nodal-eval", "--example", "cc_bench",
                               "--", path, "--repeat", str(args.repeat)],
                              cwd=ROOT, check=True, capture_output=True, text=True).stdout
         rust = json.loads(out.strip().splitlines()[-1])

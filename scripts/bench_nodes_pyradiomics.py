@@ -32,7 +32,7 @@ logging.getLogger("radiomics").setLevel(logging.ERROR)
 
 
 def main():
-    subprocess.run(["cargo", "build", "-q", "-p", "nodal-detect", "--example", "measure_nii"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "-q", "-p", "nodal-eval", "--example", "measure_nii"], cwd=ROOT, check=True)
     exe = os.path.join(ROOT, "target", "debug", "examples", "measure_nii")
     rng = np.random.default_rng(3)
     spacing = (0.6, 0.8, 1.5)

@@ -1,6 +1,6 @@
 """Cross-check of nodal's 3D connected components against cc3d (connected-components-3d).
 
-nodal labels a NIfTI mask (crates/detect/examples/cc_bench.rs --out); the labelling must equal cc3d's
+nodal labels a NIfTI mask (crates/eval/examples/cc_bench.rs --out); the labelling must equal cc3d's
 up to renumbering (a one-to-one map between the two label sets), with the same component count, for
 6-, 18- and 26-connectivity. Both number components in raster order of first voxel, so the ids are
 compared exactly as well.

@@ -4,7 +4,7 @@ SciPy computation, and of `nodal measure`'s outputs.
 For every node and every axial slice, SciPy's ConvexHull of all pixel corners (in mm, from the
 NIfTI affine) gives the long axis (largest vertex distance) and the short axis (hull width
 perpendicular to it; among equally long diameters the widest perpendicular width). The node values
-are the maxima over slices; nodal (crates/detect/examples/measure_nii.rs) must agree to 1e-6 mm.
+are the maxima over slices; nodal (crates/eval/examples/measure_nii.rs) must agree to 1e-6 mm.
 
 PyRadiomics' `Maximum2DDiameterSlice` measures surface-*mesh* vertices (marching cubes: edge
 midpoints between voxel centres), not pixel corners, so it is not expected to be equal; it is

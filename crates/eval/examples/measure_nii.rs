@@ -1,7 +1,7 @@
 //! Measures an instance label map stored as NIfTI and prints the measurements as JSON (a list of
 //! `NodeMeasurement`). Used by the Python cross-checks.
 //!
-//! `cargo run -p nodal-nodes --example measure_nii -- LABELS.nii [CT.nii]`
+//! `cargo run -p nodal-eval --example measure_nii -- LABELS.nii [CT.nii]`
 use nodal_nodes::measure::{measure_nodes, MeasureOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,6 +1,6 @@
 //! Times 3D connected components on a NIfTI mask and optionally writes the labels.
 //!
-//! `cargo run --release -p nodal-detect --example cc_bench -- MASK.nii [--connectivity 6|18|26]
+//! `cargo run --release -p nodal-eval --example cc_bench -- MASK.nii [--connectivity 6|18|26]
 //! [--repeat N] [--out LABELS.nii]`
 //!
 //! Prints one JSON line: `{"components": n, "seconds_best": t, "seconds_all": [...], ...}`.
