@@ -81,20 +81,20 @@ impl Feature {
     /// context features are opt-in: on the shipped network's selection cases they removed false
     /// positives but also bulky metastases, whose surroundings (displaced muscle and vessels) are
     /// less fatty than a small node's.
-    pub const DEFAULT: [Feature; 8] = [
-        Feature::LnVolumeMm3,
-        Feature::ShortAxisMm,
-        Feature::LongToShortAxis,
-        Feature::Sphericity,
-        Feature::MeanHu,
-        Feature::NecrosisFraction,
-        Feature::PeakLogit,
-        Feature::MeanProbability,
-    ];
+    pub const DEFAULT: [Feature; 8] = {
+        // The first columns of `ALL`, so the two lists cannot drift apart.
+        let mut d = [Feature::LnVolumeMm3; 8];
+        let mut i = 0;
+        while i < d.len() {
+            d[i] = Feature::ALL[i];
+            i += 1;
+        }
+        d
+    };
 
     /// The context features: the fat fraction and mean HU of a shell [`SHELL_MM`] wide around
     /// the component.
-    pub const CONTEXT: [Feature; 2] = [Feature::ShellFatFraction, Feature::ShellMeanHu];
+    pub const CONTEXT: [Feature; 2] = [Feature::ALL[8], Feature::ALL[9]];
 
     /// The feature's column in [`ComponentFeatures::values`].
     pub fn column(self) -> usize {
