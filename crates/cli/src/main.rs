@@ -1,7 +1,8 @@
 //! `nodal` — finds, segments and measures lymph nodes in head-and-neck CT.
 //!
 //! Exit codes: 0 success; 1 an internal failure; 2 bad input (unreadable or invalid file, wrong
-//! arguments) — the message names the file and the problem.
+//! arguments, an output folder that is a file, read-only or in use by another run) — the message
+//! names the file and the problem; 130 interrupted (SIGINT/SIGTERM; unfinished outputs removed).
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -70,6 +71,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Interrupted (Ctrl-C, SIGTERM): nothing half-written may stay behind, so the staging folders
+    // and locks of unfinished outputs go before the process exits with 130.
+    let _ = ctrlc::set_handler(|| {
+        nodal_core::output::abandon_all();
+        eprintln!("interrupted: unfinished outputs removed");
+        std::process::exit(130);
+    });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

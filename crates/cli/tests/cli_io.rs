@@ -120,3 +120,117 @@ fn segment_refuses_a_ct_of_a_few_slices_naming_the_file() {
         assert!(!out.exists(), "nothing is written for a refused input");
     }
 }
+
+/// The output folder is checked and locked before any work: a file, a path under a file, or a
+/// folder another run holds end in exit 2 naming it, with nothing written (the CT named here does
+/// not even exist: the output is refused first).
+#[test]
+fn output_folder_problems_exit_2_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing_ct = dir.path().join("no-such-ct.nii.gz");
+    let file = dir.path().join("taken.txt");
+    std::fs::write(&file, "x").unwrap();
+    for (out, want) in [(file.clone(), "is not a folder"), (file.join("run"), "cannot write here")] {
+        let (code, _, err) =
+            nodal(&["segment".as_ref(), missing_ct.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&file.display().to_string()) && err.contains(want), "{err}");
+    }
+    let out = dir.path().join("busy");
+    let held = nodal_core::output::OutputDir::open(&out).unwrap();
+    let (code, _, err) = nodal(&["segment".as_ref(), missing_ct.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("another nodal run is writing"), "{err}");
+    drop(held);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["taken.txt"], "no output, staging or lock left");
+}
+
+/// SIGTERM during `segment` ends with exit 130 and removes the staging folder and the lock; the
+/// output folder never appears.
+#[cfg(unix)]
+#[test]
+fn sigterm_during_segment_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = nodal_core::Geometry::axis_aligned([0.8, 0.8, 2.0], [0.0; 3]);
+    // Soft tissue in air, so that the network has a body to run over.
+    let mut ct = nodal_core::Volume::<i16>::filled([256, 256, 120], g, -1000);
+    for (n, v) in ct.as_slice_mut().iter_mut().enumerate() {
+        let (i, j) = (n % 256, (n / 256) % 256);
+        if (40..216).contains(&i) && (40..216).contains(&j) {
+            *v = 40;
+        }
+    }
+    let path = dir.path().join("ct.nii.gz");
+    nodal_io::write_nifti(&ct, &path).unwrap();
+    let out = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nodal"))
+        .args(["segment".as_ref(), path.as_os_str(), "-o".as_ref(), out.as_os_str()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let staging = dir.path().join(format!(".run.tmp-{}", child.id()));
+    let t0 = std::time::Instant::now();
+    while !staging.exists() {
+        assert!(t0.elapsed().as_secs() < 60, "no staging folder appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(130), "{}", String::from_utf8_lossy(&done.stderr));
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(names, ["ct.nii.gz"], "staging and lock removed, no output");
+}
+
+/// `measure` keeps every id of a uint32 label map, however large (no merging above 2^31-1), and
+/// refuses a float label map holding a fractional value, naming the file.
+#[test]
+fn measure_keeps_large_ids_and_refuses_fractional_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = nodal_core::Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+    let mut labels = nodal_core::Volume::<u32>::zeros([40, 40, 12], g);
+    let ids = [1u32, (1 << 31) + 5, u32::MAX];
+    for (n, id) in ids.iter().enumerate() {
+        for k in 3..9 {
+            for j in 10..18 {
+                for i in 2 + 12 * n..10 + 12 * n {
+                    labels.data_mut()[[k, j, i]] = *id;
+                }
+            }
+        }
+    }
+    let path = dir.path().join("labels.nii.gz");
+    nodal_io::write_nifti(&labels, &path).unwrap();
+    let out = dir.path().join("m");
+    let (code, _, err) = nodal(&["measure".as_ref(), path.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert_eq!(code, 0, "{err}");
+    let nodes: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("nodes.json")).unwrap()).unwrap();
+    let mut got: Vec<u64> =
+        nodes["nodes"].as_array().unwrap().iter().map(|n| n["label"].as_u64().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, ids.map(u64::from));
+
+    let mut frac = nodal_core::Volume::<f32>::zeros([40, 40, 12], g);
+    frac.data_mut()[[5, 12, 4]] = 0.5;
+    frac.data_mut()[[5, 12, 20]] = 1.0;
+    let bad = dir.path().join("float.nii.gz");
+    nodal_io::write_nifti(&frac, &bad).unwrap();
+    let out = dir.path().join("f");
+    let (code, _, err) = nodal(&["measure".as_ref(), bad.as_os_str(), "-o".as_ref(), out.as_os_str()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&bad.display().to_string()) && err.contains("0.5") && err.contains("not a whole number"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

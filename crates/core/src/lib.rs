@@ -7,7 +7,7 @@
 //!   (`Volume<u16>`/`Volume<u32>`) all share this one type, so geometry can never be dropped on the way.
 //! * [`vocab`] — the clinical vocabulary every output shares: [`Side`], [`RecistCategory`],
 //!   [`NodeRadsSize`], [`SadGroup`] and the evaluation protocol's constants.
-//! * [`fs`] — the one atomic file writer; [`time`] — UTC timestamps; [`edt`] — the exact
+//! * [`fs`] — the one atomic file writer; [`output`] — output folders written as one unit, locked; [`time`] — UTC timestamps; [`edt`] — the exact
 //!   Euclidean distance transform.
 //! * [`resample`] — trilinear (intensities) and nearest-neighbour (labels) resampling onto any target
 //!   grid, and [`Volume::reorient_canonical`] — an exact axis permutation/flip to LPS storage.
@@ -38,6 +38,7 @@ pub mod fs;
 mod geometry;
 pub mod morph;
 mod orient;
+pub mod output;
 pub mod resample;
 pub mod time;
 pub mod vocab;

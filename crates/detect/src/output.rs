@@ -41,6 +41,7 @@ struct Definitions {
     max_diameter_3d: &'static str,
     surface_area: &'static str,
     necrosis_fraction: &'static str,
+    touches_volume_border: &'static str,
     node_rads_size: &'static str,
     probability: &'static str,
     filter: &'static str,
@@ -54,6 +55,8 @@ const DEFINITIONS: Definitions = Definitions {
     max_diameter_3d: "largest distance between two voxel corners",
     surface_area: "exposed voxel-face area x 2/3 (isotropic-orientation correction)",
     necrosis_fraction: "fraction of 6-eroded interior voxels below 20 HU; null without CT or interior",
+    touches_volume_border: "the node reaches the first or last voxel of the volume on an axis: the scan may \
+                            have cut it off, its sizes are lower bounds",
     node_rads_size: "bulky: long axis >= 30 mm; enlarged: short axis >= 10 mm; else normal",
     probability: "network probability over the node's voxels (peak, mean); null without a probability map",
     filter: "the model's component filter on the component the node was drawn from: score in [0, 1] \
@@ -118,6 +121,7 @@ pub fn csv_header() -> Vec<String> {
             "p90_hu",
             "interior_voxel_count",
             "necrosis_fraction",
+            "touches_volume_border",
             "side",
             "recist_category",
             "node_rads_size",
@@ -166,6 +170,7 @@ pub fn csv_row(d: &Detection) -> Vec<String> {
     }
     r.push(m.interior_voxel_count.to_string());
     r.push(m.necrosis_fraction.map(f).unwrap_or_default());
+    r.push(m.touches_volume_border.to_string());
     r.extend([enum_name(&m.side), enum_name(&m.recist_category), enum_name(&m.node_rads_size)]);
     match &d.probability {
         Some(p) => r.extend([f(p.peak), f(p.mean)]),

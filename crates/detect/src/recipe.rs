@@ -11,7 +11,7 @@
 //! 1. threshold and components ([`Candidates::new`]);
 //! 2. keep rule: a component stays when its peak reaches the peak cut-off and the filter's
 //!    verdict passes its cut-off ([`Candidates::keep`]);
-//! 3. mask threshold, the protocol's size filter, hole filling, convex fill, splitting, relabel
+//! 3. mask threshold (pieces below the peak cut-off go), the protocol's size filter, hole filling, convex fill, splitting, relabel
 //!    by decreasing short axis, measurements (`nodal_nodes::postprocess::finish_nodes`);
 //! 4. each node's network probability and the filter verdict of the component most of its voxels
 //!    came from ([`Detection`]).
@@ -74,6 +74,12 @@ pub struct PostProcessReport {
     pub n_components_split: usize,
     /// Nodes in the output.
     pub n_nodes: usize,
+}
+
+/// `cfg` with the peak cut-off of `cut`, which the geometric steps apply again to the pieces a
+/// mask threshold makes of a kept component (`nodal_nodes::postprocess`, step 3).
+fn pieces_cut_at(cfg: &PostProcessConfig, cut: Cutoffs) -> PostProcessConfig {
+    PostProcessConfig { min_peak_probability: cut.min_peak, ..*cfg }
 }
 
 /// The recipe's output on one probability map.
@@ -192,7 +198,7 @@ impl Candidates {
         cut: Cutoffs,
     ) -> Result<Volume<u8>, DetectError> {
         let mut labels = self.kept_labels(&self.keep(cut)?);
-        finish_components(&mut labels, Some(prob), cfg)?;
+        finish_components(&mut labels, Some(prob), &pieces_cut_at(cfg, cut))?;
         Ok(labels.map(|l| u8::from(l > 0)))
     }
 
@@ -220,7 +226,7 @@ impl Candidates {
             }
             None => Vec::new(),
         };
-        let nodes = finish_nodes(labels, Some(prob), ct, cfg)?;
+        let nodes = finish_nodes(labels, Some(prob), ct, &pieces_cut_at(cfg, cut))?;
         let probabilities = label_probabilities(&nodes.labels, prob);
         let verdicts =
             self.scores.as_ref().map(|scores| node_verdicts(&nodes.labels, &scored_voxels, scores));

@@ -645,3 +645,40 @@ fn mask_threshold_redraws_kept_components_at_the_higher_probability() {
         Err(DetectError::Nodes(NodesError::InvalidOption { name: "mask_threshold", .. }))
     ));
 }
+
+/// A component kept by the peak cut-off for its confident core does not pass the cut-off on to
+/// the other pieces the mask threshold makes of it: a lukewarm lobe (peak 0.7) joined at 0.25 to
+/// a confident one (0.99) goes with a peak cut-off of 0.9 and stays without one; the mask and the
+/// detections agree.
+#[test]
+fn mask_threshold_pieces_face_the_peak_cut_off_again() {
+    let dims = [48, 24, 16];
+    let lobes = [([10.0, 12.0, 8.0], 0.99f32), ([26.0, 12.0, 8.0], 0.7)];
+    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
+        let p = [i as f64, j as f64, k as f64];
+        let bar = (10.0..=26.0).contains(&p[0]) && (p[1] - 12.0).abs() <= 1.0 && (p[2] - 8.0).abs() <= 1.0;
+        lobes
+            .iter()
+            .map(|(c, peak)| {
+                let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
+                peak * (1.0 - (d / 6.0).powi(2)).max(0.0) as f32
+            })
+            .fold(if bar { 0.3f32 } else { 0.0 }, f32::max)
+    });
+    let prob = Volume::new(a, grid([1.0, 1.0, 1.0])).unwrap();
+    let drawn = PostProcessConfig { threshold: 0.25, mask_threshold: Some(0.5), ..Default::default() };
+    assert_eq!(postprocess_probability(&prob, None, &drawn).unwrap().report.n_nodes, 2, "both lobes");
+    let cut = PostProcessConfig { min_peak_probability: Some(0.9), ..drawn };
+    let out = postprocess_probability(&prob, None, &cut).unwrap();
+    assert_eq!(out.report.n_nodes, 1, "the confident lobe only");
+    assert_eq!(out.report.n_removed_low_peak, 0, "the component itself passed the cut-off");
+    let want: Vec<bool> =
+        prob.as_slice().iter().enumerate().map(|(n, &p)| p >= 0.5 && (n % dims[0]) < 18).collect();
+    let got: Vec<bool> = out.labels.as_slice().iter().map(|&l| l > 0).collect();
+    assert_eq!(got, want, "exactly the confident lobe's voxels with p >= 0.5");
+    let recipe = Recipe { postprocess: cut, filter: None };
+    let cand = nodal_detect::Candidates::new(&prob, None, &recipe).unwrap();
+    let mask = cand.mask(&prob, &cut, recipe.cutoffs()).unwrap();
+    let mask_fg: Vec<bool> = mask.as_slice().iter().map(|&m| m > 0).collect();
+    assert_eq!(mask_fg, want, "validation scores the mask segment writes");
+}

@@ -218,7 +218,7 @@ fn read_rows<T: Voxel, S>(
     Ok((state, rows.header().clone()))
 }
 
-/// Ground truth read as `u32` labels (as `read_nifti::<u32>` reads them) into runs of equal labels,
+/// Ground truth read as `u32` label ids (`nodal_io::read_labels`' rule) into runs of equal labels,
 /// with the largest label and the header. Unscaled 8- and 16-bit unsigned labels are read as
 /// themselves: the same values, without widening every voxel.
 fn read_gt_runs(path: &Path) -> Result<(Runs, usize, NiftiHeader), EvalError> {
@@ -230,11 +230,42 @@ fn read_gt_runs(path: &Path) -> Result<(Runs, usize, NiftiHeader), EvalError> {
         )?;
         Ok((runs, max, header))
     }
+    /// Any other stored type: every value must be a label id (`nodal_io::label_id`); a negative
+    /// or fractional one would otherwise drop or merge nodes.
+    fn read_checked(path: &Path) -> Result<(Runs, usize, NiftiHeader), EvalError> {
+        let ((runs, max, _, bad), header) = read_rows::<f64, _>(
+            path,
+            |h| (Runs::new(h.dims), 0usize, Vec::<u32>::new(), None),
+            |(runs, max, ids, bad), r, row| {
+                if bad.is_some() {
+                    return;
+                }
+                ids.clear();
+                for &v in row {
+                    match nodal_io::label_id(v) {
+                        Ok(id) => ids.push(id),
+                        Err(reason) => {
+                            *bad = Some((v, reason));
+                            return;
+                        }
+                    }
+                }
+                *max = (*max).max(runs.push_row(r, ids, true));
+            },
+        )?;
+        match bad {
+            Some((value, reason)) => Err(read_err(
+                path,
+                nodal_io::IoError::InvalidLabel { path: path.to_path_buf(), value, reason },
+            )),
+            None => Ok((runs, max, header)),
+        }
+    }
     let header = read_nifti_header(path).map_err(|e| read_err(path, e))?;
     match (header.dtype, header.scaling) {
         (NiftiDtype::U8, None) => read::<u8>(path),
         (NiftiDtype::U16, None) => read::<u16>(path),
-        _ => read::<u32>(path),
+        _ => read_checked(path),
     }
 }
 
@@ -329,7 +360,16 @@ pub fn evaluate_cohort(
     let results: Vec<CaseResult> = cases
         .par_iter()
         .map(|c| {
-            let r = evaluate_case(c);
+            let r = evaluate_case(c).map_err(|e| match e {
+                // Already names the case and both files.
+                e @ EvalError::GridMismatch { .. } => e,
+                e => EvalError::Case {
+                    case_id: c.case_id.clone(),
+                    pred: c.pred.clone(),
+                    gt: c.gt.clone(),
+                    source: Box::new(e),
+                },
+            });
             progress(&c.case_id);
             r
         })

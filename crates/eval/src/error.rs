@@ -32,13 +32,19 @@ pub enum EvalError {
     /// A figure could not be rendered.
     #[error("rendering {path}: {reason}")]
     Plot { path: PathBuf, reason: String },
+    /// An error while evaluating one case of a cohort, naming the case and its files.
+    #[error("case {case_id} (prediction {pred}, ground truth {gt}): {source}")]
+    Case { case_id: String, pred: PathBuf, gt: PathBuf, source: Box<EvalError> },
 }
 
 impl EvalError {
     /// True when the user can fix the cause by changing the input (files, tables, pairing): every
     /// variant except a failure to render a figure.
     pub fn is_input(&self) -> bool {
-        !matches!(self, EvalError::Plot { .. })
+        match self {
+            EvalError::Case { source, .. } => source.is_input(),
+            e => !matches!(e, EvalError::Plot { .. }),
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

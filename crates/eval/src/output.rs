@@ -18,6 +18,19 @@ pub const FIG_SENSITIVITY_BOX: &str = "sensitivity_boxplot.svg";
 pub const FIG_SAD_VIOLIN: &str = "sad_violin.svg";
 pub const FIG_SAD_VS_SENSITIVITY: &str = "sad_vs_sensitivity.svg";
 pub const FIG_FROC: &str = "froc.svg";
+/// Every file [`write_outputs`] can write.
+pub const OUTPUT_FILES: &[&str] = &[
+    EVALUATION_JSON,
+    SCANS_CSV,
+    NODES_CSV,
+    FPS_CSV,
+    FROC_CSV,
+    TABLE1_MD,
+    FIG_SENSITIVITY_BOX,
+    FIG_SAD_VIOLIN,
+    FIG_SAD_VS_SENSITIVITY,
+    FIG_FROC,
+];
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {

@@ -410,3 +410,41 @@ table1[].recall
 table1[].sad_group
 table1[].status
 ";
+
+/// A GT label that is no id (negative, fractional) is refused naming the file, instead of the node
+/// being dropped or merged; a probability outside [0, 1] names the case and its files.
+#[test]
+fn bad_ground_truth_ids_and_probabilities_name_the_case_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("p")).unwrap();
+    std::fs::create_dir_all(dir.join("g")).unwrap();
+    let g = Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+    let mut pred = Volume::<u8>::zeros([8, 8, 8], g);
+    pred.data_mut()[[2, 2, 2]] = 1;
+    write_nifti(&pred, dir.join("p/x.nii.gz")).unwrap();
+    let one_voxel = |v: f32| {
+        let mut vol = Volume::<f32>::zeros([8, 8, 8], g);
+        vol.data_mut()[[1, 1, 1]] = v;
+        vol
+    };
+    let mut negative = Volume::<i16>::zeros([8, 8, 8], g);
+    negative.data_mut()[[1, 1, 1]] = -1;
+    write_nifti(&negative, dir.join("g/x.nii.gz")).unwrap();
+    for (bad_gt, want) in [(None, "-1"), (Some(one_voxel(0.5)), "0.5")] {
+        if let Some(v) = bad_gt {
+            write_nifti(&v, dir.join("g/x.nii.gz")).unwrap();
+        }
+        let cases = pair_dirs(&dir.join("p"), &dir.join("g")).unwrap();
+        let err = evaluate_cohort(&cases, &|_| {}).unwrap_err();
+        let msg = err.to_string();
+        assert!(err.is_input());
+        assert!(msg.contains("g/x.nii.gz") && msg.contains(want) && msg.contains("not a label id"), "{msg}");
+    }
+    write_nifti(&Volume::<u16>::zeros([8, 8, 8], g), dir.join("g/x.nii.gz")).unwrap();
+    write_nifti(&one_voxel(2.0), dir.join("p/x.nii.gz")).unwrap();
+    let cases = pair_dirs(&dir.join("p"), &dir.join("g")).unwrap();
+    let err = evaluate_cohort(&cases, &|_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("case x") && msg.contains("p/x.nii.gz") && msg.contains("outside [0, 1]"), "{msg}");
+}

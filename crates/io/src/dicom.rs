@@ -553,11 +553,12 @@ fn assemble(
     let mut positions = Vec::new();
     for (fi, f) in files.iter().enumerate() {
         if f.rows != Some(rows) || f.cols != Some(cols) {
+            let side = |v: Option<usize>| v.map_or_else(|| "(missing)".to_string(), |v| v.to_string());
             return Err(inconsistent(format!(
-                "{} is {:?}x{:?}, {} is {cols}x{rows}",
+                "{} is {}x{} (Columns x Rows), {} is {cols}x{rows}",
                 f.path.display(),
-                f.cols,
-                f.rows,
+                side(f.cols),
+                side(f.rows),
                 f0.path.display()
             )));
         }

@@ -126,6 +126,10 @@ pub enum IoError {
     /// Slices of one series disagree (size, orientation, pixel spacing, duplicate positions, ...).
     #[error("{path}: series {series_uid}: inconsistent slices: {reason}")]
     InconsistentSeries { path: PathBuf, series_uid: String, reason: String },
+    /// A label map holds a value that is no label id (negative, fractional, not finite, or above
+    /// `u32::MAX`): reading it as ids would drop or merge labels.
+    #[error("{path}: label map holds {value}, which is not a label id ({reason})")]
+    InvalidLabel { path: PathBuf, value: f64, reason: &'static str },
 }
 
 impl IoError {

@@ -42,7 +42,10 @@ pub use dicom::{
     SeriesInfo,
 };
 pub use error::IoError;
-pub use nifti::{read_nifti, read_nifti_header, write_nifti, NiftiDtype, NiftiHeader, NiftiRows, NiftiVoxel};
+pub use nifti::{
+    label_id, read_labels, read_nifti, read_nifti_header, write_nifti, NiftiDtype, NiftiHeader, NiftiRows,
+    NiftiVoxel,
+};
 pub use nodal_core::fs::{write_atomic, write_atomic_with};
 
 use std::path::Path;

@@ -460,6 +460,66 @@ pub fn read_nifti<T: Voxel>(path: impl AsRef<Path>) -> Result<Volume<T>, IoError
         .map_err(|e| IoError::InvalidGeometry { path: path.to_path_buf(), reason: e.to_string() })
 }
 
+/// The label id a stored value stands for, or why it stands for none: ids are whole numbers in
+/// `0..=u32::MAX` (0 = background). A saturating cast would turn -1 into background and 0.5 into
+/// 0 or 1, silently dropping or merging labels.
+///
+/// # Errors
+/// The reason the value is no id.
+pub fn label_id(v: f64) -> Result<u32, &'static str> {
+    if !v.is_finite() {
+        Err("not finite")
+    } else if v < 0.0 {
+        Err("negative")
+    } else if v.fract() != 0.0 {
+        Err("not a whole number")
+    } else if v > u32::MAX as f64 {
+        Err("above the largest id, 4294967295")
+    } else {
+        Ok(v as u32)
+    }
+}
+
+/// Reads an instance label map (any stored type, scaling applied) as `u32` ids, refusing values
+/// that are no id ([`label_id`]). Read a block of rows at a time, so no `f64` copy of the volume
+/// is ever held.
+///
+/// # Errors
+/// As [`read_nifti`], and [`IoError::InvalidLabel`] naming the first bad value.
+pub fn read_labels(path: impl AsRef<Path>) -> Result<Volume<u32>, IoError> {
+    let path = path.as_ref();
+    let mut rows = NiftiRows::<f64>::open(path)?;
+    let [ni, nj, nk] = rows.header().dims;
+    let total = ni * nj * nk;
+    let too_big = |n: usize| IoError::Allocation { path: path.to_path_buf(), bytes: (n * 4) as u64 };
+    let mut ids: Vec<u32> = Vec::new();
+    if !rows.compressed {
+        // The file's length was checked against the header in `open`: the data is all there.
+        ids.try_reserve_exact(total).map_err(|_| too_big(total))?;
+    }
+    let mut block = Vec::new();
+    loop {
+        block.clear();
+        if rows.next_rows(&mut block)?.is_none() {
+            break;
+        }
+        // A gzip stream may lie about its size: grow with the data that arrives.
+        ids.try_reserve(block.len()).map_err(|_| too_big(ids.len() + block.len()))?;
+        for &v in &block {
+            let id = label_id(v).map_err(|reason| IoError::InvalidLabel {
+                path: path.to_path_buf(),
+                value: v,
+                reason,
+            })?;
+            ids.push(id);
+        }
+    }
+    let geometry = rows.header().geometry;
+    let data = ndarray::Array3::from_shape_vec([nk, nj, ni], ids).expect("length matches dims");
+    Volume::new(data, geometry)
+        .map_err(|e| IoError::InvalidGeometry { path: path.to_path_buf(), reason: e.to_string() })
+}
+
 /// Decoded bytes per block of [`NiftiRows::next_rows`]: small enough that the inflated bytes are
 /// still in cache when they are converted and when the caller looks at them.
 const BLOCK_BYTES: usize = 1 << 17;

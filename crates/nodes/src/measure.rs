@@ -377,6 +377,10 @@ pub struct NodeMeasurement {
     /// without a CT, and for nodes too small to have an interior (`interior_voxel_count == 0`):
     /// a node one or two voxels thick has no centre to be necrotic.
     pub necrosis_fraction: Option<f64>,
+    /// True when the node reaches the first or last voxel of the volume along an axis: the scan
+    /// may have cut it off, so its sizes are lower bounds (a node at the edge of the field of view
+    /// or of the scanned range).
+    pub touches_volume_border: bool,
     /// Side of the midline, from `centroid_mm[0]`.
     pub side: Side,
     /// RECIST 1.1 category from `short_axis_mm`.
@@ -583,6 +587,11 @@ fn measure_one<L: Label>(
         hu: hu_stats,
         interior_voxel_count: interior,
         necrosis_fraction,
+        touches_volume_border: {
+            let sh = data.shape();
+            let dims = [sh[2], sh[1], sh[0]];
+            (0..3).any(|a| b.min[a] == 0 || b.max[a] + 1 == dims[a])
+        },
         side: Side::of_x_mm(centroid_mm[0], midline_x),
         recist_category: RecistCategory::from_short_axis_mm(axes.short_axis_mm),
         node_rads_size: NodeRadsSize::from_axes_mm(axes.short_axis_mm, axes.long_axis_mm),
@@ -645,5 +654,29 @@ mod tests {
         let [p, q] = a.long_axis_endpoints_mm;
         let d = ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt();
         assert!((d - a.long_axis_mm).abs() < 1e-9);
+    }
+
+    /// A node reaching the first or last voxel on any axis is flagged as cut by the volume's
+    /// border; one a voxel away from every edge is not.
+    #[test]
+    fn nodes_at_the_volume_border_are_flagged() {
+        let g = Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+        for (lo, hi, want) in [
+            ([1, 1, 1], [3, 3, 3], false),
+            ([0, 1, 1], [3, 3, 3], true),
+            ([1, 1, 1], [3, 7, 3], true),
+            ([1, 1, 1], [3, 3, 5], true),
+        ] {
+            let mut v = Volume::<u8>::zeros([6, 8, 6], g);
+            for k in lo[2]..=hi[2] {
+                for j in lo[1]..=hi[1] {
+                    for i in lo[0]..=hi[0] {
+                        v.data_mut()[[k, j, i]] = 1;
+                    }
+                }
+            }
+            let m = measure_nodes(&v, None, &MeasureOptions::default()).unwrap();
+            assert_eq!(m[0].touches_volume_border, want, "{lo:?}..={hi:?}");
+        }
     }
 }

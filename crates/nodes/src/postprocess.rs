@@ -14,7 +14,8 @@
 //!    exist, and which the cut-offs keep, is decided at the lower `threshold`, how far each extends
 //!    at the higher one (a low threshold draws a node fatter than it is). A kept component may
 //!    split into pieces, or vanish when its peak is below `mask_threshold`; the pieces are labelled
-//!    again. Then drop components whose axial short axis is below `min_short_axis_mm` (the
+//!    again, and those whose own peak is below `min_peak_probability` go (the cut-off kept the
+//!    component for its confident core, not for the crumbs of its rim). Then drop components whose axial short axis is below `min_short_axis_mm` (the
 //!    protocol's 4.5 mm);
 //! 4. fill enclosed holes per component in 3D: background voxels inside the component's bounding box
 //!    that cannot reach the box's border through non-component voxels (6-connectivity) join the
@@ -301,7 +302,8 @@ pub struct FinishedComponents {
 
 /// The second half of step 3 (the mask threshold, then the short-axis filter) and step 4 (hole
 /// filling, convex fill) of `cfg` on labelled components, in place. Ids are kept, except that
-/// with a mask threshold (applied when `prob` is given) the components are labelled again.
+/// with a mask threshold (applied when `prob` is given) the components are labelled again and
+/// the pieces below `cfg.min_peak_probability` dropped.
 /// Validation applies exactly this to the components it scores, so that what is validated is
 /// what `nodal segment` writes.
 ///
@@ -324,6 +326,9 @@ pub fn finish_components(
                 .map_collect(|&l, &p| u8::from(l > 0 && p >= t)),
         )?;
         *labels = label_components(&core, cfg.connectivity).0;
+        if let Some(min_peak) = cfg.min_peak_probability {
+            drop_pieces_below_peak(labels, prob, min_peak);
+        }
     }
     let mut done = FinishedComponents::default();
     let max_id = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
@@ -360,6 +365,23 @@ pub fn finish_components(
         }
     }
     Ok(done)
+}
+
+/// Step 3's peak cut-off applied again to the pieces the mask threshold made: a piece whose
+/// highest probability stays below `min_peak` goes. The cut-off kept a component for its confident
+/// core; the other pieces of its lukewarm rim would otherwise become detections that no cut-off
+/// judged (false positives the operating point never counted).
+fn drop_pieces_below_peak(labels: &mut Volume<u32>, prob: &Volume<f32>, min_peak: f32) {
+    let max_id = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
+    let mut peak = vec![f32::NEG_INFINITY; max_id + 1];
+    for (&l, &p) in labels.as_slice().iter().zip(prob.as_slice()) {
+        peak[l as usize] = peak[l as usize].max(p);
+    }
+    for l in labels.as_slice_mut() {
+        if peak[*l as usize] < min_peak {
+            *l = 0;
+        }
+    }
 }
 
 /// The index axis closest to the patient's S-I axis: its planes are the axial slices (exactly so

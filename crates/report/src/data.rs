@@ -29,6 +29,10 @@ pub struct NodeRecord {
     pub hu_mean: Option<f64>,
     /// Fraction of the node's voxels below the necrosis threshold (a proxy, not a diagnosis).
     pub necrosis_fraction: Option<f64>,
+    /// The node reaches the edge of the scanned volume: it may be cut off, its sizes are lower
+    /// bounds.
+    #[serde(default)]
+    pub touches_volume_border: bool,
     /// Side of the midline.
     pub side: Side,
     /// Node-RADS size class as reported by the measurement stage.
@@ -61,6 +65,7 @@ impl From<&nodal_detect::Detection> for NodeRecord {
             necrosis_fraction: m.necrosis_fraction,
             peak_probability: d.probability.map(|p| p.peak),
             filter: d.filter,
+            touches_volume_border: m.touches_volume_border,
             side: m.side,
             node_rads_size: Some(m.node_rads_size),
         }

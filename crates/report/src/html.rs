@@ -100,6 +100,9 @@ fn fmt1(v: f64) -> String {
     }
 }
 
+/// Marks the short axis of a node cut by the volume's edge (explained under the table).
+const BORDER_MARK: &str = "<span title=\"reaches the edge of the scan: sizes are lower bounds\">*</span>";
+
 fn chip(cat: RecistCategory) -> String {
     let [r, g, b] = cat.rgb();
     format!("<span class=\"chip\" style=\"background:rgb({r},{g},{b})\"></span>")
@@ -282,12 +285,13 @@ fn compose(
         let m = &n.node;
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b></td><td>{}</td><td>{} / {}</td><td>{:.0}</td>\
+            "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{} / {}</td><td>{:.0}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
             n.rank,
             chip(n.recist),
             n.recist.label(),
             fmt1(m.short_axis_mm),
+            if m.touches_volume_border { BORDER_MARK } else { "" },
             fmt1(m.long_axis_mm),
             m.short_axis_slice,
             m.long_axis_slice,
@@ -300,6 +304,12 @@ fn compose(
         );
     }
     h.push_str("</tbody></table>");
+    if s.nodes.iter().any(|n| n.node.touches_volume_border) {
+        h.push_str(
+            "<p class=\"sub\">* The node reaches the edge of the scanned volume: it may be cut off, and \
+             its sizes are lower bounds.</p>",
+        );
+    }
 
     // Thumbnails.
     if !thumbs.is_empty() {

@@ -16,6 +16,7 @@ fn node(label: u32, sad: f64, lad: f64, side: Side) -> NodeRecord {
         centroid_mm: [0.0, 0.0, 10.0],
         hu_mean: Some(40.0),
         necrosis_fraction: Some(0.25),
+        touches_volume_border: false,
         side,
         node_rads_size: None,
         peak_probability: None,
@@ -118,6 +119,7 @@ fn frozen_keys_of_the_report_json() {
             "short_axis_mm",
             "short_axis_slice",
             "side",
+            "touches_volume_border",
             "volume_mm3"
         ]
     );

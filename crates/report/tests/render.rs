@@ -42,6 +42,7 @@ fn node(label: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
         centroid_mm: c,
         hu_mean: Some(70.0),
         necrosis_fraction: None,
+        touches_volume_border: false,
         side,
         node_rads_size: Some(nodal_report::NodeRadsSize::Normal),
         peak_probability: Some(0.9871),

@@ -10,6 +10,7 @@
 use crate::commands::segment::tile_bar;
 use crate::report_input::{report_data, stage_timings};
 use anyhow::Context;
+use nodal_core::output::OutputDir;
 use nodal_detect::{segment_ct, write_segmentation};
 use nodal_eval::cohort::{CaseResult, CohortResult, PredictionKind};
 use nodal_eval::{evaluate_scan, plots, summarise_cohort, NodeMeta, Prediction};
@@ -70,6 +71,21 @@ pub struct Args {
     pub device: super::DeviceArg,
 }
 
+/// Everything the demo writes into its folder (`evaluation` is a folder).
+const PRODUCTS: &[&str] = &[
+    "ct.nii.gz",
+    "gt_nodes.nii.gz",
+    "gt_nodes.json",
+    "nodes.nii.gz",
+    "mask.nii.gz",
+    "probabilities.nii.gz",
+    "nodes.json",
+    "nodes.csv",
+    "evaluation",
+    REPORT_HTML,
+    nodal_report::REPORT_JSON,
+];
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     args.device.select()?;
     let t0 = Instant::now();
@@ -78,8 +94,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         DemoSize::Small => PhantomSize::Small,
         DemoSize::Full => PhantomSize::Full,
     };
-    let out = &args.out;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // Checked and locked before any work; written as one unit.
+    let folder = OutputDir::open(&args.out)?;
+    let out = folder.staging();
+    // What the files say about where the CT is: its final place, not the staging folder.
+    let final_ct = args.out.join("ct.nii.gz").display().to_string();
 
     let t = Instant::now();
     let phantom = generate_phantom(&PhantomConfig::preset(size), seed).context("generating the phantom")?;
@@ -96,8 +115,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let seg = segment_ct(&phantom.ct, &model, &InferOptions::default(), Some(&bar))
         .context("segmenting the phantom")?;
     bar.finish_and_clear();
-    let source = format!("phantom seed {seed} ({})", out.join("ct.nii.gz").display());
-    write_segmentation(out, &seg, &out.join("ct.nii.gz").display().to_string(), false)?;
+    let source = format!("phantom seed {seed} ({final_ct})");
+    write_segmentation(out, &seg, &final_ct, false)?;
 
     let t = Instant::now();
     let meta =
@@ -115,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         result: scan,
     }]);
     nodal_eval::write_outputs(&cohort, &out.join("evaluation"))
-        .with_context(|| format!("writing {}", out.join("evaluation").display()))?;
+        .with_context(|| format!("writing {}", args.out.join("evaluation").display()))?;
     let evaluation = evaluation_section(&cohort);
     let t_eval = t.elapsed().as_secs_f64();
 
@@ -126,7 +145,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let data = report_data(&source, &phantom.ct, &model, &seg, timings.clone(), Some(evaluation));
     write_outputs(out, &data, &phantom.ct, &seg.detected.labels, None, &DicomOptions::default())
-        .with_context(|| format!("writing the report into {}", out.display()))?;
+        .with_context(|| format!("writing the report into {}", args.out.display()))?;
+
+    folder.commit(PRODUCTS)?;
 
     let s = &cohort.summary;
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
@@ -148,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let stages: Vec<String> = timings.iter().map(|t| format!("{} {:.1} s", t.stage, t.seconds)).collect();
     println!("time: {} (total {:.1} s)", stages.join(", "), t0.elapsed().as_secs_f64());
-    println!("report: {}", out.join(REPORT_HTML).display());
+    println!("report: {}", args.out.join(REPORT_HTML).display());
     Ok(())
 }
 

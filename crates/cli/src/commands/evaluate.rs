@@ -2,7 +2,9 @@
 //! protocol and writes `evaluation.json`, CSV tables, `table1.md` and figures.
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use nodal_core::output::OutputDir;
 use nodal_eval::cohort::{attach_meta, MetaSource};
+use nodal_eval::output::OUTPUT_FILES;
 use nodal_eval::{evaluate_cohort, pair_dirs, read_manifest, write_outputs};
 use std::path::PathBuf;
 
@@ -31,6 +33,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // The output folder is checked and locked before any work, and written as one unit.
+    let out = OutputDir::open(&args.output)?;
     let mut cases = match (&args.manifest, &args.pred, &args.gt) {
         (Some(m), _, _) => read_manifest(m)?,
         (None, Some(p), Some(g)) => pair_dirs(p, g)?,
@@ -49,8 +53,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     let result = result?;
-    let written = write_outputs(&result, &args.output)
+    let written = write_outputs(&result, out.staging())
         .with_context(|| format!("writing results to {}", args.output.display()))?;
+    out.commit(OUTPUT_FILES)?;
     let s = &result.summary;
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
     println!(

@@ -7,8 +7,10 @@
 //! else a label map.
 //!
 //! Writes into `-o DIR`: `labels.nii.gz` (the instance label map measured: uint16 when the largest id
-//! fits, else uint32), `nodes.json` (schema `nodal.nodes/1`) and `nodes.csv`, each atomically.
+//! fits, else uint32), `nodes.json` (schema `nodal.nodes/1`) and `nodes.csv`, the folder as one unit
+//! (`nodal_core::output`). Ids must be whole numbers in `0..=u32::MAX` (any stored type).
 use anyhow::Context;
+use nodal_core::output::OutputDir;
 use nodal_core::Volume;
 use nodal_detect::output::{write_nodes_csv, write_nodes_json, Source};
 use nodal_detect::Detection;
@@ -48,24 +50,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             value: args.connectivity.to_string(),
             reason: "must be 6, 18 or 26",
         })?;
-    let input: Volume<i32> =
-        nodal_io::read_nifti(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    // Checked and locked before any work; written as one unit.
+    let out = OutputDir::open(&args.out)?;
+    // Whole, non-negative ids only: a cast would merge 0.5 with 0 or 1, or drop negative ids.
+    let input: Volume<u32> =
+        nodal_io::read_labels(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let as_mask = if args.mask {
         check_binary(&input).with_context(|| format!("{} given as --mask", args.input.display()))?;
         true
     } else {
         !args.labels && is_binary(&input)
     };
-    let labels: Volume<u32> = if as_mask {
-        label_components(&input, conn).0
-    } else {
-        let (lo, _) = input.min_max();
-        if lo < 0.0 {
-            return Err(nodal_nodes::NodesError::NegativeLabel { id: lo as i64 })
-                .with_context(|| format!("label map {}", args.input.display()));
-        }
-        input.map(|v| v as u32)
-    };
+    let labels: Volume<u32> = if as_mask { label_components(&input, conn).0 } else { input };
     let ct = match &args.ct {
         Some(p) => {
             let ct = nodal_io::read_ct(p).with_context(|| format!("reading CT {}", p.display()))?;
@@ -83,8 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(Detection::measured)
         .collect();
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let label_path = args.out.join("labels.nii.gz");
+    let label_path = out.staging().join("labels.nii.gz");
     let max_id = nodes.iter().map(|n| n.measurement.label).max().unwrap_or(0);
     if max_id <= u16::MAX as u32 {
         nodal_io::write_nifti(&labels.map(|v| v as u16), &label_path)?;
@@ -96,8 +91,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ct: args.ct.as_ref().map(|p| p.display().to_string()),
         input_kind: if as_mask { "mask".into() } else { "label_map".into() },
     };
-    write_nodes_json(&args.out.join("nodes.json"), &nodes, &source, None)?;
-    write_nodes_csv(&args.out.join("nodes.csv"), &nodes)?;
+    write_nodes_json(&out.staging().join("nodes.json"), &nodes, &source, None)?;
+    write_nodes_csv(&out.staging().join("nodes.csv"), &nodes)?;
+    out.commit(&["labels.nii.gz", "nodes.json", "nodes.csv"])?;
     println!("{} nodes ({}) -> {}", nodes.len(), source.input_kind.replace('_', " "), args.out.display());
     Ok(())
 }

@@ -62,6 +62,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             Some(e.is_input())
         } else if let Some(e) = e.downcast_ref::<nodal_io::IoError>() {
             Some(!matches!(e, nodal_io::IoError::Write { .. }))
+        } else if let Some(e) = e.downcast_ref::<nodal_core::output::OutputError>() {
+            // A bad output folder (a file, read-only, in use) is the user's to fix.
+            Some(e.is_input())
         } else if e.is::<nodal_report::ReportError>() {
             // Writing the report failed: its inputs came from this run.
             Some(false)

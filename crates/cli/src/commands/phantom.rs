@@ -37,6 +37,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // Checked and locked before any work; written as one unit.
+    let out = nodal_core::output::OutputDir::open(&args.out)?;
     let mut cfg = PhantomConfig::preset(args.size);
     cfg.in_plane_mm = args.spacing;
     cfg.slice_mm = args.slice_thickness;
@@ -59,10 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => (generate_phantom(&cfg, args.seed)?, None),
     };
     let gen_s = t.elapsed().as_secs_f64();
-    output::write_phantom(&p, &args.out, bg)?;
+    output::write_phantom(&p, out.staging(), bg)?;
     if args.preview {
-        preview::write_previews(&p.ct, &p.labels, &p.nodes, &args.out)?;
+        preview::write_previews(&p.ct, &p.labels, &p.nodes, out.staging())?;
     }
+    out.commit(&["ct.nii.gz", "nodes.nii.gz", "nodes.json", "preview_axial.png", "preview_coronal.png"])?;
     let [ni, nj, nk] = p.ct.dims();
     let met = p.nodes.iter().filter(|n| n.metastatic).count();
     eprintln!(

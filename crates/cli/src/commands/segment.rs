@@ -4,18 +4,19 @@
 //! Outputs in `-o DIR`: `nodes.nii.gz` (u16 instance labels, 1 = largest short axis), `mask.nii.gz`
 //! (u8), optional `probabilities.nii.gz` (f32), `nodes.json` / `nodes.csv`, `segment.json` (model,
 //! timings per stage, configuration), `report.html` / `report.json` (`nodal_report`), and for DICOM
-//! input with at least one node `nodes.seg.dcm` (DICOM SEG) and `nodes.sr.dcm` (TID 1500 SR). Everything is written into a temporary folder next to DIR and
-//! moved into place only when all files are complete, so a failure leaves nothing half-written.
+//! input with at least one node `nodes.seg.dcm` (DICOM SEG) and `nodes.sr.dcm` (TID 1500 SR). The folder is written as one unit (`nodal_core::output`): checked and locked
+//! before any work, staged beside DIR, committed when every file is complete.
 use crate::report_input::{report_data, stage_timings};
 use anyhow::Context;
 use indicatif::ProgressBar;
+use nodal_core::output::OutputDir;
 use nodal_core::vocab::MIN_SHORT_AXIS_MM;
 use nodal_detect::model::FILTER_FILE;
 use nodal_detect::{segment_ct, write_segmentation, Model};
 use nodal_net::infer::InferOptions;
 use nodal_report::{write_outputs, DicomOptions, DicomSource, REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Arguments of `nodal segment`.
@@ -83,8 +84,25 @@ struct Timings {
     total: f64,
 }
 
+/// Every file `segment` can write into its folder (optional ones included): a re-run replaces
+/// these and keeps anything else there.
+const PRODUCTS: &[&str] = &[
+    "nodes.nii.gz",
+    "mask.nii.gz",
+    "probabilities.nii.gz",
+    "nodes.json",
+    "nodes.csv",
+    REPORT_HTML,
+    REPORT_JSON,
+    SEG_FILE,
+    SR_FILE,
+    "segment.json",
+];
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     args.device.select()?;
+    // The output folder is checked and locked before any work.
+    let out = OutputDir::open(&args.out)?;
     let t0 = Instant::now();
     let ct = nodal_io::read_ct(&args.ct).with_context(|| format!("reading CT {}", args.ct.display()))?;
     for w in &ct.warnings {
@@ -109,14 +127,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let input = args.ct.display().to_string();
-    let tmp = staging_dir(&args.out)?;
+    let tmp = out.staging();
     let result = (|| -> anyhow::Result<Vec<&'static str>> {
-        let mut outputs = write_segmentation(&tmp, &seg, &input, args.probabilities)?;
+        let mut outputs = write_segmentation(tmp, &seg, &input, args.probabilities)?;
         let timings = stage_timings(&[("read CT", t_read), ("load model", t_model)], &seg.timings, &[]);
         let data = report_data(&input, &ct.hu, &model, &seg, timings, None);
         let dicom = ct.dicom.as_ref().map(DicomSource::from);
         let written =
-            write_outputs(&tmp, &data, &ct.hu, &pp.labels, dicom.as_ref(), &DicomOptions::default())?;
+            write_outputs(tmp, &data, &ct.hu, &pp.labels, dicom.as_ref(), &DicomOptions::default())?;
         outputs.extend([REPORT_HTML, REPORT_JSON]);
         if written.seg.is_some() {
             outputs.push(SEG_FILE);
@@ -127,13 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         outputs.push("segment.json");
         Ok(outputs)
     })();
-    let outputs = match result {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e.context(format!("writing outputs for {}", args.out.display())));
-        }
-    };
+    let outputs = result.with_context(|| format!("writing outputs for {}", args.out.display()))?;
     let t_write = t.elapsed().as_secs_f64();
     let record = SegmentRecord {
         schema: "nodal.segment/1",
@@ -163,11 +175,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         outputs,
     };
     let json = serde_json::to_string_pretty(&record)?;
-    if let Err(e) = std::fs::write(tmp.join("segment.json"), json) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(anyhow::Error::new(e).context("writing segment.json"));
-    }
-    commit(&tmp, &args.out, &record.outputs)?;
+    std::fs::write(tmp.join("segment.json"), json).context("writing segment.json")?;
+    out.commit(PRODUCTS)?;
     let cutoff = pp.report.filter_min_score.map(|s| format!(" at cut-off {s}")).unwrap_or_default();
     println!(
         "{}: {} nodes ({} removed below {MIN_SHORT_AXIS_MM} mm short axis, {} below the peak-probability \
@@ -201,33 +210,4 @@ fn set_filter_cutoff(model: &mut Model, min_score: f64) -> anyhow::Result<()> {
 /// Progress bar over the network's tiles.
 pub(crate) fn tile_bar() -> ProgressBar {
     super::progress_bar(0, "{elapsed_precise} [{bar:40}] {pos}/{len} tiles {msg} (eta {eta})")
-}
-
-/// A fresh staging folder beside `out` (same file system, so the final moves are renames).
-fn staging_dir(out: &Path) -> anyhow::Result<PathBuf> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    Ok(tmp)
-}
-
-/// Moves the finished files from `tmp` into `out` (each a rename) and removes `tmp`. A stale
-/// `probabilities.nii.gz`, SEG or SR from an earlier run is removed when this run wrote none, so the folder
-/// always describes one run.
-fn commit(tmp: &Path, out: &Path, files: &[&str]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    for f in files {
-        std::fs::rename(tmp.join(f), out.join(f))
-            .with_context(|| format!("moving {f} into {}", out.display()))?;
-    }
-    for optional in ["probabilities.nii.gz", SEG_FILE, SR_FILE] {
-        if !files.contains(&optional) {
-            let _ = std::fs::remove_file(out.join(optional));
-        }
-    }
-    let _ = std::fs::remove_dir_all(tmp);
-    Ok(())
 }
