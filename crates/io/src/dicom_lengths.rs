@@ -130,14 +130,24 @@ impl<R: Read + Seek> Walker<R> {
                 (Some(vr), len)
             };
             if len == UNDEFINED {
-                if tag == PIXEL_DATA && depth == 0 {
+                if tag == PIXEL_DATA {
+                    // Encapsulated pixel data (also in an icon image sequence).
                     self.fragments()?;
                 } else if implicit || matches!(vr, Some(VR::SQ) | Some(VR::UN)) {
                     // An undefined-length UN is a sequence encoded implicit VR little endian.
                     let inner_implicit = implicit || vr == Some(VR::UN);
                     self.items(None, inner_implicit, depth + 1)?;
                 } else {
-                    return Err(Fail::Stop);
+                    // PS3.5 7.1.1: only sequences (SQ, UN) and encapsulated pixel data have an
+                    // undefined length. The parser would read such a value to the end of the
+                    // file, first reserving up to 4 GiB for it.
+                    return Err(Fail::Bad(format!(
+                        "element ({:04X},{:04X}) {:?} has an undefined length, which only sequences and \
+                         encapsulated pixel data may have",
+                        tag.0,
+                        tag.1,
+                        vr.unwrap_or(VR::UN)
+                    )));
                 }
                 continue;
             }

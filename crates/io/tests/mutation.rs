@@ -107,11 +107,32 @@ fn peak_rss_mib() -> Option<u64> {
 }
 
 /// The seeds are a few KB: no mutant may make a reader touch anywhere near this much memory. (The peak
-/// is the process', so the first mutant to cross it is the one reported.)
+/// is the process', shared by the tests running in parallel: the first input to cross it is kept
+/// under the target's tmp folder, see `read_all_ways`.)
 const PEAK_RSS_LIMIT_MIB: u64 = 1024;
 
 /// Reads `path` every way nodal does; all must return (the proptest fails on a panic).
 fn read_all_ways(path: &Path) {
+    // The peak is the process': keep a copy of the input that first crosses the limit (every later
+    // case, shrinking included, fails too and says nothing more).
+    let under_limit = peak_rss_mib().is_none_or(|p| p < PEAK_RSS_LIMIT_MIB);
+    let bytes = std::fs::read(path).unwrap();
+    let culprit = || {
+        if under_limit && peak_rss_mib().is_some_and(|p| p >= PEAK_RSS_LIMIT_MIB) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rss-culprit-{name}"));
+            let _ = std::fs::write(&keep, &bytes);
+            eprintln!("the input that crossed the memory limit is kept in {}", keep.display());
+        }
+    };
+    read_all_ways_inner(path);
+    culprit();
+    if let Some(peak) = peak_rss_mib() {
+        assert!(peak < PEAK_RSS_LIMIT_MIB, "peak RSS {peak} MiB after reading {}", path.display());
+    }
+}
+
+fn read_all_ways_inner(path: &Path) {
     if let Ok(v) = read_nifti::<f32>(path) {
         assert!(v.dims().iter().product::<usize>() <= MAX_VOXELS);
     }
@@ -121,9 +142,6 @@ fn read_all_ways(path: &Path) {
         assert!(scan.hu.dims().iter().product::<usize>() <= MAX_VOXELS);
     }
     let _ = nodal_io::list_series(path);
-    if let Some(peak) = peak_rss_mib() {
-        assert!(peak < PEAK_RSS_LIMIT_MIB, "peak RSS {peak} MiB after reading {}", path.display());
-    }
 }
 
 proptest! {
@@ -143,8 +161,73 @@ proptest! {
     }
 }
 
+/// A valid 4-slice series (native and RLE), built once: each file's bytes.
+fn series_seeds() -> &'static Vec<Vec<Vec<u8>>> {
+    static SERIES: OnceLock<Vec<Vec<Vec<u8>>>> = OnceLock::new();
+    SERIES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        [false, true]
+            .iter()
+            .map(|&rle| {
+                let spec = Spec { rle, slices: 4, ..Spec::default() };
+                let files = synth::write_series(&spec, &dir.path().join(format!("rle{rle}")));
+                files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Series assembly: one or two slices of a valid series mutated (sizes, orientations,
+    /// positions, UIDs and pixel data then disagree across files), the folder read as one CT.
+    #[test]
+    fn mutated_slices_of_a_series_never_panic(
+        rle in any::<bool>(),
+        first in 0usize..4,
+        m1 in mutation(),
+        second in prop::option::of((0usize..4, mutation())),
+    ) {
+        let files = &series_seeds()[usize::from(rle)];
+        let dir = tempfile::tempdir().unwrap();
+        for (k, bytes) in files.iter().enumerate() {
+            let mut b = if k == first { apply(bytes, &m1) } else { bytes.clone() };
+            if let Some((s, m2)) = &second {
+                if *s == k {
+                    b = apply(&b, m2);
+                }
+            }
+            std::fs::write(dir.path().join(format!("slice{k}.dcm")), b).unwrap();
+        }
+        let under_limit = peak_rss_mib().is_none_or(|p| p < PEAK_RSS_LIMIT_MIB);
+        let _ = nodal_io::list_series(dir.path());
+        if let Ok(scan) = read_ct(dir.path()) {
+            prop_assert!(scan.hu.dims().iter().product::<usize>() <= MAX_VOXELS);
+        }
+        if let Some(peak) = peak_rss_mib() {
+            if under_limit && peak >= PEAK_RSS_LIMIT_MIB {
+                let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rss-culprit-series");
+                let _ = std::fs::create_dir_all(&keep);
+                for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                    let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+                }
+                eprintln!("the series that crossed the memory limit is kept in {}", keep.display());
+            }
+            prop_assert!(peak < PEAK_RSS_LIMIT_MIB, "peak RSS {} MiB after reading a series", peak);
+        }
+    }
+}
+
 #[test]
 fn seeds_are_valid() {
+    for files in series_seeds() {
+        let dir = tempfile::tempdir().unwrap();
+        for (k, bytes) in files.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("slice{k}.dcm")), bytes).unwrap();
+        }
+        assert_eq!(read_ct(dir.path()).unwrap().hu.dims()[2], 4);
+    }
     for (name, bytes) in seeds() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);

@@ -189,6 +189,25 @@ fn element_length_beyond_the_file_is_refused_before_parsing() {
     assert!(e.to_string().contains("4294967280"), "{e}");
 }
 
+/// Found by the mutation sweep: encapsulated PixelData's tag changed to another tag keeps its
+/// undefined length, which the parser would read to the end of the file after reserving 1.5 GB
+/// for a 1 KB file. Refused from the header walk.
+#[test]
+fn undefined_length_outside_sequences_and_pixel_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec { rle: true, slices: 1, ..Spec::default() };
+    let file = synth::write_series(&spec, dir.path()).remove(0);
+    let mut b = std::fs::read(&file).unwrap();
+    let at = b.windows(6).rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00, b'O', b'B']).unwrap();
+    b[at..at + 4].copy_from_slice(&[0x00, 0x00, 0x80, 0x00]);
+    std::fs::write(&file, &b).unwrap();
+    for e in [read_ct(&file).unwrap_err(), nodal_io::list_series(&file).unwrap_err()] {
+        assert!(matches!(e, IoError::Dicom { .. }), "{e:?}");
+        common::names(&e, &file);
+        assert!(e.to_string().contains("undefined length"), "{e}");
+    }
+}
+
 // ----- NIfTI sizes -----
 
 /// A header claiming 512^3 int16 voxels (256 MiB) over no data: refused from the file length, before
