@@ -15,6 +15,8 @@ if cargo tree -p nodal-nodes --prefix none | grep -qE '^(nodal-io|nodal-net|burn
   exit 1
 fi
 cargo build --workspace --bins --examples
+# The mutation sweeps (docs/reliability.md): 2,000 mutants per test.
+export NODAL_FUZZ_CASES=${NODAL_FUZZ_CASES:-2000}
 cargo test --workspace --no-fail-fast
 
 export NODAL_BIN="$PWD/target/debug/nodal"

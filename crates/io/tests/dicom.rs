@@ -275,6 +275,21 @@ fn registry_series_with_a_gap_and_with_mixed_orientations_are_refused() {
     assert!(matches!(e, IoError::InconsistentSeries { .. }), "{e:?}");
 }
 
+/// Slices of different sizes name both files and print the sizes as numbers ("(missing)" for an
+/// absent Rows), never as Rust options.
+#[test]
+fn slices_of_different_sizes_are_refused_naming_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = copy_dir(&ct5n(), dir.path());
+    let mut obj = dicom_object::open_file(&files[1]).unwrap();
+    obj.remove_element(tags::ROWS);
+    obj.write_to_file(&files[1]).unwrap();
+    let e = read_ct(dir.path()).unwrap_err();
+    let msg = e.to_string();
+    assert!(!msg.contains("Some(") && !msg.contains("None"), "{msg}");
+    assert!(msg.contains(&files[1].display().to_string()), "{msg}");
+}
+
 #[test]
 fn non_uniform_spacing_is_refused() {
     let dir = tempfile::tempdir().unwrap();
