@@ -168,7 +168,7 @@ fn sigterm_during_segment_leaves_nothing_behind() {
     let path = dir.path().join("ct.nii.gz");
     nodal_io::write_nifti(&ct, &path).unwrap();
     let out = dir.path().join("run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nodal"))
+    let child = Command::new(env!("CARGO_BIN_EXE_nodal"))
         .args(["segment".as_ref(), path.as_os_str(), "-o".as_ref(), out.as_os_str()])
         .stderr(std::process::Stdio::piped())
         .spawn()

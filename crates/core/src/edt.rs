@@ -161,7 +161,7 @@ mod tests {
             let mut idx = 0;
             let f = Array3::from_shape_fn((nk, nj, ni), |_| {
                 idx += 1;
-                seed[idx % 343] && (idx as u32 % density == 0)
+                seed[idx % 343] && (idx as u32).is_multiple_of(density)
             });
             let sp = [sp.0, sp.1, sp.2];
             let fast = edt_squared(&f, sp);

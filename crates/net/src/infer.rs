@@ -110,7 +110,7 @@ pub fn predict_prepared(
     let arch = &config.arch;
     let align = arch.alignment();
     let tile = opts.tile_out.unwrap_or(config.infer_tile_out);
-    if tile == 0 || tile % (2 * align).max(2) != 0 {
+    if tile == 0 || !tile.is_multiple_of((2 * align).max(2)) {
         return Err(NetError::InvalidConfig(format!(
             "tile size {tile} must be a positive multiple of {}",
             (2 * align).max(2)

@@ -204,7 +204,10 @@ fn centre_crop(x: Tensor<5>, size: [usize; 3]) -> Tensor<5> {
     let have = [d, h, w];
     let mut off = [0; 3];
     for a in 0..3 {
-        debug_assert!(have[a] >= size[a] && (have[a] - size[a]) % 2 == 0, "crop {have:?} -> {size:?}");
+        debug_assert!(
+            have[a] >= size[a] && (have[a] - size[a]).is_multiple_of(2),
+            "crop {have:?} -> {size:?}"
+        );
         off[a] = (have[a] - size[a]) / 2;
     }
     x.slice([0..b, 0..c, off[0]..off[0] + size[0], off[1]..off[1] + size[1], off[2]..off[2] + size[2]])

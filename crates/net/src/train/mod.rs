@@ -254,7 +254,7 @@ pub fn train(
             stop = true;
         }
         let last = state.step == cfg.steps || stop;
-        if state.step % cfg.log_every == 0 || last {
+        if state.step.is_multiple_of(cfg.log_every) || last {
             let n = acc.3.max(1) as f64;
             logger.write(&LogRecord {
                 device: crate::selected_compute().name(),
@@ -271,8 +271,8 @@ pub fn train(
             acc = (0.0, 0.0, 0.0, 0);
             t_log = Instant::now();
         }
-        let do_val =
-            !val_cases.is_empty() && ((cfg.val_every > 0 && state.step % cfg.val_every == 0) || last);
+        let do_val = !val_cases.is_empty()
+            && ((cfg.val_every > 0 && state.step.is_multiple_of(cfg.val_every)) || last);
         if do_val {
             let model = LoadedModel { config: cfg.model.clone(), net: net.valid(), folder: run.into() };
             let Validation { config, metrics: m, record } = validator
@@ -318,7 +318,7 @@ pub fn train(
             last_val = Some(m);
             t_log = Instant::now();
         }
-        if state.step % cfg.checkpoint_every == 0 || last {
+        if state.step.is_multiple_of(cfg.checkpoint_every) || last {
             let mut s = state.clone();
             s.elapsed_s = elapsed(&state);
             save_checkpoint(run, &net, &optim, &s)?;
