@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Records the golden outputs of `nodal segment` that crates/cli/tests/segment_golden.rs compares
+# Records the golden outputs of `nodal segment` that crates/cli/tests/cli/segment_golden.rs compares
 # against: two CI-sized phantoms (seeds 3 and 7, the data engine's default preset, which its own
 # golden test keeps byte-identical), segmented with the shipped model; nodes.nii.gz, mask.nii.gz
 # and nodes.json of each go to tests/fixtures/segment/seed<N>/.

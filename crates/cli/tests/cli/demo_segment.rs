@@ -6,8 +6,7 @@
 //! at least one node, which is what the structure of the outputs is checked against.
 use std::path::Path;
 
-mod common;
-use common::{json, nodal, run_ok, test_model};
+use crate::common::{json, nodal, run_ok, test_model};
 
 #[test]
 fn demo_writes_report_and_evaluation() {

@@ -2,8 +2,7 @@
 //! re-tune and assemble model folders.
 use std::path::Path;
 
-mod common;
-use common::{json, nodal, run_ok, test_model};
+use crate::common::{json, nodal, run_ok, test_model};
 
 fn shipped() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default")

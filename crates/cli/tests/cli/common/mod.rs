@@ -1,5 +1,5 @@
 //! Helpers shared by the end-to-end tests of the `nodal` binary.
-#![allow(dead_code)] // each test file uses its own subset
+#![allow(dead_code)] // not every helper is used by every module
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
