@@ -603,28 +603,32 @@ proptest::proptest! {
     }
 }
 
+/// A 48 x 24 x 16 probability map at 1 mm: paraboloid lobes of radius 6 voxels centred at
+/// (i, 12, 8) with the given peaks, over a bar of p = 0.3 along `bar_i` (1 voxel either side of
+/// j = 12, k = 8).
+fn lobes_on_a_bar(lobes: &[(f64, f32)], bar_i: std::ops::RangeInclusive<f64>) -> Volume<f32> {
+    let a = Array3::from_shape_fn([16, 24, 48], |(k, j, i)| {
+        let p = [i as f64, j as f64, k as f64];
+        let bar = bar_i.contains(&p[0]) && (p[1] - 12.0).abs() <= 1.0 && (p[2] - 8.0).abs() <= 1.0;
+        lobes
+            .iter()
+            .map(|&(ci, peak)| {
+                let d = ((p[0] - ci).powi(2) + (p[1] - 12.0).powi(2) + (p[2] - 8.0).powi(2)).sqrt();
+                peak * (1.0 - (d / 6.0).powi(2)).max(0.0) as f32
+            })
+            .fold(if bar { 0.3f32 } else { 0.0 }, f32::max)
+    });
+    Volume::new(a, grid([1.0, 1.0, 1.0])).unwrap()
+}
+
 /// The mask threshold redraws the kept components at a higher probability: a dumbbell found whole
 /// at 0.25 becomes its two confident lobes (two nodes), exactly the voxels with p >= 0.5 (a naive
 /// mask is the reference); a blob whose peak stays below the mask threshold disappears; a mask
 /// input ignores it; a mask threshold below the threshold is refused.
 #[test]
 fn mask_threshold_redraws_kept_components_at_the_higher_probability() {
-    let sp = [1.0, 1.0, 1.0];
-    let dims = [48, 24, 16];
     // Lobes of peak 0.99 at i = 10 and 24 joined by a bar of p = 0.3; a lone blob of peak 0.45.
-    let lobes = [([10.0, 12.0, 8.0], 0.99f32), ([24.0, 12.0, 8.0], 0.99), ([38.0, 12.0, 8.0], 0.45)];
-    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
-        let p = [i as f64, j as f64, k as f64];
-        let bar = (10.0..=24.0).contains(&p[0]) && (p[1] - 12.0).abs() <= 1.0 && (p[2] - 8.0).abs() <= 1.0;
-        lobes
-            .iter()
-            .map(|(c, peak)| {
-                let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
-                peak * (1.0 - (d / 6.0).powi(2)).max(0.0) as f32
-            })
-            .fold(if bar { 0.3f32 } else { 0.0 }, f32::max)
-    });
-    let prob = Volume::new(a, grid(sp)).unwrap();
+    let prob = lobes_on_a_bar(&[(10.0, 0.99), (24.0, 0.99), (38.0, 0.45)], 10.0..=24.0);
     let base = PostProcessConfig { threshold: 0.25, ..Default::default() };
     let whole = postprocess_probability(&prob, None, &base).unwrap();
     assert_eq!(whole.report.n_nodes, 2, "the dumbbell and the faint blob");
@@ -652,20 +656,8 @@ fn mask_threshold_redraws_kept_components_at_the_higher_probability() {
 /// detections agree.
 #[test]
 fn mask_threshold_pieces_face_the_peak_cut_off_again() {
-    let dims = [48, 24, 16];
-    let lobes = [([10.0, 12.0, 8.0], 0.99f32), ([26.0, 12.0, 8.0], 0.7)];
-    let a = Array3::from_shape_fn([dims[2], dims[1], dims[0]], |(k, j, i)| {
-        let p = [i as f64, j as f64, k as f64];
-        let bar = (10.0..=26.0).contains(&p[0]) && (p[1] - 12.0).abs() <= 1.0 && (p[2] - 8.0).abs() <= 1.0;
-        lobes
-            .iter()
-            .map(|(c, peak)| {
-                let d = ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt();
-                peak * (1.0 - (d / 6.0).powi(2)).max(0.0) as f32
-            })
-            .fold(if bar { 0.3f32 } else { 0.0 }, f32::max)
-    });
-    let prob = Volume::new(a, grid([1.0, 1.0, 1.0])).unwrap();
+    let prob = lobes_on_a_bar(&[(10.0, 0.99), (26.0, 0.7)], 10.0..=26.0);
+    let dims = prob.dims();
     let drawn = PostProcessConfig { threshold: 0.25, mask_threshold: Some(0.5), ..Default::default() };
     assert_eq!(postprocess_probability(&prob, None, &drawn).unwrap().report.n_nodes, 2, "both lobes");
     let cut = PostProcessConfig { min_peak_probability: Some(0.9), ..drawn };
