@@ -133,10 +133,21 @@ impl<R: Read + Seek> Walker<R> {
                 if tag == PIXEL_DATA {
                     // Encapsulated pixel data (also in an icon image sequence).
                     self.fragments()?;
-                } else if implicit || matches!(vr, Some(VR::SQ) | Some(VR::UN)) {
-                    // An undefined-length UN is a sequence encoded implicit VR little endian.
-                    let inner_implicit = implicit || vr == Some(VR::UN);
-                    self.items(None, inner_implicit, depth + 1)?;
+                } else if implicit || vr == Some(VR::SQ) {
+                    self.items(None, implicit, depth + 1)?;
+                } else if vr == Some(VR::UN) {
+                    // PS3.5 6.2.2 (CP-246): an undefined-length UN is a sequence whose items are
+                    // implicit VR little endian. The parser (dicom-parser 0.10) reads them in the
+                    // file's own encoding, so the walk must too: the lengths it would then read
+                    // are what it allocates for (3.7 GB for pydicom's 674-byte UN_sequence.dcm).
+                    self.items(None, implicit, depth + 1).map_err(|e| match e {
+                        Fail::Bad(_) => Fail::Bad(format!(
+                            "element ({:04X},{:04X}) is a sequence encoded as UN with an undefined \
+                             length (implicit VR items), which the DICOM parser cannot read",
+                            tag.0, tag.1
+                        )),
+                        stop => stop,
+                    })?;
                 } else {
                     // PS3.5 7.1.1: only sequences (SQ, UN) and encapsulated pixel data have an
                     // undefined length. The parser would read such a value to the end of the

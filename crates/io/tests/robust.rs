@@ -208,6 +208,19 @@ fn undefined_length_outside_sequences_and_pixel_data_is_refused() {
     }
 }
 
+/// Found by fuzzing (the `series` target's seed corpus): pydicom's 674-byte `UN_sequence.dcm`, a
+/// private sequence encoded as UN with undefined length, made the parser allocate 3.7 GB before
+/// failing. Refused from the header walk, naming the element.
+#[test]
+fn un_sequence_of_undefined_length_is_refused_before_parsing() {
+    let file = common::pydicom_files().join("UN_sequence.dcm");
+    for e in [read_ct(&file).unwrap_err(), nodal_io::list_series(&file).unwrap_err()] {
+        assert!(matches!(e, IoError::Dicom { .. }), "{e:?}");
+        common::names(&e, &file);
+        assert!(e.to_string().contains("(4453,100C)") && e.to_string().contains("UN"), "{e}");
+    }
+}
+
 // ----- NIfTI sizes -----
 
 /// A header claiming 512^3 int16 voxels (256 MiB) over no data: refused from the file length, before
