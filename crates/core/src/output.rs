@@ -8,7 +8,8 @@
 //!    folder is refused ([`OutputError::Locked`]) instead of racing the first (last writer wins).
 //! 3. **Staging**: files go to `.DIR.tmp-PID/` beside `DIR` (same file system, so the commit is
 //!    renames). Staging left by a dead process (killed, power loss) is removed by the next run
-//!    into `DIR`: holding the lock proves no live run owns it. On error (the value is dropped
+//!    into `DIR`: holding the lock proves no live run owns it (and a previous folder that a killed
+//!    commit had set aside as `.DIR.old-PID/` is put back). On error (the value is dropped
 //!    uncommitted) and on SIGINT/SIGTERM (the binary calls [`abandon_all`]) the staging goes too.
 //! 4. **Commit**: the staging folder becomes `DIR` by renames: files in `DIR` that are not this
 //!    command's products (a user's own notes, say) are moved into the staging folder first, the
@@ -118,12 +119,20 @@ impl OutputDir {
             LockFailure::Held => OutputError::Locked { path: out.to_path_buf(), lock: lock_path.clone() },
             LockFailure::Io(source) => OutputError::NotWritable { path: parent.clone(), source },
         })?;
-        // Holding the lock, any staging folder of this output belongs to a dead run.
+        // Holding the lock, any staging folder of this output belongs to a dead run, and so does
+        // a folder set aside by a commit that was killed between its two renames: that one is
+        // the previous output, put back when nothing took its place.
         let prefix = format!(".{name}.tmp-");
+        let aside_prefix = format!(".{name}.old-");
         if let Ok(entries) = std::fs::read_dir(&parent) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let entry = e.file_name().to_string_lossy().into_owned();
+                if entry.starts_with(&prefix) {
                     let _ = std::fs::remove_dir_all(e.path());
+                } else if entry.starts_with(&aside_prefix) {
+                    if out.exists() || std::fs::rename(e.path(), out).is_err() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
                 }
             }
         }
@@ -155,6 +164,12 @@ impl OutputDir {
     /// [`OutputError::Commit`]; the previous folder is then as it was.
     pub fn commit(mut self, products: &[&str]) -> Result<(), OutputError> {
         let fail = |source| OutputError::Commit { path: self.out.clone(), source };
+        // Moves the user's files carried over back where they were.
+        let undo = |moved: &[PathBuf]| {
+            for m in moved {
+                let _ = std::fs::rename(self.staging.join(m), self.out.join(m));
+            }
+        };
         if self.out.is_dir() {
             // Carry the user's own files over, undoing on failure.
             let mut moved: Vec<PathBuf> = Vec::new();
@@ -169,9 +184,7 @@ impl OutputDir {
                     continue;
                 }
                 if let Err(err) = std::fs::rename(e.path(), &to) {
-                    for m in &moved {
-                        let _ = std::fs::rename(self.staging.join(m), self.out.join(m));
-                    }
+                    undo(&moved);
                     return Err(fail(err));
                 }
                 moved.push(PathBuf::from(name));
@@ -181,16 +194,12 @@ impl OutputDir {
             );
             let _ = std::fs::remove_dir_all(&aside);
             if let Err(err) = std::fs::rename(&self.out, &aside) {
-                for m in &moved {
-                    let _ = std::fs::rename(self.staging.join(m), self.out.join(m));
-                }
+                undo(&moved);
                 return Err(fail(err));
             }
             if let Err(err) = std::fs::rename(&self.staging, &self.out) {
                 let _ = std::fs::rename(&aside, &self.out);
-                for m in &moved {
-                    let _ = std::fs::rename(self.staging.join(m), self.out.join(m));
-                }
+                undo(&moved);
                 return Err(fail(err));
             }
             let _ = std::fs::remove_dir_all(&aside);
@@ -344,6 +353,20 @@ mod tests {
         let o = OutputDir::open(&out).unwrap();
         assert!(!stale.exists());
         o.commit(&[]).unwrap();
+        assert_eq!(names(root.path()), ["run"]);
+    }
+
+    #[test]
+    fn a_commit_killed_between_its_renames_is_undone_by_the_next_run() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("run");
+        // The previous output, set aside by a commit that died before the staging took its place.
+        let aside = root.path().join(".run.old-999999999");
+        std::fs::create_dir(&aside).unwrap();
+        write(&aside, "a.json", "previous");
+        let o = OutputDir::open(&out).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("a.json")).unwrap(), "previous");
+        drop(o);
         assert_eq!(names(root.path()), ["run"]);
     }
 

@@ -4,8 +4,9 @@
 //! Outputs in `-o DIR`: `nodes.nii.gz` (u16 instance labels, 1 = largest short axis), `mask.nii.gz`
 //! (u8), optional `probabilities.nii.gz` (f32), `nodes.json` / `nodes.csv`, `segment.json` (model,
 //! timings per stage, configuration), `report.html` / `report.json` (`nodal_report`), and for DICOM
-//! input with at least one node `nodes.seg.dcm` (DICOM SEG) and `nodes.sr.dcm` (TID 1500 SR). The folder is written as one unit (`nodal_core::output`): checked and locked
-//! before any work, staged beside DIR, committed when every file is complete.
+//! input with at least one node `nodes.seg.dcm` (DICOM SEG) and `nodes.sr.dcm` (TID 1500 SR). The
+//! folder is written as one unit (`nodal_core::output`): checked and locked before any work, staged
+//! beside DIR, committed when every file is complete.
 use crate::report_input::{report_data, stage_timings};
 use anyhow::Context;
 use indicatif::ProgressBar;
