@@ -129,10 +129,10 @@ impl OutputDir {
                 let entry = e.file_name().to_string_lossy().into_owned();
                 if entry.starts_with(&prefix) {
                     let _ = std::fs::remove_dir_all(e.path());
-                } else if entry.starts_with(&aside_prefix) {
-                    if out.exists() || std::fs::rename(e.path(), out).is_err() {
-                        let _ = std::fs::remove_dir_all(e.path());
-                    }
+                } else if entry.starts_with(&aside_prefix)
+                    && (out.exists() || std::fs::rename(e.path(), out).is_err())
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
                 }
             }
         }
