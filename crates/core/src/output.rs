@@ -127,11 +127,10 @@ impl OutputDir {
         if let Ok(entries) = std::fs::read_dir(&parent) {
             for e in entries.flatten() {
                 let entry = e.file_name().to_string_lossy().into_owned();
-                if entry.starts_with(&prefix) {
-                    let _ = std::fs::remove_dir_all(e.path());
-                } else if entry.starts_with(&aside_prefix)
-                    && (out.exists() || std::fs::rename(e.path(), out).is_err())
-                {
+                let stale = entry.starts_with(&prefix)
+                    || (entry.starts_with(&aside_prefix)
+                        && (out.exists() || std::fs::rename(e.path(), out).is_err()));
+                if stale {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
