@@ -198,6 +198,20 @@ fn has_dicm_magic(path: &Path) -> bool {
 
 const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
 
+/// Whether the first KiB of the file (the file meta, where MediaStorageSOPClassUID sits) holds the
+/// directory's SOP class UID as a whole value (padded with NUL or space, or at the end of the
+/// bytes read), without parsing anything.
+fn meta_bytes_name_dicomdir(path: &Path) -> bool {
+    let mut head = Vec::with_capacity(1024);
+    if std::fs::File::open(path).and_then(|f| f.take(1024).read_to_end(&mut head)).is_err() {
+        return false;
+    }
+    let uid = DICOMDIR_CLASS.as_bytes();
+    head.windows(uid.len())
+        .enumerate()
+        .any(|(at, w)| w == uid && head.get(at + uid.len()).is_none_or(|&b| b == 0 || b == b' '))
+}
+
 /// Most frames one file may declare. One small record is built per frame from the header, so the count
 /// is bounded before that (an enhanced CT has a few thousand; 2^31 would ask for hundreds of GB).
 pub(crate) const MAX_FRAMES: u64 = 1 << 16;
@@ -243,9 +257,11 @@ fn read_header(path: &Path) -> Result<Option<FileHeader>, IoError> {
             .is_ok_and(|o| o.meta().media_storage_sop_class_uid().trim_end_matches('\0') == DICOMDIR_CLASS)
     };
     // Before the parser sees the file: every declared length must fit in it (see `dicom_lengths`).
+    // When one does not, the parser must not see even the file meta (a bad length there makes it
+    // reserve that much): a directory is recognised from the meta's bytes instead.
     let layout = match crate::dicom_lengths::check(path) {
         Ok(layout) => layout,
-        Err(_) if is_dicomdir() => return Ok(None),
+        Err(_) if meta_bytes_name_dicomdir(path) => return Ok(None),
         Err(reason) => return Err(IoError::dicom(path, reason)),
     };
     let obj = match OpenFileOptions::new().read_until(tags::PIXEL_DATA).open_file(path) {

@@ -15,6 +15,15 @@ fn cases() -> u32 {
     std::env::var("NODAL_FUZZ_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64)
 }
 
+/// The mutants are drawn from a fixed seed, so that every run (CI above all) tries the same inputs;
+/// `NODAL_FUZZ_SEED=N` draws another set, `NODAL_FUZZ_SEED=random` a new one each run.
+fn seed() -> proptest::test_runner::RngSeed {
+    match std::env::var("NODAL_FUZZ_SEED").ok().as_deref() {
+        Some("random") => proptest::test_runner::RngSeed::Random,
+        s => proptest::test_runner::RngSeed::Fixed(s.and_then(|s| s.parse().ok()).unwrap_or(2026)),
+    }
+}
+
 /// The valid inputs, built once: (name, bytes).
 fn seeds() -> &'static Vec<(&'static str, Vec<u8>)> {
     static SEEDS: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
@@ -145,7 +154,7 @@ fn read_all_ways_inner(path: &Path) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, rng_seed: seed(), ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_inputs_never_panic(seed in 0usize..5, m in mutation()) {
@@ -178,7 +187,7 @@ fn series_seeds() -> &'static Vec<Vec<Vec<u8>>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, rng_seed: seed(), ..ProptestConfig::default() })]
 
     /// Series assembly: one or two slices of a valid series mutated (sizes, orientations,
     /// positions, UIDs and pixel data then disagree across files), the folder read as one CT.
