@@ -199,17 +199,17 @@ fn has_dicm_magic(path: &Path) -> bool {
 const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
 
 /// Whether the first KiB of the file (the file meta, where MediaStorageSOPClassUID sits) holds the
-/// directory's SOP class UID as a whole value (padded with NUL or space, or at the end of the
-/// bytes read), without parsing anything.
+/// directory's SOP class UID as a whole value (not followed by another UID character: a value of
+/// even length has no padding, the next element's tag follows), without parsing anything.
 fn meta_bytes_name_dicomdir(path: &Path) -> bool {
     let mut head = Vec::with_capacity(1024);
     if std::fs::File::open(path).and_then(|f| f.take(1024).read_to_end(&mut head)).is_err() {
         return false;
     }
     let uid = DICOMDIR_CLASS.as_bytes();
-    head.windows(uid.len())
-        .enumerate()
-        .any(|(at, w)| w == uid && head.get(at + uid.len()).is_none_or(|&b| b == 0 || b == b' '))
+    head.windows(uid.len()).enumerate().any(|(at, w)| {
+        w == uid && head.get(at + uid.len()).is_none_or(|&b| !(b.is_ascii_digit() || b == b'.'))
+    })
 }
 
 /// Most frames one file may declare. One small record is built per frame from the header, so the count
