@@ -4,14 +4,8 @@
 //! reserving 760 MB). Alone in its test binary: it measures the process' peak memory.
 mod common;
 
+use common::peak_rss_mib;
 use common::synth::{self, Spec};
-
-/// Peak resident memory of this process (Linux), in MiB.
-fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
-}
 
 #[test]
 fn a_huge_length_in_the_file_meta_is_refused_without_parsing_it() {

@@ -5,6 +5,7 @@
 //! `NODAL_FUZZ_CASES` sets the number of mutants per input kind (default 64; e.g. 2000 for a sweep).
 mod common;
 
+use common::peak_rss_mib;
 use common::synth::{self, Spec};
 use nodal_io::{read_ct, read_nifti, read_nifti_header, write_nifti, MAX_VOXELS};
 use proptest::prelude::*;
@@ -106,13 +107,6 @@ fn apply(seed: &[u8], m: &Mutation) -> Vec<u8> {
         }
     }
     b
-}
-
-/// Peak resident memory of this process (Linux), in MiB.
-fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
 }
 
 /// The seeds are a few KB: no mutant may make a reader touch anywhere near this much memory. (The peak

@@ -28,3 +28,10 @@ pub fn names(e: &nodal_io::IoError, path: &std::path::Path) {
     let msg = e.to_string();
     assert!(msg.contains(&path.display().to_string()), "message does not name {}: {msg}", path.display());
 }
+
+/// Peak resident memory of this process (Linux), in MiB.
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
+}
