@@ -11,8 +11,9 @@
 //! 1. threshold and components ([`Candidates::new`]);
 //! 2. keep rule: a component stays when its peak reaches the peak cut-off and the filter's
 //!    verdict passes its cut-off ([`Candidates::keep`]);
-//! 3. mask threshold (pieces below the peak cut-off go), the protocol's size filter, hole filling, convex fill, splitting, relabel
-//!    by decreasing short axis, measurements (`nodal_nodes::postprocess::finish_nodes`);
+//! 3. mask threshold (pieces below the peak cut-off go), the protocol's size filter, hole filling,
+//!    convex fill, splitting, relabel by decreasing short axis, measurements
+//!    (`nodal_nodes::postprocess::finish_nodes`);
 //! 4. each node's network probability and the filter verdict of the component most of its voxels
 //!    came from ([`Detection`]).
 use crate::detection::Detection;

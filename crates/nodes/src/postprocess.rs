@@ -15,8 +15,8 @@
 //!    at the higher one (a low threshold draws a node fatter than it is). A kept component may
 //!    split into pieces, or vanish when its peak is below `mask_threshold`; the pieces are labelled
 //!    again, and those whose own peak is below `min_peak_probability` go (the cut-off kept the
-//!    component for its confident core, not for the crumbs of its rim). Then drop components whose axial short axis is below `min_short_axis_mm` (the
-//!    protocol's 4.5 mm);
+//!    component for its confident core, not for the crumbs of its rim). Then drop components whose
+//!    axial short axis is below `min_short_axis_mm` (the protocol's 4.5 mm);
 //! 4. fill enclosed holes per component in 3D: background voxels inside the component's bounding box
 //!    that cannot reach the box's border through non-component voxels (6-connectivity) join the
 //!    component — a node whose necrotic centre was left out becomes whole; optionally
