@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Version of the `evaluation.json` layout.
-pub const SCHEMA: &str = "nodal.evaluation/2";
+pub const SCHEMA: &str = "nodal.evaluation/3";
 
 /// One case to evaluate.
 #[derive(Clone, Debug)]
@@ -41,34 +41,40 @@ pub struct CaseInput {
     pub meta: Option<NodeMeta>,
 }
 
-/// The case id of a file name (module docs).
-pub fn case_id_of(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    let stem = name.strip_suffix(".nii.gz").or_else(|| name.strip_suffix(".nii"))?;
-    Some(stem.strip_suffix("_0000").unwrap_or(stem).to_string())
-}
+/// The case id of a file name (module docs): [`nodal_io::nifti_case_id`].
+pub use nodal_io::nifti_case_id as case_id_of;
 
-fn nifti_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, EvalError> {
+/// The NIfTI files of `dir` by case id; with `case_folders`, also the case folders of a cohort
+/// `nodal segment` output (`<case>/nodes.nii.gz`, id = the folder's name), so the shards of a
+/// cohort run are evaluated together from the folder they share.
+fn nifti_files(dir: &Path, case_folders: bool) -> Result<BTreeMap<String, PathBuf>, EvalError> {
     let mut out = BTreeMap::new();
     let rd = std::fs::read_dir(dir).map_err(|e| EvalError::io(dir, e))?;
     for entry in rd {
         let entry = entry.map_err(|e| EvalError::io(dir, e))?;
         let path = entry.path();
-        if !path.is_file() {
-            continue;
-        }
-        if let Some(id) = case_id_of(&path) {
-            if let Some(prev) = out.insert(id.clone(), path.clone()) {
+        let found = if path.is_file() {
+            case_id_of(&path).map(|id| (id, path.clone()))
+        } else if case_folders && path.join(SEGMENT_LABELS).is_file() {
+            path.file_name().and_then(|n| n.to_str()).map(|id| (id.to_string(), path.join(SEGMENT_LABELS)))
+        } else {
+            None
+        };
+        if let Some((id, file)) = found {
+            if let Some(prev) = out.insert(id.clone(), file.clone()) {
                 return Err(EvalError::Pairing(format!(
                     "{} and {} both have case id {id:?}",
                     prev.display(),
-                    path.display()
+                    file.display()
                 )));
             }
         }
     }
     Ok(out)
 }
+
+/// The instance labels a `nodal segment` case folder holds.
+const SEGMENT_LABELS: &str = "nodes.nii.gz";
 
 /// Where node metadata comes from.
 #[derive(Clone, Debug)]
@@ -119,10 +125,11 @@ pub fn attach_meta(cases: &mut [CaseInput], source: &MetaSource) -> Result<(), E
     Ok(())
 }
 
-/// Pairs the NIfTI files of two folders by case id.
+/// Pairs the NIfTI files of two folders by case id; the predictions may also be the case folders
+/// of a cohort `nodal segment` run (`<case>/nodes.nii.gz`).
 pub fn pair_dirs(pred_dir: &Path, gt_dir: &Path) -> Result<Vec<CaseInput>, EvalError> {
-    let preds = nifti_files(pred_dir)?;
-    let gts = nifti_files(gt_dir)?;
+    let preds = nifti_files(pred_dir, true)?;
+    let gts = nifti_files(gt_dir, false)?;
     let only_pred: Vec<&String> = preds.keys().filter(|k| !gts.contains_key(*k)).collect();
     let only_gt: Vec<&String> = gts.keys().filter(|k| !preds.contains_key(*k)).collect();
     if !only_pred.is_empty() || !only_gt.is_empty() {

@@ -155,6 +155,10 @@ pub struct ScanResult {
     pub fps: Vec<FpRow>,
     /// Per-threshold counts when the prediction is a probability map.
     pub froc: Option<Vec<FrocCounts>>,
+    /// `Some(n)` when the ground truth was a binary mask: one label whose voxels form `n > 1`
+    /// separate 26-connected components, scored as `n` nodes (ids in raster order of each
+    /// component's first voxel), as the protocol splits a prediction. `None` for a label map.
+    pub gt_split_from_binary: Option<usize>,
 }
 
 /// Voxel counts per GT label id and the ids present.
@@ -285,6 +289,8 @@ pub struct PreparedGt {
     axes: Vec<Option<(f64, f64)>>,
     /// per label id: localized by the ground truth itself as the prediction
     countable: Vec<bool>,
+    /// see [`ScanResult::gt_split_from_binary`]
+    split_from_binary: Option<usize>,
 }
 
 impl PreparedGt {
@@ -298,7 +304,24 @@ impl PreparedGt {
     }
 
     /// From runs of equal labels on the grid `geom` (`max_label`: their largest label).
+    ///
+    /// A map holding the single label 1 in several 26-connected pieces is a binary mask (the
+    /// common nnU-Net `labelsTr`), not one node: it is split into its components, as a prediction
+    /// is. A single-label map in one piece reads the same either way.
     pub(crate) fn from_runs(runs: Runs, max_label: usize, geom: Geometry) -> Result<Self, EvalError> {
+        let (runs, max_label, split_from_binary) = match max_label {
+            1 => match components_26(&runs) {
+                (comp, n) if n > 1 => {
+                    let mut runs = runs;
+                    for (r, c) in runs.runs.iter_mut().zip(comp) {
+                        r.value = c;
+                    }
+                    (runs, n, Some(n))
+                }
+                _ => (runs, max_label, None),
+            },
+            _ => (runs, max_label, None),
+        };
         let index = GtIndex::new(&runs, max_label)?;
         let (ceiling, axes) = rayon::join(
             // The ground truth as a binary mask (touching nodes merge, as they would in any mask)
@@ -307,7 +330,7 @@ impl PreparedGt {
             || detect(&runs.select(|_| true), &runs, &index, &geom),
             || label_axes(&runs, &geom),
         );
-        Ok(PreparedGt { countable: ceiling.localized, runs, geom, index, axes })
+        Ok(PreparedGt { countable: ceiling.localized, runs, geom, index, axes, split_from_binary })
     }
 
     /// Errors unless `pred` lies on this ground truth's grid and, as a probability map, in [0, 1].
@@ -384,7 +407,7 @@ pub(crate) fn evaluate_runs(
     prepared: &PreparedGt,
     meta: Option<&NodeMeta>,
 ) -> Result<ScanResult, EvalError> {
-    let PreparedGt { runs: gt, geom, index, axes: gt_axes, countable } = prepared;
+    let PreparedGt { runs: gt, geom, index, axes: gt_axes, countable, split_from_binary } = prepared;
     let thresholded;
     let mask = match pred {
         PredictionRuns::Mask(m) => m,
@@ -510,5 +533,6 @@ pub(crate) fn evaluate_runs(
         nodes,
         fps,
         froc,
+        gt_split_from_binary: *split_from_binary,
     })
 }

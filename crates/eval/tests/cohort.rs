@@ -194,7 +194,7 @@ fn cohort_end_to_end() {
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("evaluation.json")).unwrap()).unwrap();
-    assert_eq!(json["schema"], "nodal.evaluation/2");
+    assert_eq!(json["schema"], "nodal.evaluation/3");
     assert!(json["scans"][2]["recall"].is_null());
     let mut keys = BTreeSet::new();
     key_paths(&json, "", &mut keys);
@@ -215,6 +215,35 @@ fn cohort_end_to_end() {
         assert!(!written.contains(&out.join(name)));
     }
     assert!(out.join("evaluation.json").is_file());
+}
+
+/// nnU-Net `labelsTr` are binary: such a ground truth is scored as its 26-connected components,
+/// exactly as the same nodes labelled one id each, and the split is stated per scan.
+#[test]
+fn a_binary_ground_truth_scores_as_its_instance_labelled_twin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    build(dir);
+    std::fs::create_dir_all(dir.join("gt_binary")).unwrap();
+    for name in ["a.nii.gz", "b.nii", "c.nii.gz"] {
+        let gt: Volume<u16> = nodal_io::read_nifti(dir.join("gt").join(name)).unwrap();
+        write_nifti(&gt.map(|v| u8::from(v != 0)), dir.join("gt_binary").join(name)).unwrap();
+    }
+    let score = |gt: &str| {
+        let mut cases = pair_dirs(&dir.join("pred"), &dir.join(gt)).unwrap();
+        attach_meta(&mut cases, &MetaSource::Dir(dir.join("meta"))).unwrap();
+        evaluate_cohort(&cases, &|_| {}).unwrap()
+    };
+    let (labelled, binary) = (score("gt"), score("gt_binary"));
+    let splits: Vec<_> = binary.scans.iter().map(|s| s.result.gt_split_from_binary).collect();
+    // a and b hold two separate nodes each; c has none, so nothing is split.
+    assert_eq!(splits, [Some(2), Some(2), None]);
+    assert!(labelled.scans.iter().all(|s| s.result.gt_split_from_binary.is_none()));
+    for (l, b) in labelled.scans.iter().zip(&binary.scans) {
+        let b = nodal_eval::ScanResult { gt_split_from_binary: None, ..b.result.clone() };
+        assert_eq!(l.result, b, "case {}", l.case_id);
+    }
+    assert_eq!(labelled.summary, binary.summary);
 }
 
 #[test]
@@ -293,6 +322,7 @@ scans[].froc[].n_gt
 scans[].froc[].n_localized
 scans[].froc[].threshold
 scans[].gt
+scans[].gt_split_from_binary
 scans[].hd
 scans[].hd95
 scans[].mhd

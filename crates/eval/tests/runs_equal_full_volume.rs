@@ -492,7 +492,25 @@ mod full {
 
     /// Evaluates one scan. `gt` is an instance label map (0 = background, one id per node) on the
     /// prediction's grid; `meta` gives the metastatic flag per id.
+    /// The protocol on full volumes; a ground truth holding only label 1 in several 26-connected
+    /// pieces is a binary mask, scored as its components.
     pub fn evaluate_scan_full<L: Label>(
+        pred: Prediction<'_>,
+        gt: &Volume<L>,
+        meta: Option<&NodeMeta>,
+    ) -> Result<ScanResult, EvalError> {
+        if gt.as_slice().iter().all(|v| v.as_usize() <= 1) {
+            let (labels, n) = label_components(gt, Connectivity::TwentySix);
+            if n > 1 {
+                let mut r = evaluate_labels(pred, &labels, meta)?;
+                r.gt_split_from_binary = Some(n);
+                return Ok(r);
+            }
+        }
+        evaluate_labels(pred, gt, meta)
+    }
+
+    fn evaluate_labels<L: Label>(
         pred: Prediction<'_>,
         gt: &Volume<L>,
         meta: Option<&NodeMeta>,
@@ -659,6 +677,7 @@ mod full {
             nodes,
             fps,
             froc,
+            gt_split_from_binary: None,
         })
     }
 

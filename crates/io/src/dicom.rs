@@ -40,6 +40,94 @@ pub struct SeriesInfo {
     pub transfer_syntax: String,
     /// The files, sorted by path.
     pub files: Vec<PathBuf>,
+    pub study_instance_uid: Option<String>,
+    /// ImageType of the first file, as stored (`ORIGINAL\\PRIMARY\\LOCALIZER`, say).
+    pub image_type: Option<String>,
+    pub sop_class_uid: Option<String>,
+    /// Whether the slices are axial (their normal within 45 degrees of the patient's S-I axis);
+    /// `None` without ImageOrientationPatient.
+    pub axial: Option<bool>,
+}
+
+impl SeriesInfo {
+    /// Slices (frames) of an image series; 0 for objects without an image.
+    pub fn n_slices(&self) -> usize {
+        self.dims.map_or(0, |d| d[2])
+    }
+
+    /// Why this series cannot be the CT volume to segment, when it is not one (a scout, a secondary
+    /// capture, a single slice, non-axial slices); `None` for a candidate axial CT volume.
+    pub fn not_a_volume(&self) -> Option<&'static str> {
+        let image_type = self.image_type.as_deref().unwrap_or("").to_ascii_uppercase();
+        if self.modality.as_deref() != Some("CT") || self.dims.is_none() {
+            Some("not a CT image")
+        } else if image_type.split('\\').any(|v| v.trim() == "LOCALIZER") {
+            Some("localizer")
+        } else if self.sop_class_uid.as_deref().is_some_and(|c| c.starts_with(SECONDARY_CAPTURE_CLASS)) {
+            Some("secondary capture")
+        } else if self.n_slices() < 2 {
+            Some("a single slice")
+        } else if self.axial == Some(false) {
+            Some("not axial")
+        } else {
+            None
+        }
+    }
+}
+
+/// SOP classes of secondary captures (`1.2.840.10008.5.1.4.1.1.7` and its multi-frame kinds
+/// `.7.1` ... `.7.4`): screenshots and key images, never the CT volume.
+const SECONDARY_CAPTURE_CLASS: &str = "1.2.840.10008.5.1.4.1.1.7";
+
+/// How the series read from a folder of several was chosen (printed by the commands and recorded
+/// in their outputs).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SeriesChoice {
+    pub series_instance_uid: String,
+    pub series_description: Option<String>,
+    pub n_slices: usize,
+    /// Every series found, the chosen one included.
+    pub n_series: usize,
+    /// One sentence: the rule that chose it and what was set aside.
+    pub reason: String,
+}
+
+/// Chooses the CT volume among several series of one study: the axial CT series with the most
+/// slices, localizers, secondary captures and single slices set aside. `Err` with the candidates
+/// when the choice is not clear: series of several studies, or a tie for the most slices.
+fn choose_series(infos: &[SeriesInfo]) -> Result<SeriesChoice, Vec<SeriesInfo>> {
+    let candidates: Vec<&SeriesInfo> = infos.iter().filter(|s| s.not_a_volume().is_none()).collect();
+    let studies: std::collections::BTreeSet<Option<&str>> =
+        candidates.iter().map(|s| s.study_instance_uid.as_deref()).collect();
+    let most = candidates.iter().map(|s| s.n_slices()).max().unwrap_or(0);
+    let top: Vec<&&SeriesInfo> = candidates.iter().filter(|s| s.n_slices() == most).collect();
+    let ct_images = || {
+        infos.iter().filter(|s| s.modality.as_deref() == Some("CT") && s.dims.is_some()).cloned().collect()
+    };
+    if studies.len() != 1 || top.len() != 1 {
+        return Err(ct_images());
+    }
+    let chosen = top[0];
+    let set_aside: Vec<String> = infos
+        .iter()
+        .filter(|s| s.series_instance_uid != chosen.series_instance_uid)
+        .map(|s| {
+            let why = s.not_a_volume().unwrap_or("fewer slices");
+            format!("{} ({why})", s.series_description.as_deref().unwrap_or(&s.series_instance_uid))
+        })
+        .collect();
+    Ok(SeriesChoice {
+        series_instance_uid: chosen.series_instance_uid.clone(),
+        series_description: chosen.series_description.clone(),
+        n_slices: chosen.n_slices(),
+        n_series: infos.len(),
+        reason: format!(
+            "the axial CT volume with the most slices ({}) of {} series; set aside: {}",
+            chosen.n_slices(),
+            infos.len(),
+            set_aside.join(", ")
+        ),
+    })
 }
 
 /// Formats series one per line (used in error messages and `nodal info`).
@@ -188,6 +276,17 @@ fn parse_frames(obj: &InMemDicomObject, n_frames: usize) -> Vec<FrameInfo> {
             }
         })
         .collect()
+}
+
+/// True when `path` is a DICOM Part 10 file (preamble + "DICM" magic), DICOMDIR included.
+pub(crate) fn is_dicom_file(path: &Path) -> bool {
+    has_dicm_magic(path)
+}
+
+/// The StudyInstanceUID of a DICOM image file (`None` when it has none); a DICOMDIR or other
+/// non-image file reads as `None`. The header is checked as for reading a series.
+pub(crate) fn study_uid_of(path: &Path) -> Result<Option<String>, IoError> {
+    Ok(read_header(path)?.and_then(|h| get_str(&h.obj, tags::STUDY_INSTANCE_UID)))
 }
 
 /// True when the file has the DICOM Part 10 preamble + "DICM" magic.
@@ -425,6 +524,16 @@ fn series_info(uid: &str, files: &[FileHeader]) -> SeriesInfo {
         },
         transfer_syntax: first.obj.meta().transfer_syntax().trim_end_matches('\0').to_string(),
         files: files.iter().map(|f| f.path.clone()).collect(),
+        study_instance_uid: get_str(&first.obj, tags::STUDY_INSTANCE_UID),
+        image_type: get_str(&first.obj, tags::IMAGE_TYPE),
+        sop_class_uid: get_str(&first.obj, tags::SOP_CLASS_UID).or_else(|| {
+            Some(first.obj.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string())
+        }),
+        axial: first.frames.first().and_then(|f| f.iop).map(|o| {
+            let n = cross([o[0], o[1], o[2]], [o[3], o[4], o[5]]);
+            let norm = dot(n, n).sqrt();
+            norm > 0.0 && (n[2] / norm).abs() >= std::f64::consts::FRAC_1_SQRT_2
+        }),
     }
 }
 
@@ -454,10 +563,14 @@ pub struct CtScan {
     /// RescaleIntercept whose values are evidently HU already, say), one sentence each, naming the file.
     /// Empty for a clean read; the library does not print them.
     pub warnings: Vec<String>,
+    /// How the series was chosen when the folder held several CT series and none was named.
+    pub series_choice: Option<SeriesChoice>,
 }
 
 /// Reads a CT series from a folder (recursive) or a single file. With `series_uid = None` the CT
-/// series is picked automatically when there is exactly one; otherwise the error lists the series.
+/// series is picked automatically: the only one, or among several of one study the axial CT volume
+/// with the most slices (localizers, secondary captures and single slices set aside; recorded in
+/// [`CtScan::series_choice`]); when that is not clear the error lists the series.
 pub fn read_ct_series(path: impl AsRef<Path>, series_uid: Option<&str>) -> Result<CtScan, IoError> {
     let path = path.as_ref();
     let files = collect_files(path)?;
@@ -469,6 +582,7 @@ pub fn read_ct_series(path: impl AsRef<Path>, series_uid: Option<&str>) -> Resul
 pub fn read_ct_files(origin: &Path, files: &[PathBuf], series_uid: Option<&str>) -> Result<CtScan, IoError> {
     let mut series = scan(origin, files)?;
     let infos: Vec<SeriesInfo> = series.iter().map(|(uid, f)| series_info(uid, f)).collect();
+    let mut choice = None;
     let uid = match series_uid {
         Some(uid) => {
             if !series.contains_key(uid) {
@@ -498,12 +612,16 @@ pub fn read_ct_files(origin: &Path, files: &[PathBuf], series_uid: Option<&str>)
                     }
                     return Err(IoError::NoCtSeries { path: origin.to_path_buf(), series: infos });
                 }
-                _ => {
-                    return Err(IoError::AmbiguousSeries {
-                        path: origin.to_path_buf(),
-                        series: ct.into_iter().cloned().collect(),
-                    })
-                }
+                _ => match choose_series(&infos) {
+                    Ok(c) => {
+                        let uid = c.series_instance_uid.clone();
+                        choice = Some(c);
+                        uid
+                    }
+                    Err(series) => {
+                        return Err(IoError::AmbiguousSeries { path: origin.to_path_buf(), series })
+                    }
+                },
             }
         }
     };
@@ -517,7 +635,7 @@ pub fn read_ct_files(origin: &Path, files: &[PathBuf], series_uid: Option<&str>)
         });
     }
     let (hu, refs, warnings) = assemble(origin, &uid, files)?;
-    Ok(CtScan { hu, dicom: Some(refs), source: origin.to_path_buf(), warnings })
+    Ok(CtScan { hu, dicom: Some(refs), source: origin.to_path_buf(), warnings, series_choice: choice })
 }
 
 /// One slice of the volume: which file/frame, and where.

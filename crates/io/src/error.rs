@@ -82,9 +82,11 @@ pub enum IoError {
     /// The chosen series is not a CT.
     #[error("{path}: series {series_uid} has modality {modality}, not CT")]
     NotCt { path: PathBuf, series_uid: String, modality: String },
-    /// Several CT series and no choice.
+    /// Several CT series and none clearly the volume to read (series of several studies, or a tie
+    /// for the most slices).
     #[error(
-        "{path}: {} CT series found; choose one by its SeriesInstanceUID (nodal ... --series UID):\n{}",
+        "{path}: {} CT series found and none is clearly the CT volume (the axial CT series of one study \
+         with the most slices); choose one by its SeriesInstanceUID (nodal ... --series UID):\n{}",
         series.len(),
         crate::dicom::format_series_list(series)
     )]
@@ -92,6 +94,12 @@ pub enum IoError {
     /// No CT series at all (the series found are listed).
     #[error("{path}: no CT series found; series present:\n{}", crate::dicom::format_series_list(series))]
     NoCtSeries { path: PathBuf, series: Vec<crate::SeriesInfo> },
+    /// A cohort's inputs cannot be listed: duplicate case ids, a list naming a missing file, ...
+    #[error("{path}: {reason}")]
+    Cases { path: PathBuf, reason: String },
+    /// `--series` given for a NIfTI file, which holds one volume.
+    #[error("{path}: a NIfTI file holds one volume; --series {series_uid} applies to DICOM input only")]
+    SeriesForNifti { path: PathBuf, series_uid: String },
     /// The requested series UID is not present.
     #[error(
         "{path}: series {series_uid} not found; series present:\n{}",

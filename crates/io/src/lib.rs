@@ -7,7 +7,9 @@
 //! * [`list_series`] / [`read_ct_series`] / [`read_ct_files`] — DICOM CT series (classic single-frame
 //!   files or enhanced multi-frame CT) to a [`CtScan`]: HU as `Volume<i16>` plus the [`DicomRefs`] a
 //!   DICOM SEG/SR needs.
-//! * [`read_ct`] — either of the two, chosen from the path.
+//! * [`read_ct`] / [`read_ct_choosing`] — either of the two, chosen from the path (and the DICOM
+//!   series: the only CT series, or the axial CT volume with the most slices of one study).
+//! * [`find_inputs`] — one scan or a cohort: what a path given to a command holds ([`cases`]).
 //! * [`describe`] — what `nodal info` prints.
 //! * [`write_atomic`] / [`write_atomic_with`] — re-exported from `nodal_core::fs`.
 //! * [`IoError`] — one typed error per failure, each naming the file.
@@ -32,14 +34,16 @@
 //! * **Decoders.** A panic inside a DICOM pixel codec (on corrupt compressed data) is contained and
 //!   reported as [`IoError::CorruptPixelData`] for that file.
 
+pub mod cases;
 mod dicom;
 mod dicom_lengths;
 mod error;
 mod nifti;
 
+pub use cases::{find_inputs, nifti_case_id, CaseSource, Inputs};
 pub use dicom::{
     format_series_list, list_series, list_series_files, read_ct_files, read_ct_series, CtScan, DicomRefs,
-    SeriesInfo,
+    SeriesChoice, SeriesInfo,
 };
 pub use error::IoError;
 pub use nifti::{
@@ -82,11 +86,20 @@ pub fn is_nifti_path(path: &Path) -> bool {
 }
 
 /// Reads a CT in HU from a NIfTI file (values rounded/saturated to i16) or a DICOM folder/file (the
-/// single CT series there; see [`read_ct_series`] to choose among several). The voxel spacing must be
-/// plausible for a CT ([`IoError::ImplausibleSpacing`]).
+/// CT series there, chosen as [`read_ct_series`] does). The voxel spacing must be plausible for a CT
+/// ([`IoError::ImplausibleSpacing`]).
 pub fn read_ct(path: impl AsRef<Path>) -> Result<CtScan, IoError> {
+    read_ct_choosing(path, None)
+}
+
+/// [`read_ct`] with the DICOM series named by `series_uid` (`--series`); naming one for a NIfTI file
+/// is an error ([`IoError::SeriesForNifti`]).
+pub fn read_ct_choosing(path: impl AsRef<Path>, series_uid: Option<&str>) -> Result<CtScan, IoError> {
     let path = path.as_ref();
     if is_nifti_path(path) {
+        if let Some(uid) = series_uid {
+            return Err(IoError::SeriesForNifti { path: path.to_path_buf(), series_uid: uid.to_string() });
+        }
         // The header alone tells the spacing: refuse a scaled affine before reading the voxels.
         check_ct_spacing(path, &read_nifti_header(path)?.geometry)?;
         Ok(CtScan {
@@ -94,9 +107,10 @@ pub fn read_ct(path: impl AsRef<Path>) -> Result<CtScan, IoError> {
             dicom: None,
             source: path.to_path_buf(),
             warnings: Vec::new(),
+            series_choice: None,
         })
     } else {
-        read_ct_series(path, None)
+        read_ct_series(path, series_uid)
     }
 }
 
@@ -149,6 +163,9 @@ pub fn describe(path: impl AsRef<Path>, series_uid: Option<&str>) -> Result<Stri
             Err(e) => return Err(e),
         }
     };
+    if let Some(c) = &scan.series_choice {
+        let _ = writeln!(s, "chosen: {}", c.reason);
+    }
     if let Some(r) = &scan.dicom {
         let _ = writeln!(
             s,

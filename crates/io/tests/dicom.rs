@@ -168,6 +168,60 @@ fn dicomdir_tests_list_all_series_and_need_a_choice() {
     assert!(matches!(read_ct_series(&root, Some("1.2.3")), Err(IoError::SeriesNotFound { .. })));
 }
 
+/// A copy of CT5N's files `which` as another series of the same study (new series and instance UIDs),
+/// with `image_type` when given.
+fn derived_series(dir: &Path, name: &str, which: &[usize], image_type: Option<&str>) {
+    let files = copy_dir(&ct5n(), &dir.join(name));
+    for (n, f) in files.iter().enumerate() {
+        if !which.contains(&n) {
+            std::fs::remove_file(f).unwrap();
+            continue;
+        }
+        set_str(f, tags::SERIES_INSTANCE_UID, VR::UI, &format!("1.2.826.0.1.3680043.10.1.{}", name.len()));
+        set_str(f, tags::SOP_INSTANCE_UID, VR::UI, &format!("1.2.826.0.1.3680043.10.2.{}.{n}", name.len()));
+        set_str(f, tags::SERIES_DESCRIPTION, VR::LO, name);
+        if let Some(t) = image_type {
+            set_str(f, tags::IMAGE_TYPE, VR::CS, t);
+        }
+    }
+}
+
+/// A PACS export of one study: a scout, the thin reconstruction and a thicker one. The reader takes
+/// the axial CT volume with the most slices and says why; a tie or a second study needs `--series`.
+#[test]
+fn a_pacs_like_study_folder_reads_its_ct_volume_without_a_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy_dir(&ct5n(), &root.join("thin"));
+    derived_series(root, "thick", &[0, 2, 4], None);
+    // The scout has as many slices as the thin series: only its ImageType sets it aside.
+    derived_series(root, "scout-x", &[0, 1, 2, 3, 4], Some("ORIGINAL\\PRIMARY\\LOCALIZER"));
+    let scan = read_ct(root).unwrap();
+    assert_eq!(scan.hu.dims(), [16, 16, 5]);
+    assert_eq!(scan.hu, read_ct(ct5n()).unwrap().hu);
+    let choice = scan.series_choice.expect("the choice is recorded");
+    assert_eq!((choice.n_slices, choice.n_series), (5, 3));
+    assert!(choice.reason.contains("thick (fewer slices)") && choice.reason.contains("scout-x (localizer)"));
+    // A single series needs no choice.
+    assert!(read_ct(ct5n()).unwrap().series_choice.is_none());
+
+    // Two reconstructions with as many slices: no clear choice.
+    derived_series(root, "thin-bone", &[0, 1, 2, 3, 4], None);
+    match read_ct(root).unwrap_err() {
+        IoError::AmbiguousSeries { series, .. } => assert_eq!(series.len(), 4),
+        e => panic!("{e:?}"),
+    }
+    std::fs::remove_dir_all(root.join("thin-bone")).unwrap();
+    // A file of another study beside them: no choice across studies.
+    std::fs::copy(common::pydicom_files().join("CT_small.dcm"), root.join("other.dcm")).unwrap();
+    assert!(matches!(read_ct(root), Err(IoError::AmbiguousSeries { .. })));
+    // Named, any of them reads; a NIfTI has no series to name.
+    let uid = "1.2.826.0.1.3680043.10.1.5";
+    assert_eq!(nodal_io::read_ct_choosing(root, Some(uid)).unwrap().hu.dims(), [16, 16, 3]);
+    let e = nodal_io::read_ct_choosing(root.join("ct.nii.gz"), Some(uid)).unwrap_err();
+    assert!(matches!(e, IoError::SeriesForNifti { .. }), "{e:?}");
+}
+
 #[test]
 fn ct5n_is_sorted_along_the_normal() {
     // pydicom: files 2062, 2392, 2693, 3023, 3353 at z 8.7625, 6.2625, 3.7625, 1.2625, -1.2375;

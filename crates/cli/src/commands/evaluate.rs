@@ -12,7 +12,9 @@ use std::path::PathBuf;
 #[command(after_help = "Case ids: file names without .nii/.nii.gz and without an nnU-Net channel suffix \
 _0000, so case_001_0000.nii.gz pairs with case_001.nii.gz. Predictions with a float dtype are \
 probability maps (thresholded at 0.5, and an FROC curve is added); integer dtypes are masks (nonzero \
-= node). Ground truths are instance label maps (one id per node).")]
+= node). Ground truths are instance label maps (one id per node); a binary ground truth (the single \
+label 1 in several separate pieces, as nnU-Net labelsTr) is split into its 26-connected components, \
+which evaluation.json states per scan (gt_split_from_binary).")]
 pub struct Args {
     /// Folder of predictions (.nii/.nii.gz): binary masks or probability maps.
     #[arg(long, required_unless_present = "manifest", requires = "gt")]
@@ -53,6 +55,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     let result = result?;
+    let split: Vec<String> = result
+        .scans
+        .iter()
+        .filter_map(|s| s.result.gt_split_from_binary.map(|n| format!("{} ({n})", s.case_id)))
+        .collect();
+    if !split.is_empty() {
+        eprintln!(
+            "note: binary ground truth split into 26-connected components, scored as nodes: {}",
+            split.join(", ")
+        );
+    }
     let written = write_outputs(&result, out.staging())
         .with_context(|| format!("writing results to {}", args.output.display()))?;
     out.commit(OUTPUT_FILES)?;

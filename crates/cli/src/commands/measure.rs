@@ -26,6 +26,8 @@ pub struct Args {
     /// CT on the same grid (NIfTI file or DICOM folder): adds HU statistics and the necrosis fraction.
     #[arg(long)]
     ct: Option<PathBuf>,
+    #[command(flatten)]
+    series: super::SeriesArg,
     /// Read the input as a binary mask (0/1): its connected components are the nodes.
     #[arg(long, conflicts_with = "labels")]
     mask: bool,
@@ -63,13 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let labels: Volume<u32> = if as_mask { label_components(&input, conn).0 } else { input };
     let ct = match &args.ct {
-        Some(p) => {
-            let ct = nodal_io::read_ct(p).with_context(|| format!("reading CT {}", p.display()))?;
-            for w in &ct.warnings {
-                eprintln!("warning: {w}");
-            }
-            Some(ct.hu)
-        }
+        Some(p) => Some(args.series.read_ct(p)?.hu),
         None => None,
     };
     let opts = MeasureOptions { midline_x_mm: args.midline_x_mm, ..Default::default() };

@@ -1,4 +1,5 @@
 //! One module per subcommand; each has `Args` (clap) and `run(args) -> anyhow::Result<()>`.
+pub mod cohort;
 pub mod dataset;
 pub mod demo;
 pub mod evaluate;
@@ -40,16 +41,53 @@ impl DeviceArg {
     }
 }
 
+/// `--series`, for the commands that read a CT.
+#[derive(clap::Args)]
+pub struct SeriesArg {
+    /// SeriesInstanceUID of the DICOM series to read (as `nodal info FOLDER` lists them). Default:
+    /// the only CT series, or among several of one study the axial CT volume with the most slices
+    /// (localizers, secondary captures and single slices set aside); the choice is printed and
+    /// recorded.
+    #[arg(long = "series", value_name = "UID")]
+    pub uid: Option<String>,
+}
+
+impl SeriesArg {
+    /// Reads the CT at `path`, printing the reader's warnings and how the series was chosen.
+    pub fn read_ct(&self, path: &std::path::Path) -> anyhow::Result<nodal_io::CtScan> {
+        use anyhow::Context;
+        let ct = nodal_io::read_ct_choosing(path, self.uid.as_deref())
+            .with_context(|| format!("reading CT {}", path.display()))?;
+        for w in &ct.warnings {
+            eprintln!("warning: {w}");
+        }
+        if let Some(c) = &ct.series_choice {
+            eprintln!(
+                "{}: series {} \"{}\" chosen: {} (another: --series UID)",
+                path.display(),
+                c.series_instance_uid,
+                c.series_description.as_deref().unwrap_or(""),
+                c.reason
+            );
+        }
+        Ok(ct)
+    }
+}
+
 /// The model in `--model DIR`, else the default model (`$NODAL_MODEL`, then `models/default`).
 pub fn load_model_arg(dir: Option<&std::path::Path>) -> anyhow::Result<nodal_detect::Model> {
     use anyhow::Context;
     nodal_detect::load_model_or_default(dir).context("loading the model")
 }
 
-/// 2 when the error is bad input the user can fix, 1 otherwise (an internal or output failure).
-/// Decided by the outermost typed error of the chain (below the binary's own context): each
-/// library's error knows whether what it wraps is input.
+/// 2 when the error is bad input the user can fix, 1 otherwise (an internal or output failure);
+/// [`cohort::FAILED_CASES_EXIT`] when cases of a cohort failed (the others were done). Decided by
+/// the outermost typed error of the chain (below the binary's own context): each library's error
+/// knows whether what it wraps is input.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.is::<cohort::FailedCases>() {
+        return cohort::FAILED_CASES_EXIT;
+    }
     let verdict = err.chain().find_map(|e| {
         if let Some(e) = e.downcast_ref::<nodal_detect::DetectError>() {
             Some(e.is_input())
