@@ -816,6 +816,7 @@ struct Coverage {
     empty_pred: usize,
     empty_gt: usize,
     partial_localization: usize,
+    binary_split: usize,
 }
 
 impl Coverage {
@@ -860,8 +861,15 @@ fn masks_give_the_full_volume_results_bit_for_bit() {
             "seed {seed}"
         );
         cov.add(&fast);
+        // The same nodes as a binary ground truth: split into components on both sides.
+        let binary = s.gt.map(|v| u16::from(v != 0));
+        let fast = evaluate_scan(Prediction::Mask(&s.mask), &binary, None).unwrap();
+        let full = full::evaluate_scan_full(Prediction::Mask(&s.mask), &binary, None).unwrap();
+        assert_eq!(fast, full, "seed {seed}, binary ground truth");
+        cov.binary_split += usize::from(fast.gt_split_from_binary.is_some());
     }
     cov.check();
+    assert!(cov.binary_split >= 20, "{cov:?}");
 }
 
 #[test]

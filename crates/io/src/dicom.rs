@@ -93,12 +93,18 @@ pub struct SeriesChoice {
 }
 
 /// Chooses the CT volume among several series of one study: the axial CT series with the most
-/// slices, localizers, secondary captures and single slices set aside. `Err` with the candidates
-/// when the choice is not clear: series of several studies, or a tie for the most slices.
+/// slices, localizers, secondary captures and single slices set aside. `Err` with the CT series
+/// when the choice is not clear: CT images of several studies, no candidate, or a tie for the most
+/// slices.
 fn choose_series(infos: &[SeriesInfo]) -> Result<SeriesChoice, Vec<SeriesInfo>> {
     let candidates: Vec<&SeriesInfo> = infos.iter().filter(|s| s.not_a_volume().is_none()).collect();
-    let studies: std::collections::BTreeSet<Option<&str>> =
-        candidates.iter().map(|s| s.study_instance_uid.as_deref()).collect();
+    // Every CT image counts here, scouts included: a folder mixing patients or studies is never
+    // resolved by slice counts.
+    let studies: std::collections::BTreeSet<Option<&str>> = infos
+        .iter()
+        .filter(|s| s.modality.as_deref() == Some("CT") && s.dims.is_some())
+        .map(|s| s.study_instance_uid.as_deref())
+        .collect();
     let most = candidates.iter().map(|s| s.n_slices()).max().unwrap_or(0);
     let top: Vec<&&SeriesInfo> = candidates.iter().filter(|s| s.n_slices() == most).collect();
     let ct_images = || {

@@ -101,12 +101,15 @@ impl<R: Read + Seek> Walker<R> {
                 return Ok(());
             }
             if tag.0 == 0xFFFE {
-                // An item or delimiter out of place: the parser reads its 4-byte length all the same.
-                let len = self.u32()?;
-                if len != UNDEFINED {
-                    self.fits(tag, len, end)?;
-                }
-                return Err(Fail::Stop);
+                // An item or sequence delimiter among elements, or another tag of the delimiters'
+                // group: no valid file has one, and the parser, reading on from it, reserves what
+                // the bytes after it declare (1.2 and 3.5 GB for two 3 KB files the fuzzer made).
+                return Err(Fail::Bad(format!(
+                    "item or delimiter tag ({:04X},{:04X}) out of place at byte {}",
+                    tag.0,
+                    tag.1,
+                    self.pos - 4
+                )));
             }
             let (vr, len) = if implicit {
                 let vr = StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1)).map(|e| e.vr());

@@ -1,7 +1,15 @@
-//! Found by the mutation sweep: a 1 KB DICOM whose file meta declares a 775 MB value (the VR of
-//! MediaStorageSOPInstanceUID changed to UN, so the UID's first bytes become a 4-byte length). The
-//! length walk refuses it, and nothing may parse the meta afterwards (the directory check did,
-//! reserving 760 MB). Alone in its test binary: it measures the process' peak memory.
+//! Small DICOM files that made the reader reserve gigabytes, each refused now within a small peak
+//! memory. Alone in their test binary: they measure the process' peak memory.
+//!
+//! * Found by the mutation sweep: a 1 KB DICOM whose file meta declares a 775 MB value (the VR of
+//!   MediaStorageSOPInstanceUID changed to UN, so the UID's first bytes become a 4-byte length). The
+//!   length walk refuses it, and nothing may parse the meta afterwards (the directory check did,
+//!   reserving 760 MB).
+//! * Found by libFuzzer (`fuzz/`, targets `series` and `dicom`): two 3 KB structured reports in
+//!   which an item delimiter's tag was mutated into another tag of its group, (FFFE,0000) and
+//!   (FFFE,0D3A), among the elements of an item. The length walk stopped checking there and the
+//!   parser, reading on, reserved 3.5 GB and 1.2 GB (8 s and 1 s). Kept as found, in
+//!   `tests/fixtures/fuzz/`.
 mod common;
 
 use common::peak_rss_mib;
@@ -24,5 +32,21 @@ fn a_huge_length_in_the_file_meta_is_refused_without_parsing_it() {
     }
     if let Some(peak) = peak_rss_mib() {
         assert!(peak < 256, "peak RSS {peak} MiB for a 1 KB file");
+    }
+}
+
+#[test]
+fn a_stray_item_delimiter_tag_is_refused_without_parsing_on() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    for (name, tag) in [("sr-stray-ffe-0000.dcm", "(FFFE,0000)"), ("sr-stray-ffe-0d3a.dcm", "(FFFE,0D3A)")] {
+        let file = fixtures.join(name);
+        for e in [nodal_io::read_ct(&file).unwrap_err(), nodal_io::list_series(&file).unwrap_err()] {
+            assert!(matches!(e, nodal_io::IoError::Dicom { .. }), "{e:?}");
+            common::names(&e, &file);
+            assert!(e.to_string().contains(&format!("{tag} out of place")), "{e}");
+        }
+    }
+    if let Some(peak) = peak_rss_mib() {
+        assert!(peak < 256, "peak RSS {peak} MiB for two 3 KB files");
     }
 }

@@ -262,11 +262,11 @@ impl CaseJob for SegmentJob<'_> {
     /// Done when the case folder's segment.json records this input and this model.
     fn is_done(&self, case: &CaseSource, folder: &Path) -> bool {
         let c = self.model.config();
+        let input = case.path.display().to_string();
         record_matches(
             folder,
             SEGMENT_RECORD,
-            case,
-            &[("model_id", &c.model_id), ("model_version", &c.version)],
+            &[("/input", &input), ("/model_id", &c.model_id), ("/model_version", &c.version)],
         )
     }
 
