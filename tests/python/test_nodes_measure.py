@@ -137,7 +137,7 @@ def test_golden_ball_through_cli(tmp_path):
     assert node["necrosis_fraction"] == pytest.approx(1 / interior)
     assert node["hu"]["mean_hu"] == pytest.approx(hu[ball > 0].mean())
     assert node["hu"]["p10_hu"] == pytest.approx(np.percentile(hu[ball > 0], 10))
-    labels = nib.load(out / "labels.nii.gz")
+    labels = nib.load(out / "nodes.nii.gz")
     assert labels.get_data_dtype() == np.uint16
     assert np.array_equal(np.asarray(labels.dataobj) > 0, ball > 0)
     np.testing.assert_allclose(labels.affine, np.diag([0.5, 0.5, 1.0, 1.0]), atol=1e-6)

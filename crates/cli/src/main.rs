@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 an internal failure; 2 bad input (unreadable or invalid file, wrong
 //! arguments, an output folder that is a file, read-only or in use by another run) — the message
-//! names the file and the problem; 130 interrupted (SIGINT/SIGTERM; unfinished outputs removed).
+//! names the file and the problem; 3 some cases of a cohort failed (the others were done; the
+//! summary names them); 130 interrupted (SIGINT/SIGTERM; unfinished outputs removed).
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -12,6 +13,8 @@ mod report_input;
 #[derive(Parser)]
 #[command(name = "nodal", version, about = "Finds, segments and measures lymph nodes in head-and-neck CT")]
 struct Cli {
+    #[command(flatten)]
+    global: commands::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +55,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    cli.global.apply()?;
     match cli.command {
         Command::Info(args) => commands::info::run(args),
         Command::Phantom(args) => commands::phantom::run(args),

@@ -119,6 +119,18 @@ pub trait CaseJob {
     fn run(&mut self, case: &CaseSource, out: OutputDir) -> anyhow::Result<String>;
 }
 
+/// What `input` holds ([`nodal_io::find_inputs`]). When it cannot be read, an output folder that
+/// could not be written either is reported instead: output problems come first, as in every run.
+pub fn find_inputs(input: &Path, out: &Path) -> anyhow::Result<nodal_io::Inputs> {
+    match nodal_io::find_inputs(input) {
+        Ok(inputs) => Ok(inputs),
+        Err(e) => {
+            drop(OutputDir::open(out)?);
+            Err(e.into())
+        }
+    }
+}
+
 /// Runs `job` over `cases` into `out` (module docs). `input` is the path the cases came from.
 pub fn run_cohort(
     job: &mut dyn CaseJob,
@@ -140,7 +152,7 @@ pub fn run_cohort(
         .map(|(_, c)| c)
         .collect();
     let shard = args.shard.map(|s| format!(" (shard {}/{})", s.k, s.n)).unwrap_or_default();
-    eprintln!("{}: {} cases{shard}", input.display(), mine.len());
+    tracing::info!("{}: {} cases{shard}", input.display(), mine.len());
     let bar = super::progress_bar(
         mine.len() as u64,
         "{elapsed_precise} [{bar:40}] {pos}/{len} cases {msg} (eta {eta})",
@@ -156,13 +168,17 @@ pub fn run_cohort(
             match OutputDir::open(&folder).map_err(anyhow::Error::from).and_then(|o| job.run(case, o)) {
                 Ok(found) => (Status::Done, Some(found), None),
                 Err(e) => {
-                    bar.println(format!("{}: failed: {e:#}", case.case_id));
+                    bar.suspend(|| tracing::error!("{}: failed: {e:#}", case.case_id));
                     (Status::Failed, None, Some(format!("{e:#}")))
                 }
             }
         };
-        if let Some(found) = &result {
-            bar.println(format!("{}: {found}", case.case_id));
+        match &result {
+            Some(found) => bar.suspend(|| tracing::info!("{}: {found}", case.case_id)),
+            None if matches!(status, Status::Skipped) => {
+                bar.suspend(|| tracing::info!("{}: already done, skipped", case.case_id))
+            }
+            None => {}
         }
         records.push(CaseRecord {
             case_id: case.case_id.clone(),

@@ -127,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.finish();
     let real = rec.cases.iter().filter(|c| c.source == "background").count();
     let nodes: usize = rec.cases.iter().map(|c| c.n_nodes).sum();
-    eprintln!(
+    println!(
         "{}: {} cases ({real} on real backgrounds), {nodes} nodes, {:.1} s",
         args.out.display(),
         rec.cases.len(),

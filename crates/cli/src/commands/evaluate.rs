@@ -1,7 +1,6 @@
 //! `nodal evaluate`: scores predictions against ground-truth label maps with the evaluation
 //! protocol and writes `evaluation.json`, CSV tables, `table1.md` and figures.
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use nodal_core::output::OutputDir;
 use nodal_eval::cohort::{attach_meta, MetaSource};
 use nodal_eval::output::OUTPUT_FILES;
@@ -16,7 +15,8 @@ probability maps (thresholded at 0.5, and an FROC curve is added); integer dtype
 label 1 in several separate pieces, as nnU-Net labelsTr) is split into its 26-connected components, \
 which evaluation.json states per scan (gt_split_from_binary).")]
 pub struct Args {
-    /// Folder of predictions (.nii/.nii.gz): binary masks or probability maps.
+    /// Folder of predictions (.nii/.nii.gz): binary masks or probability maps; or the output folder
+    /// of a cohort `nodal segment` run (its case folders' nodes.nii.gz, whichever shard wrote them).
     #[arg(long, required_unless_present = "manifest", requires = "gt")]
     pred: Option<PathBuf>,
     /// Folder of ground-truth instance label maps (.nii/.nii.gz).
@@ -30,24 +30,22 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["pred", "gt"])]
     manifest: Option<PathBuf>,
     /// Output folder.
-    #[arg(short, long)]
-    output: PathBuf,
+    #[arg(short = 'o', long = "out", visible_alias = "output")]
+    out: PathBuf,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     // The output folder is checked and locked before any work, and written as one unit.
-    let out = OutputDir::open(&args.output)?;
+    let out = OutputDir::open(&args.out)?;
     let mut cases = match (&args.manifest, &args.pred, &args.gt) {
         (Some(m), _, _) => read_manifest(m)?,
         (None, Some(p), Some(g)) => pair_dirs(p, g)?,
         _ => anyhow::bail!("give --pred and --gt, or --manifest"),
     };
     attach_meta(&mut cases, &MetaSource::from_path(args.meta.as_deref()))?;
-    let bar = ProgressBar::new(cases.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} evaluating [{bar:30}] {pos}/{len} scans ({elapsed}) {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+    let bar = super::progress_bar(
+        cases.len() as u64,
+        "{spinner} evaluating [{bar:30}] {pos}/{len} scans ({elapsed}) {msg}",
     );
     let result = evaluate_cohort(&cases, &|id| {
         bar.set_message(id.to_string());
@@ -61,13 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .filter_map(|s| s.result.gt_split_from_binary.map(|n| format!("{} ({n})", s.case_id)))
         .collect();
     if !split.is_empty() {
-        eprintln!(
-            "note: binary ground truth split into 26-connected components, scored as nodes: {}",
+        tracing::info!(
+            "binary ground truth split into 26-connected components, scored as nodes: {}",
             split.join(", ")
         );
     }
     let written = write_outputs(&result, out.staging())
-        .with_context(|| format!("writing results to {}", args.output.display()))?;
+        .with_context(|| format!("writing results to {}", args.out.display()))?;
     out.commit(OUTPUT_FILES)?;
     let s = &result.summary;
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.3}"));
@@ -84,6 +82,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         f(s.dice.mean),
         f(s.avg_hd.mean)
     );
-    println!("wrote {} files to {}", written.len(), args.output.display());
+    println!("wrote {} files to {}", written.len(), args.out.display());
     Ok(())
 }

@@ -6,9 +6,9 @@
 //! Without either flag the kind is detected: an image holding only 0 and 1 is a mask, anything
 //! else a label map.
 //!
-//! Writes into `-o DIR`: `labels.nii.gz` (the instance label map measured: uint16 when the largest id
-//! fits, else uint32), `nodes.json` (schema `nodal.nodes/1`) and `nodes.csv`, the folder as one unit
-//! (`nodal_core::output`). Ids must be whole numbers in `0..=u32::MAX` (any stored type).
+//! Writes into `-o DIR`: `nodes.nii.gz` (the instance label map measured, named as `segment` names
+//! it: uint16 when the largest id fits, else uint32), `nodes.json` (schema `nodal.nodes/1`) and
+//! `nodes.csv`, the folder as one unit (`nodal_core::output`). Ids must be whole numbers in `0..=u32::MAX` (any stored type).
 //!
 //! A cohort (a folder of label maps, or a list file) gets one such folder per case in `DIR`
 //! (`super::cohort`), with `--ct` a folder of CTs matched by case id.
@@ -57,7 +57,7 @@ pub struct Args {
 }
 
 /// What `measure` writes into its folder.
-const PRODUCTS: &[&str] = &["labels.nii.gz", "nodes.json", "nodes.csv"];
+const PRODUCTS: &[&str] = &["nodes.nii.gz", "nodes.json", "nodes.csv"];
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let conn =
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             value: args.connectivity.to_string(),
             reason: "must be 6, 18 or 26",
         })?;
-    match nodal_io::find_inputs(&args.input)? {
+    match super::cohort::find_inputs(&args.input, &args.out)? {
         Inputs::One(path) => {
             // Checked and locked before any work; written as one unit.
             let out = OutputDir::open(&args.out)?;
@@ -133,7 +133,7 @@ impl MeasureJob<'_> {
             .map(Detection::measured)
             .collect();
 
-        let label_path = out.staging().join("labels.nii.gz");
+        let label_path = out.staging().join("nodes.nii.gz");
         let max_id = nodes.iter().map(|n| n.measurement.label).max().unwrap_or(0);
         if max_id <= u16::MAX as u32 {
             nodal_io::write_nifti(&labels.map(|v| v as u16), &label_path)?;

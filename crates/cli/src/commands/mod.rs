@@ -14,9 +14,59 @@ pub mod train_filter;
 pub mod tune;
 pub mod validate;
 
+/// Options every command takes.
+#[derive(clap::Args, Debug)]
+pub struct GlobalArgs {
+    /// Errors only: no progress bars, notes or warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr: -v adds timestamps and debug lines, -vv trace lines.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Worker threads for the network, post-processing and I/O (default: one per core).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+/// `--quiet`: progress bars are not drawn.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl GlobalArgs {
+    /// Sets up logging (tracing, on stderr), progress bars and the thread pool for the process.
+    pub fn apply(&self) -> anyhow::Result<()> {
+        use tracing::Level;
+        QUIET.store(self.quiet, std::sync::atomic::Ordering::Relaxed);
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => Level::ERROR,
+            (false, 0) => Level::INFO,
+            (false, 1) => Level::DEBUG,
+            (false, _) => Level::TRACE,
+        };
+        let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level);
+        // Plain lines by default ("WARN ..."); timestamps and module paths when asked for detail.
+        let set = if self.verbose > 0 {
+            logs.try_init()
+        } else {
+            logs.without_time().with_target(false).try_init()
+        };
+        set.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))?;
+        if let Some(n) = self.threads {
+            // burn's CPU backend and every parallel stage run on rayon's global pool.
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n as usize)
+                .build_global()
+                .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// A progress bar of `len` steps drawn with `template` (indicatif syntax); the default style
-/// should the template not parse.
+/// should the template not parse. Hidden with `--quiet`.
 pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        return indicatif::ProgressBar::hidden();
+    }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template(template)
@@ -59,10 +109,10 @@ impl SeriesArg {
         let ct = nodal_io::read_ct_choosing(path, self.uid.as_deref())
             .with_context(|| format!("reading CT {}", path.display()))?;
         for w in &ct.warnings {
-            eprintln!("warning: {w}");
+            tracing::warn!("{w}");
         }
         if let Some(c) = &ct.series_choice {
-            eprintln!(
+            tracing::info!(
                 "{}: series {} \"{}\" chosen: {} (another: --series UID)",
                 path.display(),
                 c.series_instance_uid,

@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     out.commit(&["ct.nii.gz", "nodes.nii.gz", "nodes.json", "preview_axial.png", "preview_coronal.png"])?;
     let [ni, nj, nk] = p.ct.dims();
     let met = p.nodes.iter().filter(|n| n.metastatic).count();
-    eprintln!(
+    println!(
         "{}: {ni}x{nj}x{nk}, {} nodes ({met} metastatic), generated in {gen_s:.2} s",
         args.out.display(),
         p.nodes.len()

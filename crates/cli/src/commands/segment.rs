@@ -119,7 +119,7 @@ const SEGMENT_RECORD: &str = "segment.json";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     args.device.select()?;
-    match nodal_io::find_inputs(&args.ct)? {
+    match super::cohort::find_inputs(&args.ct, &args.out)? {
         Inputs::One(path) => {
             // The output folder is checked and locked before any work.
             let out = OutputDir::open(&args.out)?;

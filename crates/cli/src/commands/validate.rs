@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
     let m = validate(&model, &cases, &opts).context("validating")?;
     println!("{}", describe(&m));
-    eprintln!("{} cases in {:.1} s", cases.len(), t.elapsed().as_secs_f64());
+    tracing::info!("{} cases in {:.1} s", cases.len(), t.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
         let record = Record {
             schema: "nodal.validation/1",

@@ -230,4 +230,20 @@ fn a_pacs_like_study_folder_segments_without_options() {
     let record = json(&out.join("segment.json"));
     assert!(record["series_choice"].is_null());
     assert_eq!(record["ct_dims"][2], 4);
+
+    // -q: nothing on stderr (no note of the choice, no progress); --threads before or after the
+    // command.
+    let quiet = nodal()
+        .args(["-q", "segment"])
+        .arg(&study)
+        .arg("--model")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "");
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("nodes"));
 }
