@@ -4,8 +4,10 @@
 //! Why: the parser (dicom-parser) reserves and zero-fills each value's declared length before reading
 //! it, so a single corrupted length field in a 1 KB file makes it touch up to 4 GiB before it notices
 //! the file is short. Checking lengths first bounds every allocation of the later parse by the file's
-//! size. Anything this walk does not understand is left to the parser to report: it only refuses
-//! lengths that cannot fit, and nesting deeper than [`MAX_DEPTH`].
+//! size. It refuses lengths that cannot fit, nesting deeper than [`MAX_DEPTH`], and a broken
+//! structure of items and delimiters (the parser reads on from a stray delimiter tag into lengths
+//! the walk never saw: libFuzzer found 3 KB files that made it reserve 1.2-3.5 GB that way).
+//! Truncation, and what the walk cannot follow, is left to the parser to report.
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::VR;
 use dicom_dictionary_std::StandardDataDictionary;
@@ -172,9 +174,11 @@ impl<R: Read + Seek> Walker<R> {
             if vr == Some(VR::SQ) {
                 let item_end = self.pos + len as u64;
                 self.items(Some(item_end), implicit, depth + 1)?;
-                // A broken item may have stopped short of its end: continue after the sequence.
                 if self.pos != item_end {
-                    return Err(Fail::Stop);
+                    return Err(Fail::Bad(format!(
+                        "the items of sequence ({:04X},{:04X}) do not end where its length says (byte {item_end})",
+                        tag.0, tag.1
+                    )));
                 }
             } else {
                 self.skip(len as u64)?;
@@ -194,7 +198,13 @@ impl<R: Read + Seek> Walker<R> {
                 return Ok(());
             }
             if tag != ITEM {
-                return Err(Fail::Stop);
+                // The parser reads on from a stray tag, reserving what the bytes after it declare.
+                return Err(Fail::Bad(format!(
+                    "({:04X},{:04X}) where a sequence item or delimiter must be, at byte {}",
+                    tag.0,
+                    tag.1,
+                    self.pos - 8
+                )));
             }
             if len == UNDEFINED {
                 self.dataset(None, implicit, depth)?;
@@ -203,7 +213,9 @@ impl<R: Read + Seek> Walker<R> {
                 let item_end = self.pos + len as u64;
                 self.dataset(Some(item_end), implicit, depth)?;
                 if self.pos != item_end {
-                    return Err(Fail::Stop);
+                    return Err(Fail::Bad(format!(
+                        "an item's elements do not end where its length says (byte {item_end})"
+                    )));
                 }
             }
         }
@@ -218,7 +230,12 @@ impl<R: Read + Seek> Walker<R> {
                 return Ok(());
             }
             if tag != ITEM {
-                return Err(Fail::Stop);
+                return Err(Fail::Bad(format!(
+                    "({:04X},{:04X}) where a pixel data fragment or delimiter must be, at byte {}",
+                    tag.0,
+                    tag.1,
+                    self.pos - 8
+                )));
             }
             self.fits(tag, len, None)?;
             self.skip(len as u64)?;
@@ -256,9 +273,11 @@ fn short_length(vr: VR) -> bool {
     )
 }
 
-/// Walks the file meta group (explicit VR little endian) and the data set. `Err` only for a declared
-/// length that does not fit in the file, or too deep a nesting; everything else (truncation, garbage)
-/// ends the walk quietly for the parser to report.
+/// Walks the file meta group (explicit VR little endian) and the data set. `Err` for a declared
+/// length that does not fit in the file, too deep a nesting, or a broken structure of items and
+/// delimiters (a stray delimiter tag, items that overrun their sequence), from which the parser would
+/// read on into lengths this walk never checked; truncation and what the walk cannot follow (a
+/// deflated data set) end the walk quietly for the parser to report.
 pub(crate) fn check(path: &Path) -> Result<Layout, String> {
     let Ok(file) = std::fs::File::open(path) else { return Ok(Layout::default()) };
     let Ok(len) = file.metadata().map(|m| m.len()) else { return Ok(Layout::default()) };
