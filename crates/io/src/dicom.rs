@@ -178,6 +178,9 @@ pub struct DicomRefs {
     pub series_number: Option<String>,
     pub series_description: Option<String>,
     pub manufacturer: Option<String>,
+    /// SliceThickness of the first slice, mm (nominal reconstructed thickness, which may differ
+    /// from the spacing between slices); `None` when absent or not positive.
+    pub slice_thickness_mm: Option<f64>,
 }
 
 /// Geometry and value transform of one frame.
@@ -902,6 +905,9 @@ fn assemble(
         series_number: get_str(first, tags::SERIES_NUMBER),
         series_description: get_str(first, tags::SERIES_DESCRIPTION),
         manufacturer: get_str(first, tags::MANUFACTURER),
+        slice_thickness_mm: files[slices[0].file].frames[slices[0].frame as usize]
+            .slice_thickness
+            .filter(|t| t.is_finite() && *t > 0.0),
     };
     Ok((hu, refs, warnings))
 }

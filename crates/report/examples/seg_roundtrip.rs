@@ -87,7 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let segments = segments_for(&summary);
     let opts = DicomOptions::default();
     let seg = write_seg(&out.join("nodes.seg.dcm"), &labels, &segments, &src, &opts)?;
-    let sr = write_sr(&out.join("nodes.sr.dcm"), &summary, &seg, &src, &opts)?;
+    let sr = write_sr(&out.join("nodes.sr.dcm"), &summary, Some(&seg), &src, &opts)?;
     write_npy(&out.join("labels.npy"), &labels)?;
     let meta = serde_json::json!({
         "sop_instance_uids": src.sop_instance_uids,

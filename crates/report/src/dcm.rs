@@ -66,7 +66,7 @@ impl From<&nodal_io::DicomRefs> for DicomSource {
             accession_number: s(&r.accession_number),
             referring_physician_name: s(&r.referring_physician_name),
             study_description: String::new(),
-            slice_thickness_mm: None,
+            slice_thickness_mm: r.slice_thickness_mm,
         }
     }
 }
@@ -74,12 +74,17 @@ impl From<&nodal_io::DicomRefs> for DicomSource {
 /// Series-level settings of the written instances.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DicomOptions {
-    /// Series Number of the new series.
+    /// Series Number of the SEG; the SR's is one more (see [`DicomOptions::for_run`]).
     pub series_number: i32,
-    /// Series Description.
+    /// Series Description of the SEG.
     pub series_description: String,
+    /// Series Description of the SR.
+    pub sr_series_description: String,
     /// Software version written to Software Versions and the algorithm identification.
     pub software_version: String,
+    /// The model that made the segmentation (id and version), written beside the software version
+    /// and as the segmentation algorithm's name; `None` for masks from elsewhere (`nodal measure`).
+    pub model: Option<(String, String)>,
     /// Device serial number (type 1 in Enhanced General Equipment).
     pub device_serial_number: String,
 }
@@ -89,9 +94,47 @@ impl Default for DicomOptions {
         DicomOptions {
             series_number: 901,
             series_description: "nodal lymph nodes".into(),
+            sr_series_description: "nodal lymph nodes measurements".into(),
             software_version: env!("CARGO_PKG_VERSION").into(),
+            model: None,
             device_serial_number: "0".into(),
         }
+    }
+}
+
+impl DicomOptions {
+    /// Options for one run at `time`: series numbers and a description of their own, so that the
+    /// series of two runs on one study stay apart in a PACS. The SEG's number is `DDHHMMSS0` + 1
+    /// (day of month and UTC time of the run), the SR's + 2; the description names the model
+    /// (or "measured" without one) and the time, each within the 64 characters of an LO.
+    pub fn for_run(model: Option<(String, String)>, time: nodal_core::time::UtcTime) -> Self {
+        let stamp = ((time.day * 100 + time.hour) * 100 + time.minute) * 100 + time.second;
+        let source = match &model {
+            Some((id, version)) => format!("{id} {version}"),
+            None => "measured".to_string(),
+        };
+        let run = format!(
+            "({source}, {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC)",
+            time.year, time.month, time.day, time.hour, time.minute, time.second
+        );
+        // LO holds 64 characters.
+        let lo = |s: String| s.chars().take(64).collect();
+        DicomOptions {
+            series_number: stamp as i32 * 10 + 1,
+            series_description: lo(format!("nodal lymph nodes {run}")),
+            sr_series_description: lo(format!("nodal measurements {run}")),
+            model,
+            ..DicomOptions::default()
+        }
+    }
+
+    /// The segmentation algorithm's name: nodal and the model, when known (LO: 64 characters).
+    pub(crate) fn algorithm_name(&self) -> String {
+        let name = match &self.model {
+            Some((id, version)) => format!("nodal {id} {version}"),
+            None => "nodal".to_string(),
+        };
+        name.chars().take(64).collect()
     }
 }
 
@@ -188,7 +231,11 @@ pub(crate) fn put_equipment(o: &mut Obj, opts: &DicomOptions) {
     put_str(o, tags::MANUFACTURER, VR::LO, MANUFACTURER);
     put_str(o, tags::MANUFACTURER_MODEL_NAME, VR::LO, MODEL_NAME);
     put_str(o, tags::DEVICE_SERIAL_NUMBER, VR::LO, &opts.device_serial_number);
-    put_str(o, tags::SOFTWARE_VERSIONS, VR::LO, &opts.software_version);
+    let mut versions = vec![opts.software_version.clone()];
+    if let Some((id, version)) = &opts.model {
+        versions.push(format!("{id} {version}").chars().take(64).collect());
+    }
+    put_strs(o, tags::SOFTWARE_VERSIONS, VR::LO, &versions);
 }
 
 /// Study and series UIDs to write: the source's, or new ones (with a warning) when blank.
@@ -227,6 +274,28 @@ pub(crate) fn write_file(path: &Path, obj: Obj) -> Result<(), ReportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_run_gets_its_own_series_numbers_and_description() {
+        let at = |s| nodal_core::time::UtcTime::from_unix_seconds(s);
+        let model = Some(("foveal".to_string(), "v3".to_string()));
+        // 2026-12-07 12:30:45 UTC.
+        let a = DicomOptions::for_run(model.clone(), at(1_796_646_645));
+        assert_eq!(a.series_number, 71_230_451);
+        assert_eq!(a.series_description, "nodal lymph nodes (foveal v3, 2026-12-07 12:30:45 UTC)");
+        assert_eq!(a.sr_series_description, "nodal measurements (foveal v3, 2026-12-07 12:30:45 UTC)");
+        let long = DicomOptions::for_run(Some(("m".repeat(80), "v".into())), at(0));
+        assert!(long.series_description.len() <= 64 && long.sr_series_description.len() <= 64);
+        assert_eq!(a.algorithm_name(), "nodal foveal v3");
+        let b = DicomOptions::for_run(model, at(1_796_646_646));
+        assert_ne!(a.series_number, b.series_number);
+        assert_ne!(a.series_description, b.series_description);
+        // The latest stamp of a month fits an IS.
+        let last = DicomOptions::for_run(None, at(1_798_761_599));
+        assert_eq!(last.series_number, 312_359_591);
+        assert!(last.series_description.contains("measured"));
+        assert_eq!(last.algorithm_name(), "nodal");
+    }
 
     #[test]
     fn ds_fits_sixteen_chars() {

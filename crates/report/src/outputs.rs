@@ -19,12 +19,12 @@ pub struct WrittenOutputs {
     pub json: PathBuf,
     /// The SEG, when the input was DICOM and at least one node was found.
     pub seg: Option<(PathBuf, SegInstance)>,
-    /// The SR, alongside the SEG.
+    /// The SR, whenever the input was DICOM (stating "none found" without nodes).
     pub sr: Option<(PathBuf, SrInstance)>,
 }
 
 /// Writes `report.html` and `report.json` into `dir` (created if missing) and, when `dicom` is
-/// given and there are nodes, `nodes.seg.dcm` and `nodes.sr.dcm`. Every file is written
+/// given, `nodes.sr.dcm` and (with at least one node) `nodes.seg.dcm`. Every file is written
 /// atomically, so re-running into the same folder replaces the previous outputs.
 pub fn write_outputs<L: Label>(
     dir: &Path,
@@ -45,12 +45,12 @@ pub fn write_outputs<L: Label>(
         if !summary.nodes.is_empty() {
             let segments = segments_for(&summary);
             let seg_path = dir.join(SEG_FILE);
-            let s = write_seg(&seg_path, labels, &segments, src, opts)?;
-            let sr_path = dir.join(SR_FILE);
-            let r = write_sr(&sr_path, &summary, &s, src, opts)?;
-            seg = Some((seg_path, s));
-            sr = Some((sr_path, r));
+            seg = Some((seg_path.clone(), write_seg(&seg_path, labels, &segments, src, opts)?));
         }
+        // Also without nodes (then without a SEG, which cannot be empty): "none found" is a result.
+        let sr_path = dir.join(SR_FILE);
+        let r = write_sr(&sr_path, &summary, seg.as_ref().map(|(_, s)| s), src, opts)?;
+        sr = Some((sr_path, r));
     }
     Ok(WrittenOutputs { html, json, seg, sr })
 }

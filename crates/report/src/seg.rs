@@ -49,10 +49,27 @@ pub fn segments_for(summary: &ReportSummary) -> Vec<SegmentSpec> {
             segment_label: format!("Lymph node {}", n.rank),
             tracking_id: format!("Lymph node {}", n.rank),
             tracking_uid: uid::new_uid(),
-            rgb: n.recist.rgb(),
+            rgb: SEGMENT_COLOURS[(n.rank.max(1) - 1) % SEGMENT_COLOURS.len()],
         })
         .collect()
 }
+
+/// Display colours of the segments, by rank: twelve well-separated hues (ColorBrewer "Paired", dark
+/// and light alternating), so that touching nodes are told apart in a viewer.
+pub const SEGMENT_COLOURS: [[u8; 3]; 12] = [
+    [31, 120, 180],
+    [251, 154, 153],
+    [51, 160, 44],
+    [253, 191, 111],
+    [106, 61, 154],
+    [166, 206, 227],
+    [227, 26, 28],
+    [178, 223, 138],
+    [255, 127, 0],
+    [202, 178, 214],
+    [177, 89, 40],
+    [255, 255, 153],
+];
 
 /// What was written.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,14 +223,14 @@ pub fn write_seg<L: Label>(
                 vec![code("59441001", "SCT", "Lymph node")],
             );
             put_str(&mut it, tags::SEGMENT_ALGORITHM_TYPE, VR::CS, "AUTOMATIC");
-            put_str(&mut it, tags::SEGMENT_ALGORITHM_NAME, VR::LO, "nodal");
+            put_str(&mut it, tags::SEGMENT_ALGORITHM_NAME, VR::LO, &opts.algorithm_name());
             let mut alg = Obj::new_empty();
             put_seq(
                 &mut alg,
                 tags::ALGORITHM_FAMILY_CODE_SEQUENCE,
                 vec![code("123110", "DCM", "Artificial Intelligence")],
             );
-            put_str(&mut alg, tags::ALGORITHM_NAME, VR::LO, "nodal");
+            put_str(&mut alg, tags::ALGORITHM_NAME, VR::LO, &opts.algorithm_name());
             put_str(&mut alg, tags::ALGORITHM_VERSION, VR::LO, &opts.software_version);
             put_seq(&mut it, tags::SEGMENTATION_ALGORITHM_IDENTIFICATION_SEQUENCE, vec![alg]);
             put_u16s(&mut it, tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE, &rgb_to_dicom_lab(s.rgb));

@@ -4,7 +4,8 @@
 //! ```text
 //! CONTAINER Imaging Measurement Report (DCM 126000), TID 1500
 //!  ├ language en-US, observer type Device (+ device UID, name), procedure reported: CT
-//!  └ CONTAINER Imaging Measurements (DCM 126010)
+//!  └ CONTAINER Imaging Measurements (DCM 126010), or without nodes CONTAINER Qualitative
+//!    Evaluations (UMLS C0034375) holding TEXT Finding: "No lymph node ... was found."
 //!     └ CONTAINER Measurement Group (DCM 125007), TID 1411 — one per node
 //!        ├ TEXT Tracking Identifier / UIDREF Tracking Unique Identifier (same as the SEG segment)
 //!        ├ CODE Finding = Lymph node (SCT 59441001); CODE Finding Site = Neck (+ laterality)
@@ -15,7 +16,7 @@
 //! ```
 use crate::data::{ReportSummary, Side};
 use crate::dcm::{self, code, put_seq, put_str, put_u16, Obj};
-use crate::seg::{SegInstance, SEGMENTATION_STORAGE};
+use crate::seg::{SegInstance, CT_IMAGE_STORAGE, SEGMENTATION_STORAGE};
 use crate::{uid, ReportError};
 use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, VR};
@@ -93,23 +94,32 @@ fn container(rel: Option<&str>, name: Obj, template: Option<&str>, children: Vec
 }
 
 /// Writes the measurement report for the nodes of `summary`, each referencing its segment in the
-/// SEG instance `seg` (matched by label id), to `path`, atomically.
+/// SEG instance `seg` (matched by label id), to `path`, atomically. Without nodes there is no SEG
+/// (`seg = None`): the report then states that none was found, with the source CT as evidence, so
+/// that a PACS tells "none found" from "not run".
 pub fn write_sr(
     path: &Path,
     summary: &ReportSummary,
-    seg: &SegInstance,
+    seg: Option<&SegInstance>,
     src: &DicomSource,
     opts: &DicomOptions,
 ) -> Result<SrInstance, ReportError> {
     let mut warnings = Vec::new();
-    let study_uid = seg.study_instance_uid.clone();
+    if seg.is_none() && !summary.nodes.is_empty() {
+        return Err(ReportError::InvalidInput(format!(
+            "{} nodes to report but no SEG instance to reference",
+            summary.nodes.len()
+        )));
+    }
+    let (source_study, source_series) = dcm::source_uids(src, &mut warnings);
+    let study_uid = seg.map_or(source_study, |s| s.study_instance_uid.clone());
     let sop_uid = uid::new_uid();
     let series_uid = uid::new_uid();
     let (date, time) = dcm::now_utc();
     let mm = || code("mm", "UCUM", "millimeter");
 
     let mut groups = Vec::new();
-    for n in &summary.nodes {
+    for (n, seg) in summary.nodes.iter().zip(std::iter::repeat(seg).flatten()) {
         let Some(s) = seg.segments.iter().find(|s| s.label == n.node.label) else {
             return Err(ReportError::InvalidInput(format!(
                 "node {} (label {}) has no segment in the SEG instance",
@@ -207,15 +217,26 @@ pub fn write_sr(
             code("121058", "DCM", "Procedure reported"),
             code("77477000", "SCT", "Computed tomography"),
         ),
-        container(Some("CONTAINS"), code("126010", "DCM", "Imaging Measurements"), None, groups),
     ];
+    let mut root_children = root_children;
+    root_children.push(if groups.is_empty() {
+        container(
+            Some("CONTAINS"),
+            code("C0034375", "UMLS", "Qualitative Evaluations"),
+            None,
+            vec![text_item(
+                "CONTAINS",
+                code("121071", "DCM", "Finding"),
+                "No lymph node with a short axis of 4.5 mm or more was found.",
+            )],
+        )
+    } else {
+        container(Some("CONTAINS"), code("126010", "DCM", "Imaging Measurements"), None, groups)
+    });
     let mut o =
         container(None, code("126000", "DCM", "Imaging Measurement Report"), Some("1500"), root_children);
 
     dcm::put_patient_study(&mut o, src, &study_uid);
-    if src.study_instance_uid.trim().is_empty() {
-        warnings.push("source has no Study Instance UID; the SEG's generated one was used".into());
-    }
     put_str(&mut o, tags::SOP_CLASS_UID, VR::UI, COMPREHENSIVE_3D_SR_STORAGE);
     put_str(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &sop_uid);
     put_str(&mut o, tags::INSTANCE_CREATION_DATE, VR::DA, &date);
@@ -223,7 +244,7 @@ pub fn write_sr(
     put_str(&mut o, tags::MODALITY, VR::CS, "SR");
     put_str(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
     put_str(&mut o, tags::SERIES_NUMBER, VR::IS, &(opts.series_number + 1).to_string());
-    put_str(&mut o, tags::SERIES_DESCRIPTION, VR::LO, &format!("{} measurements", opts.series_description));
+    put_str(&mut o, tags::SERIES_DESCRIPTION, VR::LO, &opts.sr_series_description);
     put_seq(&mut o, tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, vec![]);
     dcm::put_equipment(&mut o, opts);
     put_str(&mut o, tags::INSTANCE_NUMBER, VR::IS, "1");
@@ -234,13 +255,30 @@ pub fn write_sr(
     put_str(&mut o, tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
     put_str(&mut o, tags::PRELIMINARY_FLAG, VR::CS, "PRELIMINARY");
     put_seq(&mut o, tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, vec![]);
-    // Evidence: the SEG instance.
-    let mut sop = Obj::new_empty();
-    put_str(&mut sop, tags::REFERENCED_SOP_CLASS_UID, VR::UI, SEGMENTATION_STORAGE);
-    put_str(&mut sop, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &seg.sop_instance_uid);
+    // Evidence: the SEG instance, or without one the source CT images.
+    let reference = |class: &str, instance: &str| {
+        let mut sop = Obj::new_empty();
+        put_str(&mut sop, tags::REFERENCED_SOP_CLASS_UID, VR::UI, class);
+        put_str(&mut sop, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, instance);
+        sop
+    };
+    let (instances, evidence_series) = match seg {
+        Some(seg) => {
+            (vec![reference(SEGMENTATION_STORAGE, &seg.sop_instance_uid)], seg.series_instance_uid.clone())
+        }
+        None => {
+            let class =
+                if src.sop_class_uid.trim().is_empty() { CT_IMAGE_STORAGE } else { src.sop_class_uid.trim() };
+            let mut uids: Vec<&str> =
+                src.sop_instance_uids.iter().map(|u| u.trim()).filter(|u| !u.is_empty()).collect();
+            // An enhanced multi-frame CT names its one instance for every slice.
+            uids.dedup();
+            (uids.into_iter().map(|u| reference(class, u)).collect(), source_series)
+        }
+    };
     let mut ser = Obj::new_empty();
-    put_seq(&mut ser, tags::REFERENCED_SOP_SEQUENCE, vec![sop]);
-    put_str(&mut ser, tags::SERIES_INSTANCE_UID, VR::UI, &seg.series_instance_uid);
+    put_seq(&mut ser, tags::REFERENCED_SOP_SEQUENCE, instances);
+    put_str(&mut ser, tags::SERIES_INSTANCE_UID, VR::UI, &evidence_series);
     let mut study = Obj::new_empty();
     put_seq(&mut study, tags::REFERENCED_SERIES_SEQUENCE, vec![ser]);
     put_str(&mut study, tags::STUDY_INSTANCE_UID, VR::UI, &study_uid);

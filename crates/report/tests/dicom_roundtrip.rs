@@ -152,7 +152,7 @@ fn seg_and_sr_round_trip_on_a_real_series() {
 
     // SR.
     let sr_path = dir.path().join("nodes.sr.dcm");
-    let sr = write_sr(&sr_path, &summary, &seg, &src, &opts).unwrap();
+    let sr = write_sr(&sr_path, &summary, Some(&seg), &src, &opts).unwrap();
     assert_eq!(sr.n_groups, 3);
     let o = open_file(&sr_path).unwrap();
     assert_eq!(text(&o, tags::SOP_CLASS_UID), COMPREHENSIVE_3D_SR_STORAGE);
@@ -181,6 +181,61 @@ fn seg_and_sr_round_trip_on_a_real_series() {
         assert_eq!(sad, Some(n.node.short_axis_mm));
         assert_eq!(seg_no, Some(n.rank));
     }
+    // Every segment has a colour of its own.
+    let lab: Vec<String> = segs
+        .iter()
+        .map(|s| format!("{:?}", s.element(tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE).unwrap()))
+        .collect();
+    assert!(lab[0] != lab[1] && lab[1] != lab[2] && lab[0] != lab[2], "{lab:?}");
+}
+
+/// No node: no SEG (it cannot be empty), but an SR that says so, with the source CT as evidence.
+#[test]
+fn an_sr_is_written_when_no_node_is_found() {
+    let (dims, geom, src) = support::dicom_series::read_series(&series_dir());
+    let labels = Volume::<u16>::zeros(dims, geom);
+    let data = ReportData {
+        scan: ScanInfo::from_volume("series", &labels),
+        model: None,
+        timings: vec![],
+        nodes: vec![],
+        evaluation: None,
+        created: String::new(),
+        software_version: "test".into(),
+    };
+    let summary = summarize(&data);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nodes.sr.dcm");
+    let opts = DicomOptions::for_run(Some(("m".into(), "1".into())), nodal_core::time::UtcTime::now());
+    let sr = write_sr(&path, &summary, None, &src, &opts).unwrap();
+    assert_eq!(sr.n_groups, 0);
+    let o = open_file(&path).unwrap();
+    let content = items(&o, tags::CONTENT_SEQUENCE);
+    let last = content.last().unwrap();
+    assert_eq!(text(&items(last, tags::CONCEPT_NAME_CODE_SEQUENCE)[0], tags::CODE_VALUE), "C0034375");
+    let finding = &items(last, tags::CONTENT_SEQUENCE)[0];
+    assert!(text(finding, tags::TEXT_VALUE).starts_with("No lymph node"));
+    let evidence = items(&o, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE);
+    let series = items(&evidence[0], tags::REFERENCED_SERIES_SEQUENCE);
+    let refs = items(&series[0], tags::REFERENCED_SOP_SEQUENCE);
+    assert_eq!(refs.len(), src.sop_instance_uids.len());
+    assert_eq!(text(&refs[0], tags::REFERENCED_SOP_INSTANCE_UID), src.sop_instance_uids[0]);
+    // A summary with nodes needs the SEG they are in.
+    let (dims, geom, _) = support::dicom_series::read_series(&series_dir());
+    let mut with_nodes = Volume::<u16>::zeros(dims, geom);
+    balls(&mut with_nodes);
+    let measured = measure_nodes(&with_nodes, None, &MeasureOptions::default()).unwrap();
+    let data = ReportData {
+        nodes: measured
+            .into_iter()
+            .map(|m| nodal_report::NodeRecord::from(&nodal_detect::Detection::measured(m)))
+            .collect(),
+        ..data
+    };
+    assert!(matches!(
+        write_sr(&path, &summarize(&data), None, &src, &opts),
+        Err(ReportError::InvalidInput(_))
+    ));
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //!
 //! Writes into `-o DIR`: `nodes.nii.gz` (the instance label map measured, named as `segment` names
 //! it: uint16 when the largest id fits, else uint32), `nodes.json` (schema `nodal.nodes/1`) and
-//! `nodes.csv`, the folder as one unit (`nodal_core::output`). Ids must be whole numbers in `0..=u32::MAX` (any stored type).
+//! `nodes.csv`, the folder as one unit (`nodal_core::output`). With `--ct`, also the report
+//! (`report.html`, `report.json`) and, for a DICOM CT, `nodes.seg.dcm` and `nodes.sr.dcm` (masks
+//! from any model, into a PACS). Ids must be whole numbers in `0..=u32::MAX` (any stored type).
 //!
 //! A cohort (a folder of label maps, or a list file) gets one such folder per case in `DIR`
 //! (`super::cohort`), with `--ct` a folder of CTs matched by case id.
@@ -22,6 +24,10 @@ use nodal_io::{CaseSource, Inputs};
 use nodal_nodes::components::{check_binary, is_binary};
 use nodal_nodes::measure::{measure_nodes, MeasureOptions};
 use nodal_nodes::{label_components, Connectivity};
+use nodal_report::{
+    write_outputs, DicomOptions, DicomSource, NodeRecord, ReportData, ScanInfo, REPORT_HTML, REPORT_JSON,
+    SEG_FILE, SR_FILE,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -57,7 +63,8 @@ pub struct Args {
 }
 
 /// What `measure` writes into its folder.
-const PRODUCTS: &[&str] = &["nodes.nii.gz", "nodes.json", "nodes.csv"];
+const PRODUCTS: &[&str] =
+    &["nodes.nii.gz", "nodes.json", "nodes.csv", REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE];
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let conn =
@@ -123,11 +130,11 @@ impl MeasureJob<'_> {
         };
         let labels: Volume<u32> = if as_mask { label_components(&input, self.conn).0 } else { input };
         let ct = match ct_path {
-            Some(p) => Some(args.series.read_ct(p)?.hu),
+            Some(p) => Some(args.series.read_ct(p)?),
             None => None,
         };
         let opts = MeasureOptions { midline_x_mm: args.midline_x_mm, ..Default::default() };
-        let nodes: Vec<Detection> = measure_nodes(&labels, ct.as_ref(), &opts)
+        let nodes: Vec<Detection> = measure_nodes(&labels, ct.as_ref().map(|c| &c.hu), &opts)
             .with_context(|| format!("measuring {}", input_path.display()))?
             .into_iter()
             .map(Detection::measured)
@@ -147,6 +154,21 @@ impl MeasureJob<'_> {
         };
         write_nodes_json(&out.staging().join("nodes.json"), &nodes, &source, None)?;
         write_nodes_csv(&out.staging().join("nodes.csv"), &nodes)?;
+        if let (Some(ct), Some(ct_path)) = (&ct, ct_path) {
+            // With the CT: the report, and for DICOM the SEG and SR a PACS takes.
+            let data = ReportData {
+                scan: ScanInfo::from_volume(ct_path.display().to_string(), &ct.hu),
+                model: None,
+                timings: vec![],
+                nodes: nodes.iter().map(NodeRecord::from).collect(),
+                evaluation: None,
+                created: nodal_core::time::UtcTime::now().rfc3339(),
+                software_version: concat!("nodal ", env!("CARGO_PKG_VERSION")).to_string(),
+            };
+            let dicom = ct.dicom.as_ref().map(DicomSource::from);
+            let dicom_opts = DicomOptions::for_run(None, nodal_core::time::UtcTime::now());
+            write_outputs(out.staging(), &data, &ct.hu, &labels, dicom.as_ref(), &dicom_opts)?;
+        }
         let out_path = out.out().to_path_buf();
         out.commit(PRODUCTS)?;
         Ok(format!(

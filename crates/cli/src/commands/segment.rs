@@ -4,7 +4,8 @@
 //! Outputs in `-o DIR`: `nodes.nii.gz` (u16 instance labels, 1 = largest short axis), `mask.nii.gz`
 //! (u8), optional `probabilities.nii.gz` (f32), `nodes.json` / `nodes.csv`, `segment.json` (model,
 //! timings per stage, configuration), `report.html` / `report.json` (`nodal_report`), and for DICOM
-//! input with at least one node `nodes.seg.dcm` (DICOM SEG) and `nodes.sr.dcm` (TID 1500 SR). The
+//! input `nodes.sr.dcm` (TID 1500 SR; it says so when no node was found) and, with at least one
+//! node, `nodes.seg.dcm` (DICOM SEG), in series of their own per run. The
 //! folder is written as one unit (`nodal_core::output`): checked and locked before any work, staged
 //! beside DIR, committed when every file is complete.
 //!
@@ -193,8 +194,12 @@ impl<'a> SegmentJob<'a> {
                 stage_timings(&[("read CT", t_read), ("load model", self.t_model)], &seg.timings, &[]);
             let data = report_data(&input, &ct.hu, model, &seg, timings, None);
             let dicom = ct.dicom.as_ref().map(DicomSource::from);
-            let written =
-                write_outputs(tmp, &data, &ct.hu, &pp.labels, dicom.as_ref(), &DicomOptions::default())?;
+            let c = model.config();
+            let dicom_opts = DicomOptions::for_run(
+                Some((c.model_id.clone(), c.version.clone())),
+                nodal_core::time::UtcTime::now(),
+            );
+            let written = write_outputs(tmp, &data, &ct.hu, &pp.labels, dicom.as_ref(), &dicom_opts)?;
             outputs.extend([REPORT_HTML, REPORT_JSON]);
             if written.seg.is_some() {
                 outputs.push(SEG_FILE);
