@@ -11,6 +11,7 @@
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::VR;
 use dicom_dictionary_std::StandardDataDictionary;
+use flate2::read::DeflateDecoder;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
@@ -53,7 +54,33 @@ struct Walker<R> {
     layout: Layout,
 }
 
-impl<R: Read + Seek> Walker<R> {
+/// A reader the walk can move forward in without reading what it skips when it can (a file seeks;
+/// an inflated data set has to be read through).
+trait Forward: Read {
+    fn forward(&mut self, n: u64) -> std::io::Result<()>;
+}
+
+impl<R: Read + Seek> Forward for BufReader<R> {
+    fn forward(&mut self, n: u64) -> std::io::Result<()> {
+        self.seek_relative(n as i64)
+    }
+}
+
+impl<R: Read> Forward for DeflateDecoder<R> {
+    fn forward(&mut self, n: u64) -> std::io::Result<()> {
+        let skipped = std::io::copy(&mut self.by_ref().take(n), &mut std::io::sink())?;
+        if skipped < n {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
+/// The most a deflated data set may inflate to: a CT of [`crate::MAX_VOXELS`] 16-bit voxels and
+/// 64 MiB of attributes. Beyond that it is refused as a deflate bomb before the parser inflates it.
+const MAX_INFLATED: u64 = crate::MAX_VOXELS as u64 * 2 + (64 << 20);
+
+impl<R: Forward> Walker<R> {
     fn u16(&mut self) -> Result<u16, Fail> {
         let mut b = [0u8; 2];
         self.r.read_exact(&mut b)?;
@@ -70,7 +97,7 @@ impl<R: Read + Seek> Walker<R> {
         Ok((self.u16()?, self.u16()?))
     }
     fn skip(&mut self, n: u64) -> Result<(), Fail> {
-        self.r.seek_relative(n as i64)?;
+        self.r.forward(n)?;
         self.pos += n;
         Ok(())
     }
@@ -282,13 +309,13 @@ pub(crate) fn check(path: &Path) -> Result<Layout, String> {
     let Ok(file) = std::fs::File::open(path) else { return Ok(Layout::default()) };
     let Ok(len) = file.metadata().map(|m| m.len()) else { return Ok(Layout::default()) };
     let mut w = Walker { r: BufReader::new(file), pos: 0, len, big_endian: false, layout: Layout::default() };
-    match walk(&mut w) {
+    match walk(&mut w, path) {
         Ok(()) | Err(Fail::Stop) => Ok(w.layout),
         Err(Fail::Bad(reason)) => Err(reason),
     }
 }
 
-fn walk<R: Read + Seek>(w: &mut Walker<R>) -> Result<(), Fail> {
+fn walk(w: &mut Walker<BufReader<std::fs::File>>, path: &Path) -> Result<(), Fail> {
     w.skip(132)?; // preamble + "DICM"
     let mut ts = String::new();
     loop {
@@ -323,8 +350,10 @@ fn walk<R: Read + Seek>(w: &mut Walker<R>) -> Result<(), Fail> {
         }
     }
     let implicit = match ts.as_str() {
-        // Deflated: the data set is compressed, so its lengths say nothing about the file's size.
-        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        // Deflated (PS3.5 A.5: raw deflate after the file meta): the lengths are checked against
+        // what the data set inflates to, walking it as it inflates. A corrupt stream ends where
+        // it stops inflating, for the parser as for this walk.
+        "1.2.840.10008.1.2.1.99" => return walk_deflated(path, w.pos),
         "1.2.840.10008.1.2" => true,
         "1.2.840.10008.1.2.2" => {
             w.big_endian = true;
@@ -333,4 +362,31 @@ fn walk<R: Read + Seek>(w: &mut Walker<R>) -> Result<(), Fail> {
         _ => false,
     };
     w.dataset(None, implicit, 0)
+}
+
+/// The data set of a deflated file, which starts at byte `start`: its inflated length first (refused
+/// beyond [`MAX_INFLATED`]), then a walk over it as it inflates again.
+fn walk_deflated(path: &Path, start: u64) -> Result<(), Fail> {
+    let inflate = || -> Result<DeflateDecoder<BufReader<std::fs::File>>, Fail> {
+        let mut file = BufReader::new(std::fs::File::open(path)?);
+        file.seek(std::io::SeekFrom::Start(start))?;
+        Ok(DeflateDecoder::new(file))
+    };
+    let mut counted = 0u64;
+    let mut stream = inflate()?.take(MAX_INFLATED + 1);
+    let mut buf = vec![0u8; 1 << 16];
+    // Up to the end of the stream or the first byte it cannot inflate.
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        counted += n as u64;
+    }
+    if counted > MAX_INFLATED {
+        return Err(Fail::Bad(format!(
+            "the deflated data set inflates to more than {MAX_INFLATED} bytes (a deflate bomb?)"
+        )));
+    }
+    let mut w = Walker { r: inflate()?, pos: 0, len: counted, big_endian: false, layout: Layout::default() };
+    w.dataset(None, false, 0).map_err(|e| match e {
+        Fail::Bad(reason) => Fail::Bad(format!("in the inflated data set: {reason}")),
+        stop => stop,
+    })
 }

@@ -10,10 +10,15 @@
 //!   (FFFE,0D3A), among the elements of an item. The length walk stopped checking there and the
 //!   parser, reading on, reserved 3.5 GB and 1.2 GB (8 s and 1 s); then a third with such a tag,
 //!   (FFFE,0E1F), among the items of a sequence (0.7 GB). Kept as found, in `tests/fixtures/fuzz/`.
+//! * Found by libFuzzer: deflated files (transfer syntax 1.2.840.10008.1.2.1.99) whose data set,
+//!   once inflated, declares a 1.1 GB or 0.8 GB value. The length walk skipped deflated data sets
+//!   (their lengths say nothing about the file's size); it now walks them as they inflate, and
+//!   refuses one that inflates beyond the largest CT nodal reads (a deflate bomb).
 mod common;
 
 use common::peak_rss_mib;
 use common::synth::{self, Spec};
+use std::io::Read;
 
 #[test]
 fn a_huge_length_in_the_file_meta_is_refused_without_parsing_it() {
@@ -52,5 +57,31 @@ fn a_stray_item_delimiter_tag_is_refused_without_parsing_on() {
     }
     if let Some(peak) = peak_rss_mib() {
         assert!(peak < 256, "peak RSS {peak} MiB for three 3-6 KB files");
+    }
+}
+
+#[test]
+fn deflated_data_sets_are_checked_as_they_inflate() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    for (name, element) in
+        [("deflated-huge-length-a.dcm", "(0010,4C20)"), ("deflated-huge-length-b.dcm", "(0002,312E)")]
+    {
+        let file = fixtures.join(name);
+        let e = nodal_io::list_series(&file).unwrap_err();
+        assert!(matches!(e, nodal_io::IoError::Dicom { .. }), "{e:?}");
+        common::names(&e, &file);
+        assert!(e.to_string().contains(&format!("in the inflated data set: element {element}")), "{e}");
+    }
+    // A deflate bomb: 1 GiB of zeros in 1 MB, after the file meta of a deflated file.
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.dcm");
+    let meta = std::fs::read(fixtures.join("deflated-huge-length-a.dcm")).unwrap()[..334].to_vec();
+    let mut out = flate2::write::DeflateEncoder::new(meta, flate2::Compression::best());
+    std::io::copy(&mut std::io::repeat(0).take(1 << 30), &mut out).unwrap();
+    std::fs::write(&bomb, out.finish().unwrap()).unwrap();
+    let e = nodal_io::list_series(&bomb).unwrap_err();
+    assert!(e.to_string().contains("inflates to more than"), "{e}");
+    if let Some(peak) = peak_rss_mib() {
+        assert!(peak < 256, "peak RSS {peak} MiB");
     }
 }
