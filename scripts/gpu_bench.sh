@@ -84,8 +84,8 @@ print(json.dumps(res, indent=2))
 EOF
 
 say "training steps"
-$nodal dataset --n 3 --size small --seed 1 -o "$work/ds" >/dev/null &&
-  $nodal dataset --n 1 --size small --seed 1 --split val -o "$work/dsv" >/dev/null
+$nodal dataset --n 3 --size small --seed 1 -o "$work/Dataset001_Train" >/dev/null &&
+  $nodal dataset --n 1 --size small --seed 1 --split val -o "$work/Dataset002_Val" >/dev/null
 $py - "$work" "${TRAIN_STEPS:-60}" <<'EOF'
 import json, sys
 work = sys.argv[1]
@@ -96,7 +96,7 @@ json.dump(cfg, open(f"{work}/train.json", "w"), indent=2)
 EOF
 for dev in cpu gpu; do
   say "train $dev"
-  timeout "$limit" $nodal train --data "$work/ds" --val-data "$work/dsv" --config "$work/train.json" -o "$work/run_$dev" \
+  timeout "$limit" $nodal train --data "$work/Dataset001_Train" --val-data "$work/Dataset002_Val" --config "$work/train.json" -o "$work/run_$dev" \
     --device "$dev" >/dev/null 2>"$work/train_$dev.err" || tail -5 "$work/train_$dev.err"
   cp "$work/run_$dev/log.csv" "$out/train_log_$dev.csv" 2>/dev/null && cat "$out/train_log_$dev.csv"
 done

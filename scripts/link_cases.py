@@ -49,10 +49,11 @@ def main() -> int:
         (tmp / "labelsTr" / f"{new}.nii.gz").symlink_to(lab.resolve())
         if nodes.is_file():
             (tmp / "nodesTr" / f"{new}.json").symlink_to(nodes.resolve())
-        negatives = src / "negativesTr" / f"{cid}.nii.gz"
-        if negatives.is_file():
-            (tmp / "negativesTr").mkdir(exist_ok=True)
-            (tmp / "negativesTr" / f"{new}.nii.gz").symlink_to(negatives.resolve())
+        for extra in ("negativesTr", "instancesTr"):
+            path = src / extra / f"{cid}.nii.gz"
+            if path.is_file():
+                (tmp / extra).mkdir(exist_ok=True)
+                (tmp / extra / f"{new}.nii.gz").symlink_to(path.resolve())
     tmp.rename(a.out)
     print(f"{a.out}: {len(cases)} cases")
     return 0

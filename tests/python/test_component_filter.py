@@ -57,9 +57,9 @@ def _score(filt, x):
 def datasets(tmp_path_factory):
     """Two small training phantoms and one selection phantom."""
     d = tmp_path_factory.mktemp("filter-data")
-    _run("dataset", "--n", 2, "--size", "small", "--seed", 6, "-o", d / "data")
-    _run("dataset", "--n", 1, "--size", "small", "--seed", 7, "--split", "val", "-o", d / "select")
-    return d / "data", d / "select"
+    _run("dataset", "--n", 2, "--size", "small", "--seed", 6, "-o", d / "Dataset001_Data")
+    _run("dataset", "--n", 1, "--size", "small", "--seed", 7, "--split", "val", "-o", d / "Dataset002_Select")
+    return d / "Dataset001_Data", d / "Dataset002_Select"
 
 
 def _train_filter(datasets, out, *extra):

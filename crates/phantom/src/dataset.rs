@@ -1,19 +1,20 @@
 //! nnU-Net raw dataset writer.
 //!
-//! Layout (nnU-Net v2 "raw"):
+//! Layout (nnU-Net v2 "raw"), in a folder named `DatasetNNN_Name` as nnU-Net requires:
 //!
 //! ```text
 //! OUT/
-//!   dataset.json            channel_names {"0": "CT"}, labels {"background": 0, "node": 1}, ...
+//!   dataset.json            channel_names {"0": "CT"}, labels {"background": 0, "lymph_node": 1}, ...
 //!   nodal_dataset.json      full config, per-case seeds and sources, generator version and revision
 //!   imagesTr/case_000_0000.nii.gz   CT, int16 HU, LPS
-//!   labelsTr/case_000.nii.gz        node INSTANCE ids (uint16): label > 0 means node
-//!   nodesTr/case_000.json           per-node ground truth (nodes.json format)
+//!   labelsTr/case_000.nii.gz        0 background, 1 lymph node (uint8): what dataset.json declares
+//!   instancesTr/case_000.nii.gz     the same voxels, one id per node (uint16)
+//!   nodesTr/case_000.json           per-node ground truth by id (nodes.json format)
 //! ```
 //!
-//! The label files keep instance ids so that evaluation can match nodes; a trainer must binarise
-//! them (`label > 0` -> 1) before nnU-Net's integrity check, which expects only the values listed in
-//! `dataset.json`.
+//! nnU-Net trains on the folder as it is; nodal's readers take the instance ids from `instancesTr`
+//! (the evaluation matches nodes by them), and read a dataset without it (a user's nnU-Net dataset)
+//! from its binary labels, whose connected components are then the nodes.
 //!
 //! Every case's seed is derived from the dataset seed, the split and the case index, so any case can
 //! be regenerated alone, and the train and val splits never share a seed. Cases are generated in
@@ -180,6 +181,29 @@ pub fn is_held_out(path: &Path, vol: Option<&Volume<i16>>) -> bool {
     vol.is_some_and(|v| fingerprint(v) == HELD_OUT_FINGERPRINT)
 }
 
+/// The folder of a dataset holding its node instance labels (one id per node), beside the binary
+/// `labelsTr` that nnU-Net trains on; `nodal train`, `validate` and the other dataset readers take
+/// a case's labels from here when the dataset has them.
+pub const INSTANCES_DIR: &str = "instancesTr";
+
+/// Refuses a dataset folder that nnU-Net would not take as one: `DatasetNNN_Name` (`nodal dataset`
+/// checks it before writing; the writer itself takes any folder).
+pub fn check_dataset_name(out: &Path) -> Result<(), PhantomError> {
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let valid =
+        name.strip_prefix("Dataset").and_then(|rest| rest.split_once('_')).is_some_and(|(id, label)| {
+            id.len() == 3
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(PhantomError::DatasetName { path: out.to_path_buf() })
+    }
+}
+
 /// Case name of index `i`.
 pub fn case_name(i: usize) -> String {
     format!("case_{i:03}")
@@ -247,7 +271,7 @@ pub fn write_dataset_with(
             check_not_held_out(b, None)?;
         }
     }
-    for sub in ["imagesTr", "labelsTr", "nodesTr"] {
+    for sub in ["imagesTr", "labelsTr", INSTANCES_DIR, "nodesTr"] {
         let d = out.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| PhantomError::io(&d, e))?;
     }
@@ -268,7 +292,11 @@ pub fn write_dataset_with(
             };
             let name = case_name(i);
             nodal_io::write_nifti(&p.ct, out.join("imagesTr").join(format!("{name}_0000.nii.gz")))?;
-            nodal_io::write_nifti(&p.labels, out.join("labelsTr").join(format!("{name}.nii.gz")))?;
+            // nnU-Net trains on the classes dataset.json declares (0 background, 1 node); the node
+            // ids, which the evaluation and `nodal train` need, go beside them.
+            let binary = p.labels.map(|v| u8::from(v != 0));
+            nodal_io::write_nifti(&binary, out.join("labelsTr").join(format!("{name}.nii.gz")))?;
+            nodal_io::write_nifti(&p.labels, out.join(INSTANCES_DIR).join(format!("{name}.nii.gz")))?;
             write_json(
                 &out.join("nodesTr").join(format!("{name}.json")),
                 &NodesFile::of(&p, bg_name.clone()),
@@ -289,9 +317,9 @@ pub fn write_dataset_with(
     let cases = cases.into_iter().collect::<Result<Vec<_>, _>>()?;
     let ds = serde_json::json!({
         "name": "nodal cervical lymph nodes (simulated)",
-        "description": "Simulated contrast-enhanced neck CT (procedural phantoms and nodes inserted into real CT). labelsTr hold node INSTANCE ids (uint16): every label > 0 is a node; binarise (label > 0 -> 1) for nnU-Net training.",
+        "description": "Simulated contrast-enhanced neck CT (procedural phantoms and nodes inserted into real CT). labelsTr: 0 background, 1 lymph node; instancesTr: the same voxels with one id per node (uint16), nodesTr: per-node attributes by id.",
         "channel_names": {"0": "CT"},
-        "labels": {"background": 0, "node": 1},
+        "labels": {"background": 0, "lymph_node": 1},
         "numTraining": cfg.n,
         "file_ending": ".nii.gz",
         "reference": GENERATOR_VERSION,

@@ -8,6 +8,12 @@ pub enum PhantomError {
     /// A configuration value is out of range.
     #[error("invalid phantom configuration: {0}")]
     InvalidConfig(String),
+    /// A dataset folder whose name nnU-Net would not take.
+    #[error(
+        "{path}: an nnU-Net dataset folder is named DatasetNNN_Name (three digits, then a name of \
+         letters, digits, '_' or '-'), e.g. Dataset501_NodalSim"
+    )]
+    DatasetName { path: PathBuf },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },

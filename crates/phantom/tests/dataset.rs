@@ -43,7 +43,7 @@ fn dataset_has_the_nnunet_layout_and_reproduces_each_case() {
         serde_json::from_slice(&std::fs::read(d.path().join("dataset.json")).unwrap()).unwrap();
     assert_eq!(ds["channel_names"]["0"], "CT");
     assert_eq!(ds["labels"]["background"], 0);
-    assert_eq!(ds["labels"]["node"], 1);
+    assert_eq!(ds["labels"]["lymph_node"], 1);
     assert_eq!(ds["numTraining"], 3);
     assert_eq!(ds["file_ending"], ".nii.gz");
     for (i, case) in rec.cases.iter().enumerate() {
@@ -52,8 +52,13 @@ fn dataset_has_the_nnunet_layout_and_reproduces_each_case() {
         let img: Volume<i16> =
             nodal_io::read_nifti(d.path().join(format!("imagesTr/{name}_0000.nii.gz"))).unwrap();
         let lab: Volume<u16> =
-            nodal_io::read_nifti(d.path().join(format!("labelsTr/{name}.nii.gz"))).unwrap();
+            nodal_io::read_nifti(d.path().join(format!("instancesTr/{name}.nii.gz"))).unwrap();
         assert!(img.same_grid(&lab));
+        // nnU-Net's labels: the declared classes only, on the same voxels.
+        let binary: Volume<u8> =
+            nodal_io::read_nifti(d.path().join(format!("labelsTr/{name}.nii.gz"))).unwrap();
+        assert!(binary.same_grid(&lab));
+        assert_eq!(binary.as_slice(), lab.map(|v| u8::from(v != 0)).as_slice());
         let nodes: serde_json::Value =
             serde_json::from_slice(&std::fs::read(d.path().join(format!("nodesTr/{name}.json"))).unwrap())
                 .unwrap();
@@ -74,7 +79,12 @@ fn dataset_has_the_nnunet_layout_and_reproduces_each_case() {
     // A second run writes the same bytes.
     let d2 = tempfile::tempdir().unwrap();
     write_dataset(&c, d2.path(), &|| {}).unwrap();
-    for f in ["imagesTr/case_001_0000.nii.gz", "labelsTr/case_002.nii.gz", "nodesTr/case_000.json"] {
+    for f in [
+        "imagesTr/case_001_0000.nii.gz",
+        "labelsTr/case_002.nii.gz",
+        "instancesTr/case_002.nii.gz",
+        "nodesTr/case_000.json",
+    ] {
         assert!(std::fs::read(d.path().join(f)).unwrap() == std::fs::read(d2.path().join(f)).unwrap(), "{f}");
     }
 }

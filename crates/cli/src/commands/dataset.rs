@@ -38,7 +38,7 @@ pub struct Args {
     pub background_labels: Vec<LabelledBackground>,
     #[command(flatten)]
     pub randomization: RandomizationArg,
-    /// Output folder.
+    /// Output folder, named as nnU-Net requires: DatasetNNN_Name (e.g. nnUNet_raw/Dataset501_NodalSim).
     #[arg(short = 'o', long)]
     pub out: PathBuf,
 }
@@ -98,6 +98,7 @@ fn default_backgrounds() -> (Vec<PathBuf>, Vec<LabelledBackground>) {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    nodal_phantom::dataset::check_dataset_name(&args.out)?;
     let mut phantom = PhantomConfig::preset(args.size);
     phantom.in_plane_mm = args.spacing;
     phantom.slice_mm = args.slice_thickness;

@@ -95,7 +95,7 @@ fn segment_dicom_writes_seg_with_one_segment_per_node() {
 fn hard_negatives_writes_one_mask_per_case_on_its_grid() {
     let tmp = tempfile::tempdir().unwrap();
     let model = test_model(tmp.path());
-    let data = tmp.path().join("data");
+    let data = tmp.path().join("Dataset001_Data");
     run_ok(nodal().args(["dataset", "--n", "2", "--size", "small", "--seed", "4", "-o"]).arg(&data));
     let stdout = run_ok(nodal().args(["hard-negatives", "--model"]).arg(&model).arg("--data").arg(&data));
     assert!(stdout.contains("2 cases"), "{stdout}");
@@ -144,8 +144,8 @@ fn train_filter_writes_the_model_with_its_filter_and_resumes() {
     // positives, which the filter needs to be fitted.
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/default");
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let select = tmp.path().join("select");
+    let data = tmp.path().join("Dataset001_Data");
+    let select = tmp.path().join("Dataset002_Select");
     run_ok(nodal().args(["dataset", "--n", "2", "--size", "small", "--seed", "6", "-o"]).arg(&data));
     run_ok(
         nodal()

@@ -11,7 +11,7 @@ fn shipped() -> std::path::PathBuf {
 #[test]
 fn validate_and_tune_score_annotated_cases_and_write_tuned_models() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
+    let data = tmp.path().join("Dataset001_Data");
     // One CI-sized case keeps the several inferences below short.
     run_ok(nodal().args(["dataset", "--n", "1", "--size", "small", "--seed", "6", "-o"]).arg(&data));
 
@@ -144,7 +144,7 @@ fn model_average_and_export_make_loadable_model_folders() {
     }
 
     // A short training run, exported from its checkpoint.
-    let data = tmp.path().join("data");
+    let data = tmp.path().join("Dataset001_Data");
     run_ok(nodal().args(["dataset", "--n", "1", "--size", "small", "--seed", "8", "-o"]).arg(&data));
     let mut cfg = nodal_net::train::testing::tiny_config();
     (cfg.steps, cfg.val_cases) = (2, 0);

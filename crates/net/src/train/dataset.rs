@@ -24,11 +24,21 @@ pub struct CaseFiles {
     pub id: String,
     /// `imagesTr/<id>_0000.nii.gz`.
     pub image: PathBuf,
-    /// `labelsTr/<id>.nii.gz`.
+    /// The node labels: `instancesTr/<id>.nii.gz` (one id per node) when the dataset has it, else
+    /// `labelsTr/<id>.nii.gz` (a binary one is scored as its connected components).
     pub label: PathBuf,
     /// `negativesTr/<id>.nii.gz` when the dataset has one ([`NEGATIVES_DIR`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negatives: Option<PathBuf>,
+}
+
+/// The folder of node instance labels beside a labels folder (`labelsTr` -> `instancesTr`,
+/// `labelsTs` -> `instancesTs`), as `nodal dataset` writes it.
+pub fn instances_dir(labels_dir: &str) -> String {
+    match labels_dir.strip_prefix("labels") {
+        Some(split) => format!("instances{split}"),
+        None => format!("{labels_dir}_instances"),
+    }
 }
 
 /// Lists the training cases of an nnU-Net raw-layout dataset (`imagesTr`, `labelsTr`), sorted by
@@ -56,6 +66,9 @@ pub fn list_cases_in(data: &Path, images_dir: &str, labels_dir: &str) -> Result<
         if !label.is_file() {
             return Err(err(format!("case {id}: label {} missing", label.display())));
         }
+        // Node ids beside binary nnU-Net labels (`nodal dataset`): the readers need the nodes.
+        let instances = data.join(instances_dir(labels_dir)).join(format!("{id}{ext}"));
+        let label = if instances.is_file() { instances } else { label };
         let negatives = Some(data.join(NEGATIVES_DIR).join(format!("{id}{ext}"))).filter(|p| p.is_file());
         cases.push(CaseFiles { id: id.to_string(), image: entry.path(), label, negatives });
     }
@@ -225,6 +238,24 @@ mod tests {
         // The same folder twice would train on its cases twice: refused.
         assert!(matches!(list_datasets(&[a.clone(), a]), Err(NetError::Dataset { .. })));
         assert!(list_datasets(&[]).is_err());
+    }
+
+    #[test]
+    fn node_ids_are_read_from_instances_beside_binary_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        write_dataset(&data, 2);
+        // Only case_001 has instance labels: its label comes from there, case_000's from labelsTr.
+        std::fs::create_dir_all(data.join("instancesTr")).unwrap();
+        std::fs::copy(data.join("labelsTr/case_001.nii.gz"), data.join("instancesTr/case_001.nii.gz"))
+            .unwrap();
+        let cases = list_cases(&data).unwrap();
+        assert_eq!(cases[0].label, data.join("labelsTr/case_000.nii.gz"));
+        assert_eq!(cases[1].label, data.join("instancesTr/case_001.nii.gz"));
+        assert_eq!(
+            (instances_dir("labelsTr"), instances_dir("labelsTs")),
+            ("instancesTr".into(), "instancesTs".into())
+        );
     }
 
     #[test]
