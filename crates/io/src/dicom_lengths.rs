@@ -4,10 +4,12 @@
 //! Why: the parser (dicom-parser) reserves and zero-fills each value's declared length before reading
 //! it, so a single corrupted length field in a 1 KB file makes it touch up to 4 GiB before it notices
 //! the file is short. Checking lengths first bounds every allocation of the later parse by the file's
-//! size. It refuses lengths that cannot fit, nesting deeper than [`MAX_DEPTH`], and a broken
-//! structure of items and delimiters (the parser reads on from a stray delimiter tag into lengths
-//! the walk never saw: libFuzzer found 3 KB files that made it reserve 1.2-3.5 GB that way).
-//! Truncation, and what the walk cannot follow, is left to the parser to report.
+//! size. It refuses lengths that cannot fit, nesting deeper than [`MAX_DEPTH`], and whatever makes
+//! the parser read elements at other boundaries than the walk does, so that it would reach lengths
+//! the walk never checked (libFuzzer found 3-6 KB files that made it reserve 0.5-3.5 GB that way):
+//! a stray item or delimiter tag, items overrunning their sequence, a binary numeric value whose
+//! length is not a whole number of values, and a deflated data set that does not inflate to its
+//! end (one that does is walked as it inflates). Truncation is left to the parser to report.
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::VR;
 use dicom_dictionary_std::StandardDataDictionary;
@@ -140,8 +142,14 @@ impl<R: Forward> Walker<R> {
                     self.pos - 4
                 )));
             }
+            // The VR that decides how the parser reads the value: the file's, or in implicit VR the
+            // dictionary's.
+            let mut value_vr = None;
             let (vr, len) = if implicit {
                 let vr = StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1)).map(|e| e.vr());
+                if let Some(VirtualVr::Exact(v)) = vr {
+                    value_vr = Some(v);
+                }
                 let vr = match vr {
                     Some(VirtualVr::Exact(VR::SQ)) => Some(VR::SQ),
                     _ => None,
@@ -161,6 +169,18 @@ impl<R: Forward> Walker<R> {
                 };
                 (Some(vr), len)
             };
+            let value_vr = value_vr.or(vr);
+            if let Some(unit) = value_vr.and_then(binary_unit).filter(|u| len != UNDEFINED && len % u != 0) {
+                // The parser reads whole numbers of such values and goes on from there: the rest of
+                // the value is read as the next element's header (a fuzzed 6-byte FD made it
+                // reserve 1.2 GB that way).
+                return Err(Fail::Bad(format!(
+                    "element ({:04X},{:04X}) {:?} has {len} bytes, not a whole number of {unit}-byte values",
+                    tag.0,
+                    tag.1,
+                    value_vr.unwrap_or(VR::UN)
+                )));
+            }
             if len == UNDEFINED {
                 if tag == PIXEL_DATA {
                     // Encapsulated pixel data (also in an icon image sequence).
@@ -270,6 +290,16 @@ impl<R: Forward> Walker<R> {
     }
 }
 
+/// The size of one value of a binary numeric VR, whose length must be a multiple of it.
+fn binary_unit(vr: VR) -> Option<u32> {
+    match vr {
+        VR::SS | VR::US => Some(2),
+        VR::SL | VR::UL | VR::FL | VR::AT => Some(4),
+        VR::FD | VR::SV | VR::UV => Some(8),
+        _ => None,
+    }
+}
+
 /// VRs with a 2-byte length in explicit VR (PS3.5 7.1.2); every other VR, and an unknown one, has a
 /// reserved field and a 4-byte length. The same list as dicom-encoding's decoder, so that both read
 /// the same length from the same bytes.
@@ -374,10 +404,18 @@ fn walk_deflated(path: &Path, start: u64) -> Result<(), Fail> {
     };
     let mut counted = 0u64;
     let mut stream = inflate()?.take(MAX_INFLATED + 1);
+    // To the end of the stream. One that cannot be inflated to its end is refused: where a corrupt
+    // block stops the inflation depends on the size of the reads, so the parser could read on
+    // past the point where this walk stopped checking.
     let mut buf = vec![0u8; 1 << 16];
-    // Up to the end of the stream or the first byte it cannot inflate.
-    while let Ok(n @ 1..) = stream.read(&mut buf) {
-        counted += n as u64;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => counted += n as u64,
+            Err(e) => {
+                return Err(Fail::Bad(format!("the deflated data set cannot be inflated: {e}")));
+            }
+        }
     }
     if counted > MAX_INFLATED {
         return Err(Fail::Bad(format!(
