@@ -4,6 +4,7 @@ Label maps are drawn here with nibabel on the grid nodal reads from TotalSegment
 series (via the `to_nifti` example); the DICOM SEG and SR that `measure` writes are read back with
 highdicom and checked with dciodvfy. A map without nodes still gets an SR that says so.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import highdicom as hd
 import nibabel as nib
 import numpy as np
 import pydicom
+import pytest
 
 from cargo_example import example
 
@@ -66,6 +68,27 @@ def test_measured_masks_become_seg_and_sr(tmp_path):
     assert all(s.SegmentAlgorithmName.startswith("nodal") for s in seg.SegmentSequence)
     sr = hd.sr.srread(out / "nodes.sr.dcm")
     assert len(sr.content.get_volumetric_roi_measurement_groups()) == 2
+    # Each axis carries its end points (SCOORD3D, LPS mm), equal to nodes.json's RECIST pair.
+    nodes = json.loads((out / "nodes.json").read_text())["nodes"]
+    ds = pydicom.dcmread(out / "nodes.sr.dcm")
+    groups = ds.ContentSequence[-1].ContentSequence
+    assert len(groups) == 2
+    for g in groups:
+        nums = {it.ConceptNameCodeSequence[0].CodeValue: it for it in g.ContentSequence if it.ValueType == "NUM"}
+        sad = float(nums["103340004"].MeasuredValueSequence[0].NumericValue)
+        node = min(nodes, key=lambda n: abs(n["short_axis_mm"] - sad))
+        for code, key in (("103340004", "short_axis"), ("103339001", "recist_long_axis")):
+            num = nums[code]
+            assert float(num.MeasuredValueSequence[0].NumericValue) == pytest.approx(node[f"{key}_mm"], rel=1e-9)
+            (scoord,) = num.ContentSequence
+            assert scoord.RelationshipType == "INFERRED FROM" and scoord.ValueType == "SCOORD3D"
+            assert scoord.GraphicType == "POLYLINE"
+            assert scoord.ReferencedFrameOfReferenceUID == src.FrameOfReferenceUID
+            ends = np.array(scoord.GraphicData, dtype=float).reshape(2, 3)
+            np.testing.assert_allclose(ends, np.array(node[f"{key}_endpoints_mm"]), atol=1e-4)
+            # Both axes lie on one axial slice.
+            assert ends[0, 2] == pytest.approx(ends[1, 2])
+            assert np.linalg.norm(ends[1] - ends[0]) == pytest.approx(node[f"{key}_mm"], abs=1e-4)
     # Two runs: series of their own.
     again = measure(nib.Nifti1Image(labels, ct.affine), tmp_path, "again")
     numbers = {pydicom.dcmread(d / n).SeriesNumber for d in (out, again) for n in ("nodes.seg.dcm", "nodes.sr.dcm")}

@@ -119,7 +119,8 @@ def test_sr_reads_back_with_highdicom(out):
         assert list(ref.referenced_segment_numbers) == [n["rank"]]
         got = {m.name.value: (m.value, m.unit.value) for m in g.get_measurements()}
         assert got["103340004"] == (pytest.approx(n["short_axis_mm"], rel=1e-12), "mm")
-        assert got["103339001"] == (pytest.approx(n["long_axis_mm"], rel=1e-12), "mm")
+        # The RECIST pair: the long axis on the short axis's slice.
+        assert got["103339001"] == (pytest.approx(n["recist_long_axis_mm"], rel=1e-12), "mm")
         assert got["118565006"] == (pytest.approx(n["volume_mm3"], rel=1e-12), "mm3")
         site = g.finding_sites[0]
         assert site.value.value == "45048000"

@@ -51,7 +51,9 @@ const DEFINITIONS: Definitions = Definitions {
     frame: "positions in DICOM patient LPS mm; indices (i, j, k) of the input grid",
     axial_axes:
         "per axial slice: convex hull of pixel corners; long axis = hull diameter, short axis = hull \
-                 width perpendicular to it; node values = maxima over slices (nodal evaluation protocol)",
+                 width perpendicular to it; short_axis_mm and long_axis_mm = maxima over slices (nodal \
+                 evaluation protocol, possibly from two slices); recist_long_axis_mm = the long axis on \
+                 the short axis's slice (RECIST 1.1: both axes on one image)",
     max_diameter_3d: "largest distance between two voxel corners",
     surface_area: "exposed voxel-face area x 2/3 (isotropic-orientation correction)",
     necrosis_fraction: "fraction of 6-eroded interior voxels below 20 HU; null without CT or interior",
@@ -108,6 +110,10 @@ pub fn csv_header() -> Vec<String> {
             xyz(&format!("{axis}_{p}"), &mut h);
         }
     }
+    h.push("recist_long_axis_mm".into());
+    for p in ["p1", "p2"] {
+        xyz(&format!("recist_long_axis_{p}"), &mut h);
+    }
     h.extend(
         [
             "axial_reformatted",
@@ -156,6 +162,10 @@ pub fn csv_row(d: &Detection) -> Vec<String> {
         a.long_axis_slice.to_string(),
     ]);
     for p in a.short_axis_endpoints_mm.iter().chain(&a.long_axis_endpoints_mm) {
+        r.extend(p.map(f));
+    }
+    r.push(f(a.recist_long_axis_mm));
+    for p in &a.recist_long_axis_endpoints_mm {
         r.extend(p.map(f));
     }
     r.extend([

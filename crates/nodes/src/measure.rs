@@ -17,7 +17,10 @@
 //! In one slice, the hull of all pixel *corners* (only the first and last pixel of each row can be
 //! hull vertices) gives the long axis (hull diameter) and the short axis (hull width perpendicular to
 //! the long-axis direction), see [`crate::hull::slice_axes`]. A node's SAD is the largest short axis
-//! over its slices and its LAD the largest long axis; ties go to the lowest slice index.
+//! over its slices and its LAD the largest long axis; ties go to the lowest slice index. These
+//! slice-wise maxima may come from different slices; the RECIST 1.1 pair
+//! ([`AxialAxes::recist_long_axis_mm`] with the short axis) is measured on one slice, the one of
+//! the largest short axis.
 //!
 //! # Other measurements ([`measure_nodes`])
 //!
@@ -47,6 +50,12 @@ pub struct AxialAxes {
     pub short_axis_endpoints_mm: [[f64; 3]; 2],
     /// End points of the long axis, LPS mm (two pixel corners).
     pub long_axis_endpoints_mm: [[f64; 3]; 2],
+    /// RECIST 1.1 long axis: the longest diameter on the short axis's slice, so that both axes are
+    /// measured on one image as RECIST measures a node; at most [`AxialAxes::long_axis_mm`], the
+    /// largest over all slices (the evaluation protocol's).
+    pub recist_long_axis_mm: f64,
+    /// End points of the RECIST long axis, LPS mm, on `short_axis_slice`.
+    pub recist_long_axis_endpoints_mm: [[f64; 3]; 2],
 }
 
 /// Cosine tolerance for "this index axis runs along S-I".
@@ -213,11 +222,15 @@ fn axes_where(
             long_axis_slice: s,
             short_axis_endpoints_mm: ax.short_axis_endpoints_mm,
             long_axis_endpoints_mm: ax.long_axis_endpoints_mm,
+            recist_long_axis_mm: ax.long_axis_mm,
+            recist_long_axis_endpoints_mm: ax.long_axis_endpoints_mm,
         });
         if ax.short_axis_mm > b.short_axis_mm {
             b.short_axis_mm = ax.short_axis_mm;
             b.short_axis_slice = s;
             b.short_axis_endpoints_mm = ax.short_axis_endpoints_mm;
+            b.recist_long_axis_mm = ax.long_axis_mm;
+            b.recist_long_axis_endpoints_mm = ax.long_axis_endpoints_mm;
         }
         if ax.long_axis_mm > b.long_axis_mm {
             b.long_axis_mm = ax.long_axis_mm;
@@ -456,6 +469,8 @@ pub fn measure_nodes<L: Label>(
                     long_axis_slice: 0,
                     short_axis_endpoints_mm: [c, c],
                     long_axis_endpoints_mm: [c, c],
+                    recist_long_axis_mm: 0.0,
+                    recist_long_axis_endpoints_mm: [c, c],
                 }
             });
             measure_one(&data, g, ct_data.as_ref(), *id, b, ax, reformatted, midline_x, opts)
@@ -654,6 +669,36 @@ mod tests {
         let [p, q] = a.long_axis_endpoints_mm;
         let d = ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt();
         assert!((d - a.long_axis_mm).abs() < 1e-9);
+    }
+
+    /// A node like a lying cone: its longest slice (the base) is not its widest. The protocol's
+    /// long axis is the base's; the RECIST long axis is measured on the short axis's own slice,
+    /// so its end points lie in that slice and both axes of the pair are one image's.
+    #[test]
+    fn the_recist_pair_is_measured_on_one_slice() {
+        let g = Geometry::axis_aligned([1.0; 3], [0.0; 3]);
+        let mut v = Volume::<u8>::zeros([40, 30, 6], g);
+        // Slice 1: a long thin bar 30 x 4; slice 3: a wide block 12 x 10.
+        for (k, (w, h)) in [(1usize, (30usize, 4usize)), (3, (12, 10))] {
+            for j in 5..5 + h {
+                for i in 2..2 + w {
+                    v.data_mut()[[k, j, i]] = 1;
+                }
+            }
+        }
+        let a = axial_axes(&v)[1].unwrap();
+        let dist = |[p, q]: [[f64; 3]; 2]| {
+            ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt()
+        };
+        assert_eq!((a.short_axis_slice, a.long_axis_slice), (3, 1));
+        assert!((a.long_axis_mm - (30f64.powi(2) + 4f64.powi(2)).sqrt()).abs() < 1e-9, "{a:?}");
+        assert!((a.recist_long_axis_mm - (12f64.powi(2) + 10f64.powi(2)).sqrt()).abs() < 1e-9, "{a:?}");
+        assert!(a.recist_long_axis_mm <= a.long_axis_mm);
+        assert!((dist(a.recist_long_axis_endpoints_mm) - a.recist_long_axis_mm).abs() < 1e-9);
+        let z = g.index_to_world([0.0, 0.0, 3.0])[2];
+        for p in a.recist_long_axis_endpoints_mm.iter().chain(&a.short_axis_endpoints_mm) {
+            assert!((p[2] - z).abs() < 1e-9, "{p:?} not on slice 3");
+        }
     }
 
     /// A node reaching the first or last voxel on any axis is flagged as cut by the volume's

@@ -21,6 +21,13 @@ pub struct NodeRecord {
     pub short_axis_endpoints_mm: [[f64; 3]; 2],
     /// The two end points of the long axis, LPS mm.
     pub long_axis_endpoints_mm: [[f64; 3]; 2],
+    /// RECIST 1.1 long axis: the longest diameter on the short axis's slice, mm (the report's long
+    /// axis: both axes of a node on one image).
+    #[serde(default)]
+    pub recist_long_axis_mm: f64,
+    /// Its end points, LPS mm, on `short_axis_slice`.
+    #[serde(default)]
+    pub recist_long_axis_endpoints_mm: [[f64; 3]; 2],
     /// Volume, mm^3.
     pub volume_mm3: f64,
     /// Centre of mass, LPS mm.
@@ -59,6 +66,8 @@ impl From<&nodal_detect::Detection> for NodeRecord {
             long_axis_slice: m.axes.long_axis_slice,
             short_axis_endpoints_mm: m.axes.short_axis_endpoints_mm,
             long_axis_endpoints_mm: m.axes.long_axis_endpoints_mm,
+            recist_long_axis_mm: m.axes.recist_long_axis_mm,
+            recist_long_axis_endpoints_mm: m.axes.recist_long_axis_endpoints_mm,
             volume_mm3: m.volume_mm3,
             centroid_mm: m.centroid_mm,
             hu_mean: m.hu.as_ref().map(|h| h.mean_hu),

@@ -274,7 +274,7 @@ fn compose(
     // Table.
     h.push_str(
         "<h2>Nodes</h2><table class=\"nodes-table\"><thead><tr><th>#</th><th class=\"l\">Category</th>\
-         <th>Short axis mm</th><th>Long axis mm</th><th>Slice (SA / LA)</th><th>Volume mm³</th>\
+         <th>Short axis mm</th><th>Long axis mm</th><th>Slice</th><th>Volume mm³</th>\
          <th>HU mean</th><th>Necrosis proxy</th><th>Peak probability</th><th class=\"l\">Node-RADS size</th>\
          <th class=\"l\">Side</th></tr></thead><tbody>",
     );
@@ -285,16 +285,15 @@ fn compose(
         let m = &n.node;
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{} / {}</td><td>{:.0}</td>\
+            "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{}</td><td>{:.0}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
             n.rank,
             chip(n.recist),
             n.recist.label(),
             fmt1(m.short_axis_mm),
             if m.touches_volume_border { BORDER_MARK } else { "" },
-            fmt1(m.long_axis_mm),
+            fmt1(m.recist_long_axis_mm),
             m.short_axis_slice,
-            m.long_axis_slice,
             m.volume_mm3,
             hu(n),
             necrosis(n),
@@ -318,7 +317,7 @@ fn compose(
             "<h2>Node images</h2><p class=\"sub\">Soft-tissue window W400/L40. Axial images: patient right on \
              image left, anterior up; coronal: superior up. Yellow: node contour (grey: other nodes); \
              <span style=\"color:rgb({},{},{})\">■</span> short axis; \
-             <span style=\"color:rgb({},{},{})\">■</span> long axis (projected when measured on another slice); \
+             <span style=\"color:rgb({},{},{})\">■</span> long axis (RECIST 1.1: on the short axis's slice); \
              coronal ticks mark the short-axis slice.</p><div class=\"nodes\">",
             views::SAD_RGB[0],
             views::SAD_RGB[1],
@@ -335,7 +334,7 @@ fn compose(
                 "<div class=\"node\" id=\"node-{}\"><h3>{}Node {} — short axis {} mm</h3><div class=\"imgs\">\
                  <figure><img alt=\"Axial view of node {}\" src=\"{ax}\"><figcaption>Axial, slice {}</figcaption></figure>\
                  <figure><img alt=\"Coronal view of node {}\" src=\"{co}\"><figcaption>Coronal through centroid</figcaption></figure>\
-                 </div><dl><dt>Short / long axis</dt><dd>{} / {} mm (slices {} / {})</dd>\
+                 </div><dl><dt>Short / long axis</dt><dd>{} / {} mm (slice {}; largest long axis over slices {} mm, slice {})</dd>\
                  <dt>Volume</dt><dd>{:.0} mm³</dd><dt>HU mean</dt><dd>{}</dd><dt>Necrosis proxy</dt><dd>{}</dd>\
                  <dt>Peak probability</dt><dd>{}</dd><dt>Filter score</dt><dd>{}</dd><dt>Side</dt><dd>{}</dd><dt>Centroid (LPS)</dt><dd>{:.1}, {:.1}, {:.1} mm</dd></dl></div>",
                 n.rank,
@@ -346,8 +345,9 @@ fn compose(
                 m.short_axis_slice,
                 n.rank,
                 fmt1(m.short_axis_mm),
-                fmt1(m.long_axis_mm),
+                fmt1(m.recist_long_axis_mm),
                 m.short_axis_slice,
+                fmt1(m.long_axis_mm),
                 m.long_axis_slice,
                 m.volume_mm3,
                 hu(n),
@@ -446,9 +446,9 @@ fn compose(
     h.push_str("</tbody></table>");
 
     h.push_str(
-        "<footer>Short axis (SA) and long axis (LA): on axial slices, the long axis is the largest distance across \
-         the convex hull of the node's pixels and the short axis the hull's width perpendicular to it; a node's \
-         values are the largest over its slices (RECIST 1.1 style). Short-axis categories: &lt; 10 mm, \
+        "<footer>Short axis and long axis as RECIST 1.1 measures a node, both on one axial slice: on the slice \
+         where the node's short axis is largest, the long axis is the largest distance across the convex hull of \
+         the node's pixels and the short axis the hull's width perpendicular to it. Short-axis categories: &lt; 10 mm, \
          10–14.9 mm, ≥ 15 mm. The necrosis proxy is the fraction of node voxels with low attenuation. \
          Positions are in the DICOM patient frame (LPS, mm).</footer></main></body></html>\n",
     );

@@ -11,8 +11,10 @@
 //!        ├ CODE Finding = Lymph node (SCT 59441001); CODE Finding Site = Neck (+ laterality)
 //!        ├ IMAGE Referenced Segment (SEG SOP instance + segment number)
 //!        ├ UIDREF Source series for segmentation
-//!        └ NUM Short axis (SCT 103340004), Long axis (SCT 103339001) [mm], Volume (SCT 118565006)
-//!          [mm3], Attenuation Coefficient (DCM 112031, derivation Mean) [Hounsfield unit]
+//!        ├ NUM Short axis (SCT 103340004), Long axis (SCT 103339001) [mm]: the RECIST 1.1 pair, on
+//!        │  one axial slice, each INFERRED FROM a SCOORD3D POLYLINE of its two end points (LPS mm)
+//!        └ NUM Volume (SCT 118565006) [mm3], Attenuation Coefficient (DCM 112031, derivation Mean)
+//!          [Hounsfield unit]
 //! ```
 use crate::data::{ReportSummary, Side};
 use crate::dcm::{self, code, put_seq, put_str, put_u16, Obj};
@@ -72,6 +74,17 @@ fn num_item(name: Obj, value: f64, unit: Obj) -> Obj {
     put_str(&mut mv, tags::NUMERIC_VALUE, VR::DS, &dcm::ds(value));
     mv.put(DataElement::new(tags::FLOATING_POINT_VALUE, VR::FD, PrimitiveValue::from(value)));
     put_seq(&mut o, tags::MEASURED_VALUE_SEQUENCE, vec![mv]);
+    o
+}
+
+/// The end points of a linear measurement as a SCOORD3D polyline in the source's frame of
+/// reference (LPS mm), so that a viewer can draw and check it.
+fn endpoints_item(points: [[f64; 3]; 2], frame_of_reference_uid: &str) -> Obj {
+    let mut o = content_item("INFERRED FROM", "SCOORD3D", code("121055", "DCM", "Path"));
+    put_str(&mut o, tags::GRAPHIC_TYPE, VR::CS, "POLYLINE");
+    let data: Vec<f32> = points.iter().flatten().map(|&v| v as f32).collect();
+    o.put(DataElement::new(tags::GRAPHIC_DATA, VR::FL, PrimitiveValue::F32(data.into_iter().collect())));
+    put_str(&mut o, tags::REFERENCED_FRAME_OF_REFERENCE_UID, VR::UI, frame_of_reference_uid);
     o
 }
 
@@ -166,8 +179,16 @@ pub fn write_sr(
             code("121232", "DCM", "Source series for segmentation"),
             &seg.source_series_instance_uid,
         ));
-        items.push(num_item(code("103340004", "SCT", "Short axis"), m.short_axis_mm, mm()));
-        items.push(num_item(code("103339001", "SCT", "Long axis"), m.long_axis_mm, mm()));
+        // RECIST 1.1: both axes on one axial slice, each with its end points.
+        let frame = src.frame_of_reference_uid.trim();
+        for (name, value, ends) in [
+            (code("103340004", "SCT", "Short axis"), m.short_axis_mm, m.short_axis_endpoints_mm),
+            (code("103339001", "SCT", "Long axis"), m.recist_long_axis_mm, m.recist_long_axis_endpoints_mm),
+        ] {
+            let mut num = num_item(name, value, mm());
+            put_seq(&mut num, tags::CONTENT_SEQUENCE, vec![endpoints_item(ends, frame)]);
+            items.push(num);
+        }
         items.push(num_item(
             code("118565006", "SCT", "Volume"),
             m.volume_mm3,

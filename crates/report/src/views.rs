@@ -245,8 +245,8 @@ pub fn axial_thumbnail<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, node: &Ra
     let sample = sample_plane(ct, labels, &plane, raster::SOFT_TISSUE);
     let mut img = grey_image(&plane, &sample);
     draw_outlines(&mut img, labels, &plane, &sample, n.label);
-    let [la, lb] = n.long_axis_endpoints_mm;
-    // The long axis may lie on another slice; it is drawn projected onto this plane.
+    let [la, lb] = n.recist_long_axis_endpoints_mm;
+    // The RECIST long axis, measured on this same slice.
     raster::line(&mut img, plane.to_pixel(la), plane.to_pixel(lb), 2.0, LAD_RGB);
     raster::line(&mut img, plane.to_pixel(a), plane.to_pixel(b), 2.0, SAD_RGB);
     for p in [a, b] {

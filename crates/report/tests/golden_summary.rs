@@ -12,6 +12,8 @@ fn node(label: u32, sad: f64, lad: f64, side: Side) -> NodeRecord {
         long_axis_slice: 4,
         short_axis_endpoints_mm: [[0.0, -sad / 2.0, 10.0], [0.0, sad / 2.0, 10.0]],
         long_axis_endpoints_mm: [[-lad / 2.0, 0.0, 10.0], [lad / 2.0, 0.0, 10.0]],
+        recist_long_axis_mm: lad,
+        recist_long_axis_endpoints_mm: [[-lad / 2.0, 0.0, 10.0], [lad / 2.0, 0.0, 10.0]],
         volume_mm3: 100.0 * label as f64,
         centroid_mm: [0.0, 0.0, 10.0],
         hu_mean: Some(40.0),

@@ -38,6 +38,8 @@ fn node(label: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
         // SAD along y (anterior-posterior), LAD along x (right-left), both through the centre.
         short_axis_endpoints_mm: [[c[0], c[1] - sad / 2.0, c[2]], [c[0], c[1] + sad / 2.0, c[2]]],
         long_axis_endpoints_mm: [[c[0] - lad / 2.0, c[1], c[2]], [c[0] + lad / 2.0, c[1], c[2]]],
+        recist_long_axis_mm: lad,
+        recist_long_axis_endpoints_mm: [[c[0] - lad / 2.0, c[1], c[2]], [c[0] + lad / 2.0, c[1], c[2]]],
         volume_mm3: 500.0,
         centroid_mm: c,
         hu_mean: Some(70.0),
