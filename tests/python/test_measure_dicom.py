@@ -89,6 +89,15 @@ def test_measured_masks_become_seg_and_sr(tmp_path):
             # Both axes lie on one axial slice.
             assert ends[0, 2] == pytest.approx(ends[1, 2])
             assert np.linalg.norm(ends[1] - ends[0]) == pytest.approx(node[f"{key}_mm"], abs=1e-4)
+    # The report places each node by slice, z (mm) and the image number a PACS shows.
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in SERIES.iterdir()]
+    headers.sort(key=lambda d: float(d.ImagePositionPatient[2]))
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["scan"]["slice_instance_numbers"] == [int(d.InstanceNumber) for d in headers]
+    html = (out / "report.html").read_text()
+    for n in nodes:
+        k = n["short_axis_slice"]
+        assert f"image {int(headers[k].InstanceNumber)})" in html
     # Two runs: series of their own.
     again = measure(nib.Nifti1Image(labels, ct.affine), tmp_path, "again")
     numbers = {pydicom.dcmread(d / n).SeriesNumber for d in (out, again) for n in ("nodes.seg.dcm", "nodes.sr.dcm")}

@@ -56,7 +56,9 @@ const DEFINITIONS: Definitions = Definitions {
                  the short axis's slice (RECIST 1.1: both axes on one image)",
     max_diameter_3d: "largest distance between two voxel corners",
     surface_area: "exposed voxel-face area x 2/3 (isotropic-orientation correction)",
-    necrosis_fraction: "fraction of 6-eroded interior voxels below 20 HU; null without CT or interior",
+    necrosis_fraction:
+        "fraction of 6-eroded interior voxels below 20 HU; null without CT or interior; little \
+                        to go on below 27 interior voxels (the report leaves it out there)",
     touches_volume_border: "the node reaches the first or last voxel of the volume on an axis: the scan may \
                             have cut it off, its sizes are lower bounds",
     node_rads_size: "bulky: long axis >= 30 mm; enlarged: short axis >= 10 mm; else normal",

@@ -166,6 +166,9 @@ pub struct DicomRefs {
     /// One per k slice, in volume order (empty strings where a file has none). For an enhanced
     /// multi-frame CT every entry is the one multi-frame instance (the frame is then the k index).
     pub sop_instance_uids: Vec<String>,
+    /// InstanceNumber of each k slice, in volume order (what a PACS viewer shows as the image
+    /// number); for an enhanced multi-frame CT the frame number (1-based). `None` where absent.
+    pub instance_numbers: Vec<Option<i64>>,
     pub patient_name: Option<String>,
     pub patient_id: Option<String>,
     pub patient_birth_date: Option<String>,
@@ -891,6 +894,17 @@ fn assemble(
                         (!m.is_empty()).then(|| m.to_string())
                     })
                     .unwrap_or_default()
+            })
+            .collect(),
+        instance_numbers: slices
+            .iter()
+            .map(|s| {
+                let obj = &files[s.file].obj;
+                // An enhanced multi-frame CT is one instance: its frames are numbered from 1.
+                match files[s.file].frames.len() {
+                    1 => get_str(obj, tags::INSTANCE_NUMBER).and_then(|v| v.parse().ok()),
+                    _ => Some(i64::from(s.frame) + 1),
+                }
             })
             .collect(),
         patient_name: get_str(first, tags::PATIENT_NAME),

@@ -34,7 +34,8 @@ pub struct NodeRecord {
     pub centroid_mm: [f64; 3],
     /// Mean attenuation inside the node, HU (`None` when no CT was measured).
     pub hu_mean: Option<f64>,
-    /// Fraction of the node's voxels below the necrosis threshold (a proxy, not a diagnosis).
+    /// Fraction of the node's voxels below the necrosis threshold (a proxy, not a diagnosis);
+    /// `None` when the node has too few interior voxels to judge.
     pub necrosis_fraction: Option<f64>,
     /// The node reaches the edge of the scanned volume: it may be cut off, its sizes are lower
     /// bounds.
@@ -71,7 +72,10 @@ impl From<&nodal_detect::Detection> for NodeRecord {
             volume_mm3: m.volume_mm3,
             centroid_mm: m.centroid_mm,
             hu_mean: m.hu.as_ref().map(|h| h.mean_hu),
-            necrosis_fraction: m.necrosis_fraction,
+            // Too few interior voxels to judge: not shown.
+            necrosis_fraction: m
+                .necrosis_fraction
+                .filter(|_| m.interior_voxel_count >= nodal_nodes::measure::MIN_NECROSIS_INTERIOR_VOXELS),
             peak_probability: d.probability.map(|p| p.peak),
             filter: d.filter,
             touches_volume_border: m.touches_volume_border,
@@ -116,6 +120,10 @@ pub struct ScanInfo {
     pub orientation: String,
     /// Free-text description (series description, study date), shown as is.
     pub description: Option<String>,
+    /// For DICOM input: the InstanceNumber of each k slice (the image number a PACS shows), so
+    /// that a node's slice can be found in a viewer; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slice_instance_numbers: Vec<Option<i64>>,
 }
 
 impl ScanInfo {
@@ -128,7 +136,19 @@ impl ScanInfo {
             spacing_mm: g.spacing_mm,
             orientation: g.orientation_string(),
             description: None,
+            slice_instance_numbers: Vec::new(),
         }
+    }
+
+    /// With the InstanceNumber of each slice (DICOM input).
+    pub fn with_instance_numbers(mut self, numbers: &[Option<i64>]) -> Self {
+        self.slice_instance_numbers = numbers.to_vec();
+        self
+    }
+
+    /// "image N" for slice `k` of DICOM input, when the slice has an InstanceNumber.
+    pub fn image_number(&self, k: usize) -> Option<i64> {
+        self.slice_instance_numbers.get(k).copied().flatten()
     }
 }
 
@@ -312,15 +332,8 @@ pub fn summarize(data: &ReportData) -> ReportSummary {
             text: format!("{} detected ({MANY_NODES} or more)", plural(ranked.len(), "node", "nodes")),
         });
     }
-    if by_side.left > 0 && by_side.right > 0 {
-        flags.push(Flag {
-            code: "bilateral".into(),
-            text: format!(
-                "Nodes on both sides of the neck (right: {}, left: {})",
-                by_side.right, by_side.left
-            ),
-        });
-    }
+    // Small nodes on both sides are normal in any neck: only enlarged ones on both sides are a
+    // finding (bilateral or contralateral nodes bear on N staging).
     let ge10_side = |s: Side| ranked.iter().any(|r| r.node.side == s && r.node.short_axis_mm >= 10.0);
     if ge10_side(Side::Left) && ge10_side(Side::Right) {
         flags.push(Flag {

@@ -140,6 +140,14 @@ fn fmt_probability(p: f64) -> String {
 
 /// Renders the report. `labels` is the node label map on the CT grid; each node's `label` selects
 /// its voxels. Fails when the grids differ or a node's label is absent from the map.
+/// Where a node's key (short-axis) slice is, in terms a viewer shows: the slice index, its z (LPS,
+/// mm) and, for DICOM input, the image's InstanceNumber.
+fn slice_position(scan: &crate::ScanInfo, m: &crate::NodeRecord) -> String {
+    let z = (m.short_axis_endpoints_mm[0][2] + m.short_axis_endpoints_mm[1][2]) / 2.0;
+    let image = scan.image_number(m.short_axis_slice).map(|n| format!(", image {n}")).unwrap_or_default();
+    format!("{} (z {z:.1} mm{image})", m.short_axis_slice)
+}
+
 pub fn render_report<L: Label>(
     data: &ReportData,
     ct: &Volume<i16>,
@@ -274,7 +282,7 @@ fn compose(
     // Table.
     h.push_str(
         "<h2>Nodes</h2><table class=\"nodes-table\"><thead><tr><th>#</th><th class=\"l\">Category</th>\
-         <th>Short axis mm</th><th>Long axis mm</th><th>Slice</th><th>Volume mm³</th>\
+         <th>Short axis mm</th><th>Long axis mm</th><th>Slice (z, image)</th><th>Volume mm³</th>\
          <th>HU mean</th><th>Necrosis proxy</th><th>Peak probability</th><th class=\"l\">Node-RADS size</th>\
          <th class=\"l\">Side</th></tr></thead><tbody>",
     );
@@ -293,7 +301,7 @@ fn compose(
             fmt1(m.short_axis_mm),
             if m.touches_volume_border { BORDER_MARK } else { "" },
             fmt1(m.recist_long_axis_mm),
-            m.short_axis_slice,
+            slice_position(&data.scan, m),
             m.volume_mm3,
             hu(n),
             necrosis(n),

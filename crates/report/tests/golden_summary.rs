@@ -34,6 +34,7 @@ fn data() -> ReportData {
             spacing_mm: [1.0; 3],
             orientation: "LPS".into(),
             description: None,
+            slice_instance_numbers: vec![],
         },
         model: None,
         timings: vec![],
@@ -85,7 +86,6 @@ fn summary_matches_hand_derived_values() {
             {"code": "sad_ge_15", "text": "2 nodes with short axis ≥ 15 mm"},
             {"code": "lad_gt_60", "text": "1 node with long axis > 60 mm"},
             {"code": "count_ge_6", "text": "7 nodes detected (6 or more)"},
-            {"code": "bilateral", "text": "Nodes on both sides of the neck (right: 3, left: 3)"},
             {"code": "bilateral_sad_ge_10",
              "text": "Nodes with short axis ≥ 10 mm on both sides (bilateral / contralateral)"}
         ])
@@ -117,6 +117,8 @@ fn frozen_keys_of_the_report_json() {
             "peak_probability",
             "rank",
             "recist",
+            "recist_long_axis_endpoints_mm",
+            "recist_long_axis_mm",
             "short_axis_endpoints_mm",
             "short_axis_mm",
             "short_axis_slice",

@@ -91,7 +91,9 @@ fn report_is_self_contained_and_complete() {
     let second = html.find("<b>8.0</b>").unwrap();
     assert!(first < second);
     assert!(html.contains("1 node with short axis ≥ 10 mm"));
-    assert!(html.contains("Nodes on both sides of the neck (right: 1, left: 1)"));
+    // One small node on each side is no finding; each node is placed by slice and z.
+    assert!(!html.contains("both sides"));
+    assert!(html.contains("10 (z "), "the key slice with its z in mm");
     assert!(html.contains("unet (version 1)"));
     let cutoff = "<tr><td class=\"l\">Component filter cut-off</td><td class=\"l\">0.375</td></tr>";
     assert!(html.contains(cutoff));

@@ -157,7 +157,8 @@ impl MeasureJob<'_> {
         if let (Some(ct), Some(ct_path)) = (&ct, ct_path) {
             // With the CT: the report, and for DICOM the SEG and SR a PACS takes.
             let data = ReportData {
-                scan: ScanInfo::from_volume(ct_path.display().to_string(), &ct.hu),
+                scan: ScanInfo::from_volume(ct_path.display().to_string(), &ct.hu)
+                    .with_instance_numbers(ct.dicom.as_ref().map_or(&[][..], |r| &r.instance_numbers[..])),
                 model: None,
                 timings: vec![],
                 nodes: nodes.iter().map(NodeRecord::from).collect(),

@@ -192,7 +192,10 @@ impl<'a> SegmentJob<'a> {
             let mut outputs = write_segmentation(tmp, &seg, &input, args.probabilities)?;
             let timings =
                 stage_timings(&[("read CT", t_read), ("load model", self.t_model)], &seg.timings, &[]);
-            let data = report_data(&input, &ct.hu, model, &seg, timings, None);
+            let mut data = report_data(&input, &ct.hu, model, &seg, timings, None);
+            if let Some(refs) = &ct.dicom {
+                data.scan = data.scan.with_instance_numbers(&refs.instance_numbers);
+            }
             let dicom = ct.dicom.as_ref().map(DicomSource::from);
             let c = model.config();
             let dicom_opts = DicomOptions::for_run(
