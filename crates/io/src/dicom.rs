@@ -1087,6 +1087,67 @@ fn check_rle_frame(obj: &DefaultDicomObject, path: &Path, frame: &Frame) -> Resu
     Ok(())
 }
 
+/// JPEG 2000 transfer syntaxes (Part 1 and 2, lossless and lossy, and High-Throughput JPEG 2000).
+fn is_jpeg_2000(ts: &str) -> bool {
+    ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93"]
+        .contains(&ts)
+        || ts.starts_with("1.2.840.10008.1.2.4.20")
+}
+
+/// Checks the image size each JPEG 2000 codestream of the pixel data declares (its SIZ marker,
+/// ISO 15444-1 A.5.1) against Rows, Columns and one sample per pixel before the decoder sizes its
+/// buffers from it: a 3.6 KB file whose codestream declared a large image made it reserve 8.6 GB.
+fn check_jpeg_2000_frames(obj: &DefaultDicomObject, path: &Path, frame: &Frame) -> Result<(), IoError> {
+    let corrupt = |detail: String| IoError::CorruptPixelData { path: path.to_path_buf(), detail };
+    let fragments = obj
+        .get(tags::PIXEL_DATA)
+        .and_then(|e| e.fragments())
+        .ok_or_else(|| corrupt("JPEG 2000 pixel data is not encapsulated".into()))?;
+    let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]) as u64);
+    let be32 =
+        |b: &[u8], at: usize| b.get(at..at + 4).map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as u64);
+    let mut codestreams = 0;
+    for f in fragments {
+        // SOC then SIZ, at the start of a codestream (after a JP2 wrapper's boxes, if any).
+        let head = &f[..f.len().min(4096)];
+        let Some(at) = head.windows(4).position(|w| w == [0xFF, 0x4F, 0xFF, 0x51]) else { continue };
+        codestreams += 1;
+        let siz = at + 4;
+        let field = |o: usize| be32(f, siz + o);
+        let (Some(x), Some(y), Some(x0), Some(y0), Some(tx), Some(ty), Some(tx0), Some(ty0), Some(c)) = (
+            field(4),
+            field(8),
+            field(12),
+            field(16),
+            field(20),
+            field(24),
+            field(28),
+            field(32),
+            be16(f, siz + 36),
+        ) else {
+            return Err(corrupt("a JPEG 2000 codestream's SIZ marker is cut short".into()));
+        };
+        let (w, h) = (x.saturating_sub(x0), y.saturating_sub(y0));
+        if w != frame.cols as u64 || h != frame.rows as u64 || c != 1 {
+            return Err(corrupt(format!(
+                "a JPEG 2000 codestream declares {w}x{h} with {c} component(s); the header says {}x{} with 1",
+                frame.cols, frame.rows
+            )));
+        }
+        // Tiles: at least one pixel each, at most the 65,535 the standard allows.
+        let tiles =
+            |size: u64, end: u64, origin: u64| (size > 0).then(|| end.saturating_sub(origin).div_ceil(size));
+        match (tiles(tx, x, tx0), tiles(ty, y, ty0)) {
+            (Some(a), Some(b)) if a * b <= 65_535 => {}
+            _ => return Err(corrupt(format!("a JPEG 2000 codestream declares tiles of {tx}x{ty} pixels"))),
+        }
+    }
+    if codestreams == 0 {
+        return Err(corrupt("JPEG 2000 pixel data holds no codestream header (SOC, SIZ)".into()));
+    }
+    Ok(())
+}
+
 /// Decodes one frame into `out` (rows x cols, i fastest) as HU. Returns whether a stored value was
 /// negative (evidence that values without a RescaleIntercept are HU already).
 fn decode_frame(
@@ -1096,8 +1157,12 @@ fn decode_frame(
     out: &mut [i16],
 ) -> Result<bool, IoError> {
     let (rows, cols, info) = (frame.rows, frame.cols, frame.info);
-    if transfer_syntax(obj) == RLE_LOSSLESS {
+    let ts = transfer_syntax(obj);
+    if ts == RLE_LOSSLESS {
         check_rle_frame(obj, path, frame)?;
+    }
+    if is_jpeg_2000(&ts) {
+        check_jpeg_2000_frames(obj, path, frame)?;
     }
     let px = contain_panics(|| obj.decode_pixel_data_frame(frame.index))
         .map_err(|detail| IoError::CorruptPixelData { path: path.to_path_buf(), detail })?

@@ -12,6 +12,9 @@
 //!   (FFFE,0E1F), among the items of a sequence (0.7 GB). Kept as found, in `tests/fixtures/fuzz/`
 //!   (the third with the VR of its SOP Class UID, which the fuzzer had also changed, put back to UI,
 //!   so that it shows this problem alone).
+//! * Found by libFuzzer: a JPEG 2000 slice whose codestream declares 512 x 4,194,816 pixels under
+//!   a 512 x 512 header; the decoder reserved 8.6 GB for it. The codestream's SIZ marker is now
+//!   checked against Rows, Columns and the samples per pixel before decoding.
 //! * Found by libFuzzer: a 6-byte FD value (Timezone Offset whose VR was mutated); the parser reads
 //!   whole 8-byte values and then takes the 6 bytes left for the next element's header (1.2 GB).
 //! * Found by libFuzzer: deflated files (transfer syntax 1.2.840.10008.1.2.1.99) whose data set,
@@ -87,6 +90,19 @@ fn deflated_data_sets_and_odd_binary_values_are_refused_before_parsing() {
     std::fs::write(&bomb, out.finish().unwrap()).unwrap();
     let e = nodal_io::list_series(&bomb).unwrap_err();
     assert!(e.to_string().contains("inflates to more than"), "{e}");
+    if let Some(peak) = peak_rss_mib() {
+        assert!(peak < 256, "peak RSS {peak} MiB");
+    }
+}
+
+#[test]
+fn a_jpeg_2000_codestream_larger_than_its_header_is_refused_before_decoding() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz/j2k-codestream-larger-than-header.dcm");
+    let e = nodal_io::read_ct(&file).unwrap_err();
+    assert!(matches!(e, nodal_io::IoError::CorruptPixelData { .. }), "{e:?}");
+    common::names(&e, &file);
+    assert!(e.to_string().contains("declares 512x4194816"), "{e}");
     if let Some(peak) = peak_rss_mib() {
         assert!(peak < 256, "peak RSS {peak} MiB");
     }
