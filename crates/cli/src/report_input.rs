@@ -42,6 +42,6 @@ pub fn report_data(
         nodes: seg.detected.detections.iter().map(NodeRecord::from).collect(),
         evaluation,
         created: nodal_core::time::UtcTime::now().rfc3339(),
-        software_version: concat!("nodal ", env!("CARGO_PKG_VERSION")).to_string(),
+        software_version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

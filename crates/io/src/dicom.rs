@@ -1043,15 +1043,24 @@ fn contain_panics<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     })
 }
 
+/// The fragments of encapsulated pixel data (`codec` names it in the error).
+fn encapsulated_fragments<'a>(
+    obj: &'a DefaultDicomObject,
+    path: &Path,
+    codec: &str,
+) -> Result<&'a [Vec<u8>], IoError> {
+    obj.get(tags::PIXEL_DATA).and_then(|e| e.fragments()).ok_or_else(|| IoError::CorruptPixelData {
+        path: path.to_path_buf(),
+        detail: format!("{codec} pixel data is not encapsulated"),
+    })
+}
+
 /// Checks the structure of an RLE frame (one fragment per frame, a 64-byte header with 1..=15
 /// segment offsets, increasing and inside the fragment) before the codec reads it: the codec indexes
 /// the header unchecked and sizes a buffer from the segment count, which a panic guard cannot undo.
 fn check_rle_frame(obj: &DefaultDicomObject, path: &Path, frame: &Frame) -> Result<(), IoError> {
     let corrupt = |detail: String| IoError::CorruptPixelData { path: path.to_path_buf(), detail };
-    let fragments = obj
-        .get(tags::PIXEL_DATA)
-        .and_then(|e| e.fragments())
-        .ok_or_else(|| corrupt("RLE pixel data is not encapsulated".into()))?;
+    let fragments = encapsulated_fragments(obj, path, "RLE")?;
     if fragments.len() != frame.of {
         return Err(corrupt(format!(
             "{} RLE fragment(s) for {} frame(s); RLE stores one per frame",
@@ -1099,10 +1108,7 @@ fn is_jpeg_2000(ts: &str) -> bool {
 /// buffers from it: a 3.6 KB file whose codestream declared a large image made it reserve 8.6 GB.
 fn check_jpeg_2000_frames(obj: &DefaultDicomObject, path: &Path, frame: &Frame) -> Result<(), IoError> {
     let corrupt = |detail: String| IoError::CorruptPixelData { path: path.to_path_buf(), detail };
-    let fragments = obj
-        .get(tags::PIXEL_DATA)
-        .and_then(|e| e.fragments())
-        .ok_or_else(|| corrupt("JPEG 2000 pixel data is not encapsulated".into()))?;
+    let fragments = encapsulated_fragments(obj, path, "JPEG 2000")?;
     let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]) as u64);
     let be32 =
         |b: &[u8], at: usize| b.get(at..at + 4).map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as u64);

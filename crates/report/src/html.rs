@@ -84,7 +84,8 @@ tr:last-child td{border-bottom:none}
 .node dl{display:grid;grid-template-columns:auto 1fr;gap:1px 10px;margin:8px 0 0;font-size:13px}
 .node dt{color:var(--muted)}
 .node dd{margin:0}
-.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:14px}
+/* A figure is never shown below 560 px of its 640, so its 14 px labels stay >= 12 px. */
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(560px,100%),1fr));gap:14px}
 .figs figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px}
 .figs img{width:100%}
 .figs figcaption{font-size:12px;color:var(--muted);margin-top:4px}

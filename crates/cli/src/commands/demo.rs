@@ -194,7 +194,7 @@ fn evaluation_section(r: &CohortResult) -> EvaluationSection {
         tables: markdown_tables(&nodal_eval::output::table1_md(r)),
         figures: vec![
             Figure {
-                caption: "Sensitivity of localized nodes by SAD group".into(),
+                caption: "Per-node sensitivity: all nodes, and by metastatic status".into(),
                 svg: plots::sensitivity_boxplot(r),
             },
             Figure { caption: "SAD of ground-truth nodes by status".into(), svg: plots::sad_violin(r) },

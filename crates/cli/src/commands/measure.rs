@@ -164,7 +164,7 @@ impl MeasureJob<'_> {
                 nodes: nodes.iter().map(NodeRecord::from).collect(),
                 evaluation: None,
                 created: nodal_core::time::UtcTime::now().rfc3339(),
-                software_version: concat!("nodal ", env!("CARGO_PKG_VERSION")).to_string(),
+                software_version: env!("CARGO_PKG_VERSION").to_string(),
             };
             let dicom = ct.dicom.as_ref().map(DicomSource::from);
             let dicom_opts = DicomOptions::for_run(None, nodal_core::time::UtcTime::now());

@@ -24,9 +24,10 @@ fn validate_and_tune_score_annotated_cases_and_write_tuned_models() {
     let by_pairs = tmp.path().join("by_pairs.json");
     let mut cmd = nodal();
     cmd.arg("validate");
+    // The node ids: labelsTr is nnU-Net's binary mask, in which touching nodes merge.
     cmd.arg("--case")
         .arg(data.join("imagesTr/case_000_0000.nii.gz"))
-        .arg(data.join("labelsTr/case_000.nii.gz"));
+        .arg(data.join("instancesTr/case_000.nii.gz"));
     run_ok(cmd.arg("--json").arg(&by_pairs));
     let (a, b) = (json(&by_dataset), json(&by_pairs));
     assert_eq!(a["schema"], "nodal.validation/1");
