@@ -12,6 +12,9 @@
 //!   (FFFE,0E1F), among the items of a sequence (0.7 GB). Kept as found, in `tests/fixtures/fuzz/`
 //!   (the third with the VR of its SOP Class UID, which the fuzzer had also changed, put back to UI,
 //!   so that it shows this problem alone).
+//! * Found by libFuzzer: a JPEG 2000 CT with an item delimiter after its pixel data, among the
+//!   top-level elements: the walk took it for the end of the data set, the full parse read on and
+//!   reserved 4 GB (7 KB file).
 //! * Found by libFuzzer: a JPEG 2000 slice whose codestream declares 512 x 4,194,816 pixels under
 //!   a 512 x 512 header; the decoder reserved 8.6 GB for it. The codestream's SIZ marker is now
 //!   checked against Rows, Columns and the samples per pixel before decoding.
@@ -56,6 +59,7 @@ fn a_stray_item_delimiter_tag_is_refused_without_parsing_on() {
         ("sr-stray-ffe-0000.dcm", "(FFFE,0000) out of place"),
         ("sr-stray-ffe-0d3a.dcm", "(FFFE,0D3A) out of place"),
         ("sr-stray-ffe-0e1f-in-sequence.dcm", "(FFFE,0E1F) where a sequence item or delimiter must be"),
+        ("stray-item-end-after-pixel-data.dcm", "(FFFE,E00D) out of place"),
     ] {
         let file = fixtures.join(name);
         for e in [nodal_io::read_ct(&file).unwrap_err(), nodal_io::list_series(&file).unwrap_err()] {
