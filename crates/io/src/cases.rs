@@ -71,7 +71,7 @@ fn entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), IoError> {
 /// The first DICOM file under `dir` (depth first, sorted), if any.
 fn first_dicom_file(dir: &Path) -> Result<Option<PathBuf>, IoError> {
     let (files, dirs) = entries(dir)?;
-    if let Some(f) = files.into_iter().find(|f| crate::dicom::is_dicom_file(f)) {
+    if let Some(f) = files.into_iter().find(|f| crate::dicom::has_dicm_magic(f)) {
         return Ok(Some(f));
     }
     for d in dirs {
@@ -114,7 +114,7 @@ fn case_id(path: &Path) -> String {
 pub fn find_inputs(path: &Path) -> Result<Inputs, IoError> {
     let meta = std::fs::metadata(path).map_err(open_err(path))?;
     if meta.is_file() {
-        if crate::is_nifti_path(path) || crate::dicom::is_dicom_file(path) {
+        if crate::is_nifti_path(path) || crate::dicom::has_dicm_magic(path) {
             return Ok(Inputs::One(path.to_path_buf()));
         }
         return read_list(path);
@@ -127,7 +127,7 @@ pub fn find_inputs(path: &Path) -> Result<Inputs, IoError> {
             niftis.into_iter().map(|f| CaseSource { case_id: case_id(f), path: f.clone() }).collect(),
         );
     }
-    if files.iter().any(|f| crate::dicom::is_dicom_file(f)) {
+    if files.iter().any(|f| crate::dicom::has_dicm_magic(f)) {
         return Ok(Inputs::One(path.to_path_buf()));
     }
     // Subfolders holding DICOM: one study (its series in folders of their own) or one per case.

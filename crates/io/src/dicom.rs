@@ -55,11 +55,16 @@ impl SeriesInfo {
         self.dims.map_or(0, |d| d[2])
     }
 
+    /// A CT series with an image (not, say, a CT dose report without Rows).
+    pub fn is_ct_image(&self) -> bool {
+        self.modality.as_deref() == Some("CT") && self.dims.is_some()
+    }
+
     /// Why this series cannot be the CT volume to segment, when it is not one (a scout, a secondary
     /// capture, a single slice, non-axial slices); `None` for a candidate axial CT volume.
     pub fn not_a_volume(&self) -> Option<&'static str> {
         let image_type = self.image_type.as_deref().unwrap_or("").to_ascii_uppercase();
-        if self.modality.as_deref() != Some("CT") || self.dims.is_none() {
+        if !self.is_ct_image() {
             Some("not a CT image")
         } else if image_type.split('\\').any(|v| v.trim() == "LOCALIZER") {
             Some("localizer")
@@ -100,16 +105,11 @@ fn choose_series(infos: &[SeriesInfo]) -> Result<SeriesChoice, Vec<SeriesInfo>> 
     let candidates: Vec<&SeriesInfo> = infos.iter().filter(|s| s.not_a_volume().is_none()).collect();
     // Every CT image counts here, scouts included: a folder mixing patients or studies is never
     // resolved by slice counts.
-    let studies: std::collections::BTreeSet<Option<&str>> = infos
-        .iter()
-        .filter(|s| s.modality.as_deref() == Some("CT") && s.dims.is_some())
-        .map(|s| s.study_instance_uid.as_deref())
-        .collect();
+    let studies: std::collections::BTreeSet<Option<&str>> =
+        infos.iter().filter(|s| s.is_ct_image()).map(|s| s.study_instance_uid.as_deref()).collect();
     let most = candidates.iter().map(|s| s.n_slices()).max().unwrap_or(0);
     let top: Vec<&&SeriesInfo> = candidates.iter().filter(|s| s.n_slices() == most).collect();
-    let ct_images = || {
-        infos.iter().filter(|s| s.modality.as_deref() == Some("CT") && s.dims.is_some()).cloned().collect()
-    };
+    let ct_images = || infos.iter().filter(|s| s.is_ct_image()).cloned().collect();
     if studies.len() != 1 || top.len() != 1 {
         return Err(ct_images());
     }
@@ -290,19 +290,14 @@ fn parse_frames(obj: &InMemDicomObject, n_frames: usize) -> Vec<FrameInfo> {
         .collect()
 }
 
-/// True when `path` is a DICOM Part 10 file (preamble + "DICM" magic), DICOMDIR included.
-pub(crate) fn is_dicom_file(path: &Path) -> bool {
-    has_dicm_magic(path)
-}
-
 /// The StudyInstanceUID of a DICOM image file (`None` when it has none); a DICOMDIR or other
 /// non-image file reads as `None`. The header is checked as for reading a series.
 pub(crate) fn study_uid_of(path: &Path) -> Result<Option<String>, IoError> {
     Ok(read_header(path)?.and_then(|h| get_str(&h.obj, tags::STUDY_INSTANCE_UID)))
 }
 
-/// True when the file has the DICOM Part 10 preamble + "DICM" magic.
-fn has_dicm_magic(path: &Path) -> bool {
+/// True when the file has the DICOM Part 10 preamble + "DICM" magic (DICOMDIR included).
+pub(crate) fn has_dicm_magic(path: &Path) -> bool {
     let mut buf = [0u8; 132];
     std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut buf)).is_ok() && &buf[128..132] == b"DICM"
 }
@@ -607,8 +602,7 @@ pub fn read_ct_files(origin: &Path, files: &[PathBuf], series_uid: Option<&str>)
             uid.to_string()
         }
         None => {
-            let ct: Vec<&SeriesInfo> =
-                infos.iter().filter(|s| s.modality.as_deref() == Some("CT") && s.dims.is_some()).collect();
+            let ct: Vec<&SeriesInfo> = infos.iter().filter(|s| s.is_ct_image()).collect();
             match ct.len() {
                 1 => ct[0].series_instance_uid.clone(),
                 0 => {
@@ -978,7 +972,12 @@ fn check_rescale(files: &[FileHeader], warnings: &mut Vec<String>) -> Result<Vec
 /// Opens a whole file, refusing transfer syntaxes whose pixel data cannot be decoded.
 fn open_full(path: &Path) -> Result<DefaultDicomObject, IoError> {
     let obj = dicom_object::open_file(path).map_err(|e| IoError::dicom(path, e))?;
-    check_transfer_syntax(path, &transfer_syntax(&obj))?;
+    let ts = transfer_syntax(&obj);
+    check_transfer_syntax(path, &ts)?;
+    // Once per object, before any of its frames is decoded.
+    if is_jpeg_2000(&ts) {
+        check_jpeg_2000(&obj, path)?;
+    }
     Ok(obj)
 }
 
@@ -1106,8 +1105,10 @@ fn is_jpeg_2000(ts: &str) -> bool {
 /// Checks the image size each JPEG 2000 codestream of the pixel data declares (its SIZ marker,
 /// ISO 15444-1 A.5.1) against Rows, Columns and one sample per pixel before the decoder sizes its
 /// buffers from it: a 3.6 KB file whose codestream declared a large image made it reserve 8.6 GB.
-fn check_jpeg_2000_frames(obj: &DefaultDicomObject, path: &Path, frame: &Frame) -> Result<(), IoError> {
+fn check_jpeg_2000(obj: &DefaultDicomObject, path: &Path) -> Result<(), IoError> {
     let corrupt = |detail: String| IoError::CorruptPixelData { path: path.to_path_buf(), detail };
+    // Present and in range: checked when the header was read.
+    let (rows, cols) = (get_uint(obj, tags::ROWS).unwrap_or(0), get_uint(obj, tags::COLUMNS).unwrap_or(0));
     let fragments = encapsulated_fragments(obj, path, "JPEG 2000")?;
     let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]) as u64);
     let be32 =
@@ -1134,10 +1135,9 @@ fn check_jpeg_2000_frames(obj: &DefaultDicomObject, path: &Path, frame: &Frame) 
             return Err(corrupt("a JPEG 2000 codestream's SIZ marker is cut short".into()));
         };
         let (w, h) = (x.saturating_sub(x0), y.saturating_sub(y0));
-        if w != frame.cols as u64 || h != frame.rows as u64 || c != 1 {
+        if w != cols || h != rows || c != 1 {
             return Err(corrupt(format!(
-                "a JPEG 2000 codestream declares {w}x{h} with {c} component(s); the header says {}x{} with 1",
-                frame.cols, frame.rows
+                "a JPEG 2000 codestream declares {w}x{h} with {c} component(s); the header says {cols}x{rows} with 1"
             )));
         }
         // Tiles: at least one pixel each, at most the 65,535 the standard allows.
@@ -1163,13 +1163,10 @@ fn decode_frame(
     out: &mut [i16],
 ) -> Result<bool, IoError> {
     let (rows, cols, info) = (frame.rows, frame.cols, frame.info);
-    let ts = transfer_syntax(obj);
-    if ts == RLE_LOSSLESS {
+    if transfer_syntax(obj) == RLE_LOSSLESS {
         check_rle_frame(obj, path, frame)?;
     }
-    if is_jpeg_2000(&ts) {
-        check_jpeg_2000_frames(obj, path, frame)?;
-    }
+
     let px = contain_panics(|| obj.decode_pixel_data_frame(frame.index))
         .map_err(|detail| IoError::CorruptPixelData { path: path.to_path_buf(), detail })?
         .map_err(|e| IoError::PixelDecode { path: path.to_path_buf(), reason: e.to_string() })?;

@@ -132,7 +132,8 @@ pub fn write_sr(
     let mm = || code("mm", "UCUM", "millimeter");
 
     let mut groups = Vec::new();
-    for (n, seg) in summary.nodes.iter().zip(std::iter::repeat(seg).flatten()) {
+    // Without a SEG there are no nodes (checked above).
+    for (n, seg) in summary.nodes.iter().filter_map(|n| seg.map(|s| (n, s))) {
         let Some(s) = seg.segments.iter().find(|s| s.label == n.node.label) else {
             return Err(ReportError::InvalidInput(format!(
                 "node {} (label {}) has no segment in the SEG instance",

@@ -74,7 +74,7 @@ pub struct FailedCases {
     pub summary: PathBuf,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Status {
     Done,
@@ -162,24 +162,22 @@ pub fn run_cohort(
         bar.set_message(case.case_id.clone());
         let folder = out.join(&case.case_id);
         let t = Instant::now();
+        let id = &case.case_id;
         let (status, result, error) = if !args.redo && job.is_done(case, &folder) {
+            bar.suspend(|| tracing::info!("{id}: already done, skipped"));
             (Status::Skipped, None, None)
         } else {
             match OutputDir::open(&folder).map_err(anyhow::Error::from).and_then(|o| job.run(case, o)) {
-                Ok(found) => (Status::Done, Some(found), None),
+                Ok(found) => {
+                    bar.suspend(|| tracing::info!("{id}: {found}"));
+                    (Status::Done, Some(found), None)
+                }
                 Err(e) => {
-                    bar.suspend(|| tracing::error!("{}: failed: {e:#}", case.case_id));
+                    bar.suspend(|| tracing::error!("{id}: failed: {e:#}"));
                     (Status::Failed, None, Some(format!("{e:#}")))
                 }
             }
         };
-        match &result {
-            Some(found) => bar.suspend(|| tracing::info!("{}: {found}", case.case_id)),
-            None if matches!(status, Status::Skipped) => {
-                bar.suspend(|| tracing::info!("{}: already done, skipped", case.case_id))
-            }
-            None => {}
-        }
         records.push(CaseRecord {
             case_id: case.case_id.clone(),
             input: case.path.display().to_string(),
@@ -192,19 +190,15 @@ pub fn run_cohort(
     }
     bar.finish_and_clear();
 
-    let count = |s: fn(&Status) -> bool| records.iter().filter(|r| s(&r.status)).count();
-    let (n_done, n_skipped, n_failed) = (
-        count(|s| matches!(s, Status::Done)),
-        count(|s| matches!(s, Status::Skipped)),
-        count(|s| matches!(s, Status::Failed)),
-    );
+    let count = |status: Status| records.iter().filter(|r| r.status == status).count();
+    let (n_done, n_skipped, n_failed) = (count(Status::Done), count(Status::Skipped), count(Status::Failed));
     let n_nodes_rows = merge_node_tables(out)?;
     let summary = out.join(match args.shard {
         Some(s) => format!("cohort-shard-{}-of-{}.json", s.k, s.n),
         None => "cohort.json".into(),
     });
     let failed: Vec<String> =
-        records.iter().filter(|r| matches!(r.status, Status::Failed)).map(|r| r.case_id.clone()).collect();
+        records.iter().filter(|r| r.status == Status::Failed).map(|r| r.case_id.clone()).collect();
     let record = CohortRecord {
         schema: "nodal.cohort/1",
         nodal_version: env!("CARGO_PKG_VERSION"),

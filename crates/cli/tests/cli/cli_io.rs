@@ -1,12 +1,5 @@
 //! `nodal info` end to end: real files describe, bad input exits 2 with a message naming the file.
-use std::path::PathBuf;
 use std::process::Command;
-
-fn testdata() -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.cache/testdata"));
-    assert!(p.join("totalsegmentator").is_dir(), "test data missing: run `bash scripts/fetch-test-data.sh`");
-    p
-}
 
 fn nodal(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_nodal")).args(args).output().unwrap();
@@ -19,7 +12,7 @@ fn nodal(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
 
 #[test]
 fn truncated_nii_gz_exits_2_naming_the_file_without_panic() {
-    let src = testdata().join("totalsegmentator/tests/reference_files/example_seg_dicom.nii.gz");
+    let src = crate::common::testdata("totalsegmentator/tests/reference_files/example_seg_dicom.nii.gz");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("truncated.nii.gz");
     let bytes = std::fs::read(&src).unwrap();
@@ -33,14 +26,14 @@ fn truncated_nii_gz_exits_2_naming_the_file_without_panic() {
 
 #[test]
 fn info_describes_the_dicom_series_and_the_nifti() {
-    let dcm = testdata().join("totalsegmentator/tests/reference_files/example_ct_dicom");
+    let dcm = crate::common::testdata("totalsegmentator/tests/reference_files/example_ct_dicom");
     let (code, out, err) = nodal(&["info".as_ref(), dcm.as_os_str()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("512 x 512 x 20"), "{out}");
     assert!(out.contains("orientation: LPS"), "{out}");
     assert!(out.contains("HU range: -1024"), "{out}");
     assert!(out.contains("CT Body 3.0"), "{out}");
-    let seg = testdata().join("totalsegmentator/tests/reference_files/example_seg_dicom.nii.gz");
+    let seg = crate::common::testdata("totalsegmentator/tests/reference_files/example_seg_dicom.nii.gz");
     let (code, out, err) = nodal(&["info".as_ref(), seg.as_os_str()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("orientation: LAS"), "{out}");
@@ -49,7 +42,7 @@ fn info_describes_the_dicom_series_and_the_nifti() {
 
 #[test]
 fn info_lists_several_series_and_a_wrong_choice_exits_2() {
-    let root = testdata().join("pydicom/pydicom/data/test_files/dicomdirtests");
+    let root = crate::common::testdata("pydicom/pydicom/data/test_files/dicomdirtests");
     let (code, out, err) = nodal(&["info".as_ref(), root.as_os_str()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("--series"), "{out}");
@@ -70,7 +63,7 @@ fn info_lists_several_series_and_a_wrong_choice_exits_2() {
 #[test]
 fn an_unusable_device_exits_2_before_any_output() {
     let dir = tempfile::tempdir().unwrap();
-    let ct = testdata().join("totalsegmentator/tests/reference_files/example_seg_dicom.nii.gz");
+    let ct = crate::common::testdata("totalsegmentator/tests/reference_files/example_seg_dicom.nii.gz");
     let out = dir.path().join("seg");
     let segment = |device: &str| {
         nodal(&[

@@ -1,6 +1,6 @@
 //! Cohort runs: a folder of cases with a corrupt one, resumed and sharded, evaluated from the shared
 //! folder; a PACS-like study folder segmented without options; a binary ground truth.
-use crate::common::{json, nodal, run_ok, test_model};
+use crate::common::{json, nodal, run_ok, test_model, testdata};
 use std::path::{Path, PathBuf};
 
 /// Three small phantoms as `cts/p{seed}.nii.gz` (one with the nnU-Net `_0000` suffix) and their
@@ -194,11 +194,7 @@ fn derived_series(src: &Path, dst: &Path, uid: &str, which: &[usize], image_type
 /// folder. `segment` takes the thin axial series, says so and records it; `--series` picks another.
 #[test]
 fn a_pacs_like_study_folder_segments_without_options() {
-    let ct5n = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../.cache/testdata/pydicom/pydicom/data/test_files/dicomdirtests/98892001/CT5N"
-    ));
-    assert!(ct5n.is_dir(), "{} missing: run `bash scripts/fetch-test-data.sh`", ct5n.display());
+    let ct5n = &testdata("pydicom/pydicom/data/test_files/dicomdirtests/98892001/CT5N");
     let tmp = tempfile::tempdir().unwrap();
     let model = test_model(tmp.path());
     let study = tmp.path().join("export");

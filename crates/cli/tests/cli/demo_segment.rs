@@ -6,7 +6,7 @@
 //! at least one node, which is what the structure of the outputs is checked against.
 use std::path::Path;
 
-use crate::common::{json, nodal, run_ok, test_model};
+use crate::common::{json, nodal, run_ok, test_model, testdata};
 
 #[test]
 fn demo_writes_report_and_evaluation() {
@@ -70,11 +70,7 @@ fn segment_phantom_writes_report() {
 
 #[test]
 fn segment_dicom_writes_seg_with_one_segment_per_node() {
-    let series = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../.cache/testdata/totalsegmentator/tests/reference_files/example_ct_dicom"
-    ));
-    assert!(series.is_dir(), "{} missing: run `bash scripts/fetch-test-data.sh`", series.display());
+    let series = testdata("totalsegmentator/tests/reference_files/example_ct_dicom");
     let tmp = tempfile::tempdir().unwrap();
     let model = test_model(tmp.path());
     let out = tmp.path().join("seg");

@@ -6,6 +6,13 @@ use std::process::Command;
 
 use nodal_net::{save_model, ArchConfig, FovealConfig, ModelConfig};
 
+/// A file or folder of the registry test data (`scripts/fetch-test-data.sh` fetches it).
+pub fn testdata(rel: &str) -> PathBuf {
+    let p = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.cache/testdata")).join(rel);
+    assert!(p.exists(), "{} missing: run `bash scripts/fetch-test-data.sh`", p.display());
+    p
+}
+
 pub fn nodal() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nodal"))
 }
