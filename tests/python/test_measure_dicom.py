@@ -23,17 +23,17 @@ SERIES = ROOT / ".cache/testdata/totalsegmentator/tests/reference_files/example_
 NODAL = os.environ.get("NODAL_BIN", str(ROOT / "target/debug/nodal"))
 
 
-def ct_grid(tmp_path):
+def ct_grid(tmp_path, series=SERIES):
     ct = tmp_path / "ct.nii.gz"
-    subprocess.run([example("to_nifti"), str(SERIES), str(ct)], check=True, cwd=ROOT)
+    subprocess.run([example("to_nifti"), str(series), str(ct)], check=True, cwd=ROOT)
     return nib.load(ct)
 
 
-def measure(labels, tmp_path, name):
+def measure(labels, tmp_path, name, series=SERIES):
     path = tmp_path / f"{name}.nii.gz"
     nib.save(labels, path)
     out = tmp_path / name
-    subprocess.run([NODAL, "measure", str(path), "--ct", str(SERIES), "-o", str(out)], check=True, cwd=ROOT)
+    subprocess.run([NODAL, "measure", str(path), "--ct", str(series), "-o", str(out)], check=True, cwd=ROOT)
     return out
 
 
@@ -74,6 +74,9 @@ def test_measured_masks_become_seg_and_sr(tmp_path):
     groups = ds.ContentSequence[-1].ContentSequence
     assert len(groups) == 2
     for g in groups:
+        # The finding site follows the scan: this series is a crop of the abdomen, not a neck.
+        (site,) = [it for it in g.ContentSequence if it.ConceptNameCodeSequence[0].CodeValue == "363698007"]
+        assert site.ConceptCodeSequence[0].CodeValue == "113345001", site.ConceptCodeSequence[0].CodeMeaning
         nums = {it.ConceptNameCodeSequence[0].CodeValue: it for it in g.ContentSequence if it.ValueType == "NUM"}
         sad = float(nums["103340004"].MeasuredValueSequence[0].NumericValue)
         node = min(nodes, key=lambda n: abs(n["short_axis_mm"] - sad))
@@ -100,9 +103,12 @@ def test_measured_masks_become_seg_and_sr(tmp_path):
         assert f"image {int(headers[k].InstanceNumber)})" in html
     # Two runs: series of their own.
     again = measure(nib.Nifti1Image(labels, ct.affine), tmp_path, "again")
-    numbers = {pydicom.dcmread(d / n).SeriesNumber for d in (out, again) for n in ("nodes.seg.dcm", "nodes.sr.dcm")}
-    assert len(numbers) == 4
-    for name in ("nodes.seg.dcm", "nodes.sr.dcm"):
+    names = ("nodes.seg.dcm", "nodes.sr.dcm", "nodes.rtstruct.dcm")
+    numbers = {pydicom.dcmread(d / n).SeriesNumber for d in (out, again) for n in names}
+    assert len(numbers) == 6
+    # The report says the scan is not a neck.
+    assert "does not seem to show the neck" in html
+    for name in names:
         assert not dciodvfy_errors(out / name), name
 
 

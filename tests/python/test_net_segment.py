@@ -74,7 +74,7 @@ def test_outputs_share_the_ct_grid(segmented):
     records = json.loads((out / "nodes.json").read_text())["nodes"]
     assert len(records) == len(ids)
     for r in records:
-        voxels = p[lab == r["label"]].astype(np.float64)
+        voxels = p[lab == r["node_id"]].astype(np.float64)
         assert r["probability"]["peak"] == pytest.approx(voxels.max(), abs=1e-7)
         assert r["probability"]["mean"] == pytest.approx(voxels.mean(), abs=1e-6)
         # The filter kept every node it reports on: score at or above its cut-off, or the size guard.

@@ -101,13 +101,13 @@ def test_axes_match_scipy_hull(tmp_path, name):
     nib.save(nib.Nifti1Image(lab, affine), path)
     got = json.loads(subprocess.run([exe, str(path)], check=True, capture_output=True, text=True).stdout)
     want = reference_axes(lab, affine)
-    assert sorted(want) == [m["label"] for m in got]
+    assert sorted(want) == [m["node_id"] for m in got]
     for m in got:
-        sad, lad = want[m["label"]]
+        sad, lad = want[m["node_id"]]
         # NIfTI stores the affine as float32: allow for that rounding.
-        assert m["long_axis_mm"] == pytest.approx(lad, abs=1e-4), m["label"]
-        assert m["short_axis_mm"] == pytest.approx(sad, abs=1e-4), m["label"]
-        assert m["voxel_count"] == int((lab == m["label"]).sum())
+        assert m["long_axis_mm"] == pytest.approx(lad, abs=1e-4), m["node_id"]
+        assert m["short_axis_mm"] == pytest.approx(sad, abs=1e-4), m["node_id"]
+        assert m["voxel_count"] == int((lab == m["node_id"]).sum())
 
 
 def test_golden_ball_through_cli(tmp_path):
@@ -185,7 +185,7 @@ def test_cli_rejects_non_binary_mask_and_grid_mismatch(tmp_path):
     # Detected as a label map: ids 1 and 3 kept.
     subprocess.run([NODAL, "measure", str(src), "-o", str(tmp_path / "o2")], check=True)
     doc = json.loads((tmp_path / "o2" / "nodes.json").read_text())
-    assert [n["label"] for n in doc["nodes"]] == [1, 3] and doc["source"]["input_kind"] == "label_map"
+    assert [n["node_id"] for n in doc["nodes"]] == [1, 3] and doc["source"]["input_kind"] == "label_map"
     ct = tmp_path / "ct.nii"
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 9), np.int16), np.eye(4)), ct)
     r = subprocess.run([NODAL, "measure", str(src), "--ct", str(ct), "-o", str(tmp_path / "o3")],

@@ -67,7 +67,7 @@ def test_seg_masks_equal_label_map_voxel_by_voxel(out):
     )
     expected = np.zeros(labels.shape, dtype=np.int64)
     for s in meta["seg"]["segments"]:
-        expected[labels == s["label"]] = s["number"]
+        expected[labels == s["node_id"]] = s["number"]
     assert px.shape == labels.shape
     assert (expected > 0).sum() > 1000
     np.testing.assert_array_equal(px, expected)
@@ -90,14 +90,14 @@ def test_seg_places_balls_where_pydicom_geometry_says(out):
     dr, dc = np.array(ds[0].PixelSpacing, dtype=float)  # between rows, between columns
     rows, cols = ds[0].Rows, ds[0].Columns
     jj, ii = np.mgrid[0:rows, 0:cols]
-    seg_of_label = {s["label"]: s["number"] for s in meta["seg"]["segments"]}
+    seg_of_label = {s["node_id"]: s["number"] for s in meta["seg"]["segments"]}
     for k, d in enumerate(ds):
         ipp = np.array(d.ImagePositionPatient, dtype=float)
         world = ipp + ii[..., None] * dc * iop[:3] + jj[..., None] * dr * iop[3:]
         want = np.zeros((rows, cols), dtype=np.int64)
         for b in meta["balls"]:
             inside = ((world - np.array(b["centre_mm"])) ** 2).sum(-1) <= b["radius_mm"] ** 2
-            want[inside] = seg_of_label[b["label"]]
+            want[inside] = seg_of_label[b["node_id"]]
         np.testing.assert_array_equal(px[k], want, err_msg=f"slice {k}")
 
 

@@ -32,7 +32,7 @@ pub fn report_data(
     evaluation: Option<EvaluationSection>,
 ) -> ReportData {
     ReportData {
-        scan: ScanInfo::from_volume(source, ct),
+        scan: ScanInfo::from_volume(source, ct).with_coverage(seg.coverage.clone()),
         model: Some(ModelInfo {
             id: model.config().model_id.clone(),
             version: model.config().version.clone(),

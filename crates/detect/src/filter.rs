@@ -145,7 +145,7 @@ pub const FILTER_FORMAT: u32 = 1;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ComponentFeatures {
     /// The component's id in the label map.
-    pub label: u32,
+    pub node_id: u32,
     /// Its axial short axis, mm (the protocol's size filter drops it below 4.5 mm).
     pub short_axis_mm: f64,
     /// Feature values in the order of [`Feature::ALL`] (index = [`Feature::column`]).
@@ -177,9 +177,9 @@ pub fn component_features(
         .map(|m| {
             let around = if with_context { shell(labels, ct, m) } else { unmeasured };
             ComponentFeatures {
-                label: m.label,
+                node_id: m.node_id,
                 short_axis_mm: m.axes.short_axis_mm,
-                values: feature_values(m, probabilities[m.label as usize], around),
+                values: feature_values(m, probabilities[m.node_id as usize], around),
             }
         })
         .collect())
@@ -207,7 +207,7 @@ fn shell(labels: &Volume<u32>, ct: &Volume<i16>, m: &NodeMeasurement) -> Shell {
     let (lab, hu) = (labels.data(), ct.data());
     let at = |(k, j, i): (usize, usize, usize)| [start[2] + k, start[1] + j, start[0] + i];
     let size = [end[2] - start[2], end[1] - start[1], end[0] - start[0]];
-    let inside = ndarray::Array3::from_shape_fn(size, |idx| u8::from(lab[at(idx)] == m.label));
+    let inside = ndarray::Array3::from_shape_fn(size, |idx| u8::from(lab[at(idx)] == m.node_id));
     let near = dilate_box(&inside, r);
     let (mut count, mut fat, mut sum) = (0usize, 0usize, 0f64);
     for ((idx, &d), &c) in near.indexed_iter().zip(inside.iter()) {
@@ -505,7 +505,7 @@ impl ComponentFilter {
         let n = labels.as_slice().iter().copied().max().unwrap_or(0) as usize;
         let mut scores = vec![None; n + 1];
         for f in component_features(labels, prob, ct, with_context)? {
-            scores[f.label as usize] = Some(FilterScore {
+            scores[f.node_id as usize] = Some(FilterScore {
                 score: self.score_columns(&columns, &f.values),
                 kept_by_size_guard: self.keep_short_axis_mm.is_some_and(|g| f.short_axis_mm >= g),
             });

@@ -36,7 +36,7 @@ pub const SCORE_GRID: [f64; 11] = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// Component id in the case's component labelling.
-    pub label: u32,
+    pub node_id: u32,
     /// Features in the order of [`Feature::ALL`].
     pub values: [f64; N_FEATURES],
     /// Touches a ground-truth node voxel.
@@ -68,7 +68,7 @@ pub fn case_samples(
     Ok(features
         .into_iter()
         .filter(|f| f.short_axis_mm >= MIN_SHORT_AXIS_MM)
-        .map(|f| Sample { label: f.label, values: f.values, is_node: touches[f.label as usize] })
+        .map(|f| Sample { node_id: f.node_id, values: f.values, is_node: touches[f.node_id as usize] })
         .collect())
 }
 

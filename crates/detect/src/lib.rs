@@ -24,7 +24,7 @@
 //! let ct = nodal_io::read_ct("ct.nii.gz").unwrap();
 //! let seg = nodal_detect::segment_ct(&ct.hu, &model, &Default::default(), None).unwrap();
 //! for d in &seg.detected.detections {
-//!     println!("node {}: short axis {:.1} mm", d.measurement.label, d.measurement.axes.short_axis_mm);
+//!     println!("node {}: short axis {:.1} mm", d.measurement.node_id, d.measurement.axes.short_axis_mm);
 //! }
 //! ```
 pub mod detection;

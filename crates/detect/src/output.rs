@@ -90,7 +90,7 @@ pub fn write_nodes_json(
 
 /// The CSV header, in column order.
 pub fn csv_header() -> Vec<String> {
-    let mut h: Vec<String> = ["label", "voxel_count", "volume_mm3"].map(String::from).to_vec();
+    let mut h: Vec<String> = ["node_id", "voxel_count", "volume_mm3"].map(String::from).to_vec();
     let xyz = |p: &str, h: &mut Vec<String>| {
         for c in ["x", "y", "z"] {
             h.push(format!("{p}_{c}_mm"));
@@ -150,7 +150,7 @@ fn enum_name<T: Serialize>(v: &T) -> String {
 pub fn csv_row(d: &Detection) -> Vec<String> {
     let m = &d.measurement;
     let f = |v: f64| format!("{v}");
-    let mut r = vec![m.label.to_string(), m.voxel_count.to_string(), f(m.volume_mm3)];
+    let mut r = vec![m.node_id.to_string(), m.voxel_count.to_string(), f(m.volume_mm3)];
     r.extend(m.centroid_mm.map(f));
     r.extend(m.bbox_min_index.map(|v| v.to_string()));
     r.extend(m.bbox_max_index.map(|v| v.to_string()));

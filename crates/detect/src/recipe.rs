@@ -235,7 +235,7 @@ impl Candidates {
             .measurements
             .into_iter()
             .map(|m| {
-                let label = m.label;
+                let label = m.node_id;
                 Detection {
                     probability: Some(probabilities[label as usize]),
                     filter: verdicts.as_ref().and_then(|v| v.get(&label).copied().flatten()),

@@ -8,6 +8,7 @@ use crate::DetectError;
 use indicatif::ProgressBar;
 use nodal_core::Volume;
 use nodal_net::infer::InferOptions;
+use nodal_nodes::coverage::{body_coverage, BodyCoverage};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
@@ -21,7 +22,7 @@ pub struct SegmentTimings {
     pub network_s: f64,
     /// Probability map back onto the CT grid.
     pub map_back_s: f64,
-    /// Threshold, components, filter, size filter, hole filling, measurements.
+    /// Threshold, components, filter, size filter, hole filling, measurements; the body coverage.
     pub postprocess_s: f64,
 }
 
@@ -34,6 +35,8 @@ pub struct Segmentation {
     pub detected: Detected,
     /// Network tiles evaluated (x TTA flips).
     pub n_tiles: usize,
+    /// The body regions the CT shows and how much of the neck.
+    pub coverage: BodyCoverage,
     /// Stage timings.
     pub timings: SegmentTimings,
 }
@@ -56,10 +59,12 @@ pub fn segment_ct(
     pred.probability.check_same_grid(ct)?;
     let t = Instant::now();
     let detected = model.recipe().apply(&pred.probability, Some(ct))?;
+    let coverage = body_coverage(ct);
     Ok(Segmentation {
         probability: pred.probability,
         detected,
         n_tiles: pred.n_tiles,
+        coverage,
         timings: SegmentTimings {
             preprocess_s: pred.timings.preprocess_s,
             network_s: pred.timings.network_s,

@@ -45,11 +45,12 @@ impl NodeMeta {
         let mut metastatic = BTreeMap::new();
         for (n, item) in arr.iter().enumerate() {
             let id = item
-                .get("id")
+                .get("node_id")
+                .or_else(|| item.get("id"))
                 .or_else(|| item.get("label"))
                 .and_then(|x| x.as_u64().or_else(|| x.as_str().and_then(|s| s.trim().parse().ok())))
                 .and_then(|x| u32::try_from(x).ok())
-                .ok_or_else(|| format!("node #{n}: missing or invalid integer \"id\""))?;
+                .ok_or_else(|| format!("node #{n}: missing or invalid integer \"node_id\""))?;
             let Some(m) = item.get("metastatic") else { continue };
             let m = json_bool(m).ok_or_else(|| format!("node id {id}: \"metastatic\" is not a boolean"))?;
             metastatic.insert(id, m);

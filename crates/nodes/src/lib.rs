@@ -10,6 +10,8 @@
 //!   peaks ([`postprocess::PeakComponents`]), size filter, hole filling, convex fill, optional
 //!   splitting of touching nodes, relabel by decreasing short axis ([`postprocess::finish_nodes`],
 //!   [`postprocess::postprocess_mask`] -> [`postprocess::Nodes`]).
+//! * [`coverage`] — which body regions a CT shows and whether it covers the neck
+//!   ([`coverage::body_coverage`]).
 //! * [`NodesError`] — typed errors for bad input.
 //!
 //! ```
@@ -29,6 +31,7 @@
 //! assert_eq!(ax.long_axis_slice, 1);
 //! ```
 pub mod components;
+pub mod coverage;
 mod error;
 pub mod hull;
 pub mod measure;

@@ -354,7 +354,7 @@ pub const MIN_NECROSIS_INTERIOR_VOXELS: usize = 27;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeMeasurement {
     /// The node's id in the label map.
-    pub label: u32,
+    pub node_id: u32,
     /// Number of voxels.
     pub voxel_count: usize,
     /// Voxel count times voxel volume, mm^3.
@@ -598,7 +598,7 @@ fn measure_one<L: Label>(
         Side::of_x_mm(centroid_mm[0], midline_x)
     };
     NodeMeasurement {
-        label: id.as_usize() as u32,
+        node_id: id.as_usize() as u32,
         voxel_count: count,
         volume_mm3,
         centroid_mm,

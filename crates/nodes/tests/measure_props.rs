@@ -59,7 +59,7 @@ fn same(m: &NodeMeasurement, n: &NodeMeasurement) -> Result<(), String> {
     }
     for (name, a, b) in pairs {
         if !close(a, b) {
-            return Err(format!("label {}: {name} {a} vs {b}", m.label));
+            return Err(format!("label {}: {name} {a} vs {b}", m.node_id));
         }
     }
     if m.voxel_count != n.voxel_count
@@ -68,7 +68,7 @@ fn same(m: &NodeMeasurement, n: &NodeMeasurement) -> Result<(), String> {
         || m.side != n.side
         || m.recist_category != n.recist_category
     {
-        return Err(format!("label {}: counts/classes differ\n{m:?}\n{n:?}", m.label));
+        return Err(format!("label {}: counts/classes differ\n{m:?}\n{n:?}", m.node_id));
     }
     Ok(())
 }
@@ -127,7 +127,7 @@ proptest! {
         let got = measure_nodes(&l, Some(&ct), &opts).unwrap();
         prop_assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
-            prop_assert_eq!(g.label, w.label);
+            prop_assert_eq!(g.node_id, w.node_id);
             if let Err(e) = same(g, w) {
                 return Err(TestCaseError::fail(format!("{e} after {:?}", c.ops)));
             }

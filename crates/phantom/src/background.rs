@@ -35,8 +35,18 @@ pub const VESSEL_HU: i16 = 150;
 
 /// Reads a background CT: NIfTI/DICOM via `nodal_io::read_ct`, or an InVesalius `.inv3` project.
 pub fn read_background(path: &Path) -> Result<Volume<i16>, PhantomError> {
+    read_background_series(path, None)
+}
+
+/// [`read_background`] with the DICOM series named by `series_uid` (`--series`), for a folder
+/// holding several.
+pub fn read_background_series(path: &Path, series_uid: Option<&str>) -> Result<Volume<i16>, PhantomError> {
     let name = path.to_string_lossy().to_ascii_lowercase();
-    let v = if name.ends_with(".inv3") { crate::inv3::read_inv3(path)? } else { nodal_io::read_ct(path)?.hu };
+    let v = if name.ends_with(".inv3") {
+        crate::inv3::read_inv3(path)?
+    } else {
+        nodal_io::read_ct_choosing(path, series_uid)?.hu
+    };
     Ok(v.reorient_canonical())
 }
 

@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut balls = Vec::new();
     for (label, c_idx, r_mm) in BALLS {
         let c = geom.index_to_world(c_idx);
-        balls.push(serde_json::json!({"label": label, "centre_mm": c, "radius_mm": r_mm}));
+        balls.push(serde_json::json!({"node_id": label, "centre_mm": c, "radius_mm": r_mm}));
         for k in 0..dims[2] {
             for j in 0..dims[1] {
                 for i in 0..dims[0] {

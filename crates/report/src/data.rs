@@ -2,13 +2,14 @@
 //! derived [`ReportSummary`] — counts, flags and the node order — that the HTML is rendered from.
 //! Both are serde types, so the numbers behind a report can be saved and checked as JSON.
 pub use nodal_core::{NodeRadsSize, RecistCategory, Side};
+pub use nodal_nodes::coverage::{BodyCoverage, BodyRegion};
 use serde::{Deserialize, Serialize};
 
 /// One measured node, as the node-analysis stage reports it. All positions are LPS millimetres.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
     /// The node's id in the label map.
-    pub label: u32,
+    pub node_id: u32,
     /// Largest axial short-axis diameter, mm.
     pub short_axis_mm: f64,
     /// Largest axial long-axis diameter, mm.
@@ -60,7 +61,7 @@ impl From<&nodal_detect::Detection> for NodeRecord {
     fn from(d: &nodal_detect::Detection) -> Self {
         let m = &d.measurement;
         NodeRecord {
-            label: m.label,
+            node_id: m.node_id,
             short_axis_mm: m.axes.short_axis_mm,
             long_axis_mm: m.axes.long_axis_mm,
             short_axis_slice: m.axes.short_axis_slice,
@@ -124,6 +125,9 @@ pub struct ScanInfo {
     /// that a node's slice can be found in a viewer; empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slice_instance_numbers: Vec<Option<i64>>,
+    /// The body regions the scan shows and how much of the neck (`None` when not estimated).
+    #[serde(default)]
+    pub coverage: Option<BodyCoverage>,
 }
 
 impl ScanInfo {
@@ -137,7 +141,14 @@ impl ScanInfo {
             orientation: g.orientation_string(),
             description: None,
             slice_instance_numbers: Vec::new(),
+            coverage: None,
         }
+    }
+
+    /// With the body regions the scan shows.
+    pub fn with_coverage(mut self, coverage: BodyCoverage) -> Self {
+        self.coverage = Some(coverage);
+        self
     }
 
     /// With the InstanceNumber of each slice (DICOM input).
@@ -237,6 +248,9 @@ pub struct RankedNode {
     pub rank: usize,
     /// RECIST category of the short axis.
     pub recist: RecistCategory,
+    /// The body region at the node's centroid, when the scan's coverage was estimated.
+    #[serde(default)]
+    pub region: Option<BodyRegion>,
     /// The measurements.
     #[serde(flatten)]
     pub node: NodeRecord,
@@ -275,7 +289,7 @@ pub fn summarize(data: &ReportData) -> ReportSummary {
         b.short_axis_mm
             .total_cmp(&a.short_axis_mm)
             .then(b.long_axis_mm.total_cmp(&a.long_axis_mm))
-            .then(a.label.cmp(&b.label))
+            .then(a.node_id.cmp(&b.node_id))
     });
     let ranked: Vec<RankedNode> = nodes
         .into_iter()
@@ -283,6 +297,7 @@ pub fn summarize(data: &ReportData) -> ReportSummary {
         .map(|(i, node)| RankedNode {
             rank: i + 1,
             recist: RecistCategory::from_short_axis_mm(node.short_axis_mm),
+            region: data.scan.coverage.as_ref().and_then(|c| c.region_at(node.centroid_mm[2])),
             node,
         })
         .collect();

@@ -80,6 +80,8 @@ pub struct DicomOptions {
     pub series_description: String,
     /// Series Description of the SR.
     pub sr_series_description: String,
+    /// Series Description of the RT Structure Set (series number: the SEG's + 2).
+    pub rt_series_description: String,
     /// Software version written to Software Versions and the algorithm identification.
     pub software_version: String,
     /// The model that made the segmentation (id and version), written beside the software version
@@ -95,6 +97,7 @@ impl Default for DicomOptions {
             series_number: 901,
             series_description: "nodal lymph nodes".into(),
             sr_series_description: "nodal lymph nodes measurements".into(),
+            rt_series_description: "nodal lymph node contours".into(),
             software_version: env!("CARGO_PKG_VERSION").into(),
             model: None,
             device_serial_number: "0".into(),
@@ -105,7 +108,7 @@ impl Default for DicomOptions {
 impl DicomOptions {
     /// Options for one run at `time`: series numbers and a description of their own, so that the
     /// series of two runs on one study stay apart in a PACS. The SEG's number is `DDHHMMSS0` + 1
-    /// (day of month and UTC time of the run), the SR's + 2; the description names the model
+    /// (day of month and UTC time of the run), the SR's + 2, the RT Structure Set's + 3; the description names the model
     /// (or "measured" without one) and the time, each within the 64 characters of an LO.
     pub fn for_run(model: Option<(String, String)>, time: nodal_core::time::UtcTime) -> Self {
         let stamp = ((time.day * 100 + time.hour) * 100 + time.minute) * 100 + time.second;
@@ -123,6 +126,7 @@ impl DicomOptions {
             series_number: stamp as i32 * 10 + 1,
             series_description: lo(format!("nodal lymph nodes {run}")),
             sr_series_description: lo(format!("nodal measurements {run}")),
+            rt_series_description: lo(format!("nodal contours {run}")),
             model,
             ..DicomOptions::default()
         }
@@ -286,6 +290,7 @@ mod tests {
         assert_eq!(a.sr_series_description, "nodal measurements (foveal v3, 2026-12-07 12:30:45 UTC)");
         let long = DicomOptions::for_run(Some(("m".repeat(80), "v".into())), at(0));
         assert!(long.series_description.len() <= 64 && long.sr_series_description.len() <= 64);
+        assert!(long.rt_series_description.len() <= 64);
         assert_eq!(a.algorithm_name(), "nodal foveal v3");
         let b = DicomOptions::for_run(model, at(1_796_646_646));
         assert_ne!(a.series_number, b.series_number);

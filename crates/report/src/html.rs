@@ -65,6 +65,9 @@ h2{font-size:17px;margin:26px 0 10px;color:var(--accent)}
 ul.flags{margin:0;padding:0;list-style:none}
 ul.flags li{background:var(--card);border:1px solid var(--line);border-left:4px solid #c0392b;border-radius:6px;padding:7px 12px;margin:6px 0}
 ul.flags li.none{border-left-color:#27ae60}
+.warn{background:#fdecea;border:1px solid #e6a19a;border-left:4px solid #c0392b;border-radius:6px;padding:8px 12px;font-size:14px;margin:0 0 10px}
+.nodes-table th{white-space:normal;vertical-align:bottom}
+.nodes-table th,.nodes-table td{padding:6px 7px}
 table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line);border-radius:8px;overflow:hidden}
 th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th{background:#eef2f6;font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.4px}
@@ -143,6 +146,14 @@ fn fmt_probability(p: f64) -> String {
 /// its voxels. Fails when the grids differ or a node's label is absent from the map.
 /// Where a node's key (short-axis) slice is, in terms a viewer shows: the slice index, its z (LPS,
 /// mm) and, for DICOM input, the image's InstanceNumber.
+/// The side, and the body region where it is not the neck ("left, chest").
+fn side_and_region(n: &RankedNode) -> String {
+    match n.region {
+        Some(r) if r != crate::data::BodyRegion::Neck => format!("{}, {}", n.node.side.as_str(), r.name()),
+        _ => n.node.side.as_str().to_string(),
+    }
+}
+
 fn slice_position(scan: &crate::ScanInfo, m: &crate::NodeRecord) -> String {
     let z = (m.short_axis_endpoints_mm[0][2] + m.short_axis_endpoints_mm[1][2]) / 2.0;
     let image = scan.image_number(m.short_axis_slice).map(|n| format!(", image {n}")).unwrap_or_default();
@@ -170,7 +181,7 @@ pub fn render_report<L: Label>(
 
 fn check_labels_present<L: Label>(summary: &ReportSummary, labels: &Volume<L>) -> Result<(), ReportError> {
     // Only the nodes' labels matter: mark them as found in one pass, stopping once all are.
-    let wanted: std::collections::HashSet<u32> = summary.nodes.iter().map(|n| n.node.label).collect();
+    let wanted: std::collections::HashSet<u32> = summary.nodes.iter().map(|n| n.node.node_id).collect();
     let mut missing = wanted.len();
     let mut found = std::collections::HashSet::new();
     let mut last = 0u32;
@@ -188,10 +199,10 @@ fn check_labels_present<L: Label>(summary: &ReportSummary, labels: &Volume<L>) -
         }
     }
     for n in &summary.nodes {
-        if n.node.label == 0 || !found.contains(&n.node.label) {
+        if n.node.node_id == 0 || !found.contains(&n.node.node_id) {
             return Err(ReportError::InvalidInput(format!(
                 "node with short axis {:.1} mm has label {}, which is not in the label map",
-                n.node.short_axis_mm, n.node.label
+                n.node.short_axis_mm, n.node.node_id
             )));
         }
     }
@@ -226,6 +237,18 @@ fn compose(
         "<p class=\"notice\">Automated measurements for research use; not a medical device. Findings below \
          are measurements to be confirmed by a radiologist, not diagnoses.</p>",
     );
+
+    // What the scan shows: a scan that is not a neck, or cuts it off, is said so first.
+    if let Some(c) = &sc.coverage {
+        for w in &c.warnings {
+            let _ = write!(h, "<p class=\"warn\" data-code=\"coverage\">{}</p>", escape(w));
+        }
+        let _ = write!(
+            h,
+            "<p class=\"sub\">Body regions the scan shows (estimated from the CT): {}.</p>",
+            escape(&c.summary())
+        );
+    }
 
     // Key findings.
     h.push_str("<h2>Findings relevant to N staging</h2><ul class=\"flags\">");
@@ -284,18 +307,18 @@ fn compose(
     h.push_str(
         "<h2>Nodes</h2><table class=\"nodes-table\"><thead><tr><th>#</th><th class=\"l\">Category</th>\
          <th>Short axis mm</th><th>Long axis mm</th><th>Slice (z, image)</th><th>Volume mm³</th>\
-         <th>HU mean</th><th>Necrosis proxy</th><th>Peak probability</th><th class=\"l\">Node-RADS size</th>\
-         <th class=\"l\">Side</th></tr></thead><tbody>",
+         <th>HU mean</th><th>Necrosis proxy</th><th>Peak probability</th><th>Filter score</th>\
+         <th class=\"l\">Node-RADS size</th><th class=\"l\">Side</th></tr></thead><tbody>",
     );
     if s.nodes.is_empty() {
-        h.push_str("<tr><td class=\"l\" colspan=\"11\">No nodes found.</td></tr>");
+        h.push_str("<tr><td class=\"l\" colspan=\"12\">No nodes found.</td></tr>");
     }
     for n in &s.nodes {
         let m = &n.node;
         let _ = write!(
             h,
             "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{}</td><td>{:.0}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
             n.rank,
             chip(n.recist),
             n.recist.label(),
@@ -307,8 +330,9 @@ fn compose(
             hu(n),
             necrosis(n),
             peak_probability(n),
+            filter_score(n),
             escape(m.node_rads_size.map_or("–", nodal_core::NodeRadsSize::as_str)),
-            m.side.as_str()
+            side_and_region(n)
         );
     }
     h.push_str("</tbody></table>");
@@ -363,7 +387,7 @@ fn compose(
                 necrosis(n),
                 peak_probability(n),
                 filter_score(n),
-                m.side.as_str(),
+                side_and_region(n),
                 c[0],
                 c[1],
                 c[2]

@@ -11,8 +11,10 @@
 //! * [`sr`] — DICOM Comprehensive 3D SR, TID 1500 measurement report with one TID 1411 group per node
 //!   (short axis, long axis, volume) referencing its segment.
 //!
+//! * [`rtstruct`] — DICOM RT Structure Set, one ROI of closed planar contours per node.
+//!
 //! * [`write_outputs`] — all of the above into one folder (`report.html`, `report.json`, and for
-//!   DICOM input `nodes.seg.dcm` and `nodes.sr.dcm`).
+//!   DICOM input `nodes.seg.dcm`, `nodes.sr.dcm` and `nodes.rtstruct.dcm`).
 //!
 //! Every file is written atomically (temporary file + rename), so re-running into the same folder
 //! never leaves a half-written output.
@@ -31,6 +33,7 @@ mod error;
 mod html;
 mod outputs;
 pub mod raster;
+pub mod rtstruct;
 pub mod seg;
 pub mod sr;
 pub mod uid;
@@ -44,4 +47,6 @@ pub use data::{
 pub use dcm::{DicomOptions, DicomSource};
 pub use error::ReportError;
 pub use html::{escape, png_bytes, render_report, write_report, write_report_json, MAX_THUMBNAILS};
-pub use outputs::{write_outputs, WrittenOutputs, REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE};
+pub use outputs::{
+    write_outputs, WrittenOutputs, REPORT_HTML, REPORT_JSON, RTSTRUCT_FILE, SEG_FILE, SR_FILE,
+};

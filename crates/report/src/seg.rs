@@ -26,7 +26,7 @@ pub struct SegmentSpec {
     /// Segment Number (1-based, consecutive).
     pub number: u16,
     /// The node's id in the label map.
-    pub label: u32,
+    pub node_id: u32,
     /// Segment Label, e.g. "Lymph node 1".
     pub segment_label: String,
     /// Tracking ID (human readable, shared by SEG and SR).
@@ -45,7 +45,7 @@ pub fn segments_for(summary: &ReportSummary) -> Vec<SegmentSpec> {
         .iter()
         .map(|n| SegmentSpec {
             number: n.rank.min(u16::MAX as usize) as u16,
-            label: n.node.label,
+            node_id: n.node.node_id,
             segment_label: format!("Lymph node {}", n.rank),
             tracking_id: format!("Lymph node {}", n.rank),
             tracking_uid: uid::new_uid(),
@@ -111,7 +111,7 @@ pub fn rgb_to_dicom_lab(rgb: [u8; 3]) -> [u16; 3] {
 }
 
 /// Checks the source references against the label map's grid.
-fn check_source<L: Label>(labels: &Volume<L>, src: &DicomSource) -> Result<(), ReportError> {
+pub(crate) fn check_source<L: Label>(labels: &Volume<L>, src: &DicomSource) -> Result<(), ReportError> {
     let [ni, nj, nk] = labels.dims();
     if src.sop_instance_uids.len() != nk {
         return Err(ReportError::DicomSource(format!(
@@ -287,14 +287,14 @@ pub fn write_seg<L: Label>(
     for (si, s) in segments.iter().enumerate() {
         let before = frames.len();
         for k in 0..nk {
-            if data.index_axis(ndarray::Axis(0), k).iter().any(|v| v.as_usize() as u32 == s.label) {
+            if data.index_axis(ndarray::Axis(0), k).iter().any(|v| v.as_usize() as u32 == s.node_id) {
                 frames.push((si, k));
             }
         }
         if frames.len() == before {
             return Err(ReportError::InvalidInput(format!(
-                "segment {} (label {}) has no voxels in the label map",
-                s.number, s.label
+                "segment {} (node id {}) has no voxels in the label map",
+                s.number, s.node_id
             )));
         }
     }
@@ -313,7 +313,7 @@ pub fn write_seg<L: Label>(
         let s = &segments[si];
         let slice = data.index_axis(ndarray::Axis(0), k);
         for ((j, i), v) in slice.indexed_iter() {
-            if v.as_usize() as u32 == s.label {
+            if v.as_usize() as u32 == s.node_id {
                 let bit = f * frame_px + j * ni + i;
                 pixels[bit / 8] |= 1 << (bit % 8);
             }
@@ -399,7 +399,7 @@ mod tests {
         };
         let seg = SegmentSpec {
             number: 1,
-            label: 1,
+            node_id: 1,
             segment_label: "Lymph node 1".into(),
             tracking_id: "Lymph node 1".into(),
             tracking_uid: "2.25.5".into(),

@@ -8,7 +8,8 @@
 //!    Evaluations (UMLS C0034375) holding TEXT Finding: "No lymph node ... was found."
 //!     └ CONTAINER Measurement Group (DCM 125007), TID 1411 — one per node
 //!        ├ TEXT Tracking Identifier / UIDREF Tracking Unique Identifier (same as the SEG segment)
-//!        ├ CODE Finding = Lymph node (SCT 59441001); CODE Finding Site = Neck (+ laterality)
+//!        ├ CODE Finding = Lymph node (SCT 59441001); CODE Finding Site = Neck, or Head, Thorax,
+//!        │  Abdomen where the scan's body coverage places the node (+ laterality)
 //!        ├ IMAGE Referenced Segment (SEG SOP instance + segment number)
 //!        ├ UIDREF Source series for segmentation
 //!        ├ NUM Short axis (SCT 103340004), Long axis (SCT 103339001) [mm]: the RECIST 1.1 pair, on
@@ -16,7 +17,7 @@
 //!        └ NUM Volume (SCT 118565006) [mm3], Attenuation Coefficient (DCM 112031, derivation Mean)
 //!          [Hounsfield unit]
 //! ```
-use crate::data::{ReportSummary, Side};
+use crate::data::{BodyRegion, ReportSummary, Side};
 use crate::dcm::{self, code, put_seq, put_str, put_u16, Obj};
 use crate::seg::{SegInstance, CT_IMAGE_STORAGE, SEGMENTATION_STORAGE};
 use crate::{uid, ReportError};
@@ -134,10 +135,10 @@ pub fn write_sr(
     let mut groups = Vec::new();
     // Without a SEG there are no nodes (checked above).
     for (n, seg) in summary.nodes.iter().filter_map(|n| seg.map(|s| (n, s))) {
-        let Some(s) = seg.segments.iter().find(|s| s.label == n.node.label) else {
+        let Some(s) = seg.segments.iter().find(|s| s.node_id == n.node.node_id) else {
             return Err(ReportError::InvalidInput(format!(
-                "node {} (label {}) has no segment in the SEG instance",
-                n.rank, n.node.label
+                "node {} (node id {}) has no segment in the SEG instance",
+                n.rank, n.node.node_id
             )));
         };
         let m = &n.node;
@@ -150,11 +151,14 @@ pub fn write_sr(
             ),
             code_item("CONTAINS", code("121071", "DCM", "Finding"), code("59441001", "SCT", "Lymph node")),
         ];
-        let mut site = code_item(
-            "HAS CONCEPT MOD",
-            code("363698007", "SCT", "Finding Site"),
-            code("45048000", "SCT", "Neck"),
-        );
+        // Where the node lies, by the scan's body coverage; the neck when it was not estimated.
+        let region = match n.region {
+            Some(BodyRegion::Head) => code("69536005", "SCT", "Head"),
+            Some(BodyRegion::Chest) => code("51185008", "SCT", "Thorax"),
+            Some(BodyRegion::Abdomen) => code("113345001", "SCT", "Abdomen"),
+            Some(BodyRegion::Neck) | None => code("45048000", "SCT", "Neck"),
+        };
+        let mut site = code_item("HAS CONCEPT MOD", code("363698007", "SCT", "Finding Site"), region);
         let lat = match m.side {
             Side::Left => Some(code("7771000", "SCT", "Left")),
             Side::Right => Some(code("24028007", "SCT", "Right")),

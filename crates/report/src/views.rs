@@ -244,7 +244,7 @@ pub fn axial_thumbnail<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, node: &Ra
     let plane = Plane::axial(center, fov, THUMB_PX);
     let sample = sample_plane(ct, labels, &plane, raster::SOFT_TISSUE);
     let mut img = grey_image(&plane, &sample);
-    draw_outlines(&mut img, labels, &plane, &sample, n.label);
+    draw_outlines(&mut img, labels, &plane, &sample, n.node_id);
     let [la, lb] = n.recist_long_axis_endpoints_mm;
     // The RECIST long axis, measured on this same slice.
     raster::line(&mut img, plane.to_pixel(la), plane.to_pixel(lb), 2.0, LAD_RGB);
@@ -271,7 +271,7 @@ pub fn coronal_thumbnail<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, node: &
     let plane = Plane::coronal(n.centroid_mm, fov, THUMB_PX);
     let sample = sample_plane(ct, labels, &plane, raster::SOFT_TISSUE);
     let mut img = grey_image(&plane, &sample);
-    draw_outlines(&mut img, labels, &plane, &sample, n.label);
+    draw_outlines(&mut img, labels, &plane, &sample, n.node_id);
     let [a, b] = n.short_axis_endpoints_mm;
     let (_, y) = plane.to_pixel([n.centroid_mm[0], n.centroid_mm[1], (a[2] + b[2]) / 2.0]);
     let w = plane.width as f64;
@@ -287,6 +287,11 @@ pub const OVERVIEW_WINDOW: Window = Window { width: 2000.0, level: 750.0 };
 
 /// Larger side of the overview image, px (small scans are upsampled to it).
 pub const OVERVIEW_PX: u32 = 560;
+/// The overview of a short scan (a few slices) is magnified to at least this height, as far as
+/// [`OVERVIEW_MAX_WIDTH_PX`] allows, rather than drawn as a strip a few pixels high.
+pub const OVERVIEW_MIN_HEIGHT_PX: u32 = 200;
+/// The report's content width: the overview is never wider.
+pub const OVERVIEW_MAX_WIDTH_PX: u32 = 1100;
 
 /// The largest node (label, short axis mm) met along a projection ray.
 type RayHit = Option<(u32, f64)>;
@@ -310,7 +315,9 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
     let min_sp = g.spacing_mm.iter().cloned().fold(f64::INFINITY, f64::min);
     let ext_x = hi[0] - lo[0] + min_sp;
     let ext_z = hi[2] - lo[2] + min_sp;
-    let px_mm = ext_x.max(ext_z) / OVERVIEW_PX as f64;
+    let px_mm = (ext_x.max(ext_z) / OVERVIEW_PX as f64)
+        .min(ext_z / OVERVIEW_MIN_HEIGHT_PX as f64)
+        .max(ext_x / OVERVIEW_MAX_WIDTH_PX as f64);
     let width = ((ext_x / px_mm).round() as u32).max(1);
     let height = ((ext_z / px_mm).round() as u32).max(1);
     let center = [0, 1, 2].map(|a| (lo[a] + hi[a]) / 2.0);
@@ -321,7 +328,7 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
     let step = min_sp;
     let n_steps = ((hi[1] - lo[1]) / step).floor() as usize + 1;
     let by_label: std::collections::HashMap<u32, (RecistCategory, f64)> =
-        nodes.iter().map(|r| (r.node.label, (r.recist, r.node.short_axis_mm))).collect();
+        nodes.iter().map(|r| (r.node.node_id, (r.recist, r.node.short_axis_mm))).collect();
     let rows: Vec<(Vec<u8>, Vec<RayHit>)> = (0..height)
         .into_par_iter()
         .map(|r| {
@@ -370,7 +377,8 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
     }
     // Outline each projected node in its colour, then its rank next to it.
     for rn in nodes {
-        let mask: Vec<bool> = proj.iter().map(|h| matches!(h, Some((l, _)) if *l == rn.node.label)).collect();
+        let mask: Vec<bool> =
+            proj.iter().map(|h| matches!(h, Some((l, _)) if *l == rn.node.node_id)).collect();
         raster::outline(&mut img, &mask, width as usize, height as usize, 1, rn.recist.rgb());
     }
     // Rank labels: the first free spot around each node (outward from the midline first), so labels

@@ -75,7 +75,7 @@ fn seg_and_sr_round_trip_on_a_real_series() {
     let summary = summarize(&data);
     let segments = segments_for(&summary);
     // Segment 1 is the largest ball (label 2).
-    assert_eq!(segments.iter().map(|s| s.label).collect::<Vec<_>>(), [2, 3, 1]);
+    assert_eq!(segments.iter().map(|s| s.node_id).collect::<Vec<_>>(), [2, 3, 1]);
     let dir = tempfile::tempdir().unwrap();
     let seg_path = dir.path().join("nodes.seg.dcm");
     let opts = DicomOptions::default();
@@ -131,7 +131,7 @@ fn seg_and_sr_round_trip_on_a_real_series() {
             .unwrap();
         let want = geom.index_to_world([0.0, 0.0, k as f64]);
         assert!((0..3).all(|a| (ipp[a] - want[a]).abs() < 1e-6), "{ipp:?} vs {want:?}");
-        let label = segments[seg_no as usize - 1].label as u16;
+        let label = segments[seg_no as usize - 1].node_id as u16;
         for j in 0..rows {
             for i in 0..cols {
                 let bit = f * rows * cols + j * cols + i;
@@ -247,7 +247,7 @@ fn seg_rejects_references_that_do_not_fit_the_grid() {
     let p = dir.path().join("x.seg.dcm");
     let segs = vec![nodal_report::seg::SegmentSpec {
         number: 1,
-        label: 1,
+        node_id: 1,
         segment_label: "Lymph node 1".into(),
         tracking_id: "1".into(),
         tracking_uid: "2.25.1".into(),
@@ -262,7 +262,7 @@ fn seg_rejects_references_that_do_not_fit_the_grid() {
     );
     // A segment whose label is absent.
     let mut absent = segs.clone();
-    absent[0].label = 7;
+    absent[0].node_id = 7;
     let e = write_seg(&p, &labels, &absent, &src, &DicomOptions::default()).unwrap_err();
     assert!(matches!(e, ReportError::InvalidInput(_)), "{e}");
     src.frame_of_reference_uid.clear();

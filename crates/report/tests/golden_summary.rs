@@ -3,9 +3,9 @@
 use nodal_report::{summarize, NodeRecord, ReportData, ScanInfo, Side};
 use serde_json::{json, Value};
 
-fn node(label: u32, sad: f64, lad: f64, side: Side) -> NodeRecord {
+fn node(node_id: u32, sad: f64, lad: f64, side: Side) -> NodeRecord {
     NodeRecord {
-        label,
+        node_id,
         short_axis_mm: sad,
         long_axis_mm: lad,
         short_axis_slice: 3,
@@ -14,7 +14,7 @@ fn node(label: u32, sad: f64, lad: f64, side: Side) -> NodeRecord {
         long_axis_endpoints_mm: [[-lad / 2.0, 0.0, 10.0], [lad / 2.0, 0.0, 10.0]],
         recist_long_axis_mm: lad,
         recist_long_axis_endpoints_mm: [[-lad / 2.0, 0.0, 10.0], [lad / 2.0, 0.0, 10.0]],
-        volume_mm3: 100.0 * label as f64,
+        volume_mm3: 100.0 * node_id as f64,
         centroid_mm: [0.0, 0.0, 10.0],
         hu_mean: Some(40.0),
         necrosis_fraction: Some(0.25),
@@ -38,7 +38,7 @@ fn data() -> ReportData {
         },
         model: None,
         timings: vec![],
-        // (label, SAD, LAD, side): the boundaries 10.0, 14.99, 15.0 and 9.99 sit on both sides of
+        // (node id, SAD, LAD, side): the boundaries 10.0, 14.99, 15.0 and 9.99 sit on both sides of
         // the category limits; node 5's LAD of 61 mm exceeds 60 mm.
         nodes: vec![
             node(1, 8.0, 12.0, Side::Right),
@@ -59,8 +59,12 @@ fn data() -> ReportData {
 fn summary_matches_hand_derived_values() {
     let s = serde_json::to_value(summarize(&data())).unwrap();
     // Sorted by SAD: 16 (2), 15 (7), 14.99 (5), 10 (3), 9.99 (6), 8 (1), 4.6 (4).
-    let ranks: Vec<Value> =
-        s["nodes"].as_array().unwrap().iter().map(|n| json!([n["rank"], n["label"], n["recist"]])).collect();
+    let ranks: Vec<Value> = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| json!([n["rank"], n["node_id"], n["recist"]]))
+        .collect();
     assert_eq!(
         Value::Array(ranks),
         json!([
@@ -108,7 +112,7 @@ fn frozen_keys_of_the_report_json() {
             "centroid_mm",
             "filter",
             "hu_mean",
-            "label",
+            "node_id",
             "long_axis_endpoints_mm",
             "long_axis_mm",
             "long_axis_slice",

@@ -28,9 +28,9 @@ fn scene() -> (Volume<i16>, Volume<u16>) {
     (ct, lab)
 }
 
-fn node(label: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
+fn node(node_id: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
     NodeRecord {
-        label,
+        node_id,
         short_axis_mm: sad,
         long_axis_mm: lad,
         short_axis_slice: 10,
@@ -48,7 +48,7 @@ fn node(label: u32, c: [f64; 3], sad: f64, lad: f64, side: Side) -> NodeRecord {
         side,
         node_rads_size: Some(nodal_report::NodeRadsSize::Normal),
         peak_probability: Some(0.9871),
-        filter: (label == 1)
+        filter: (node_id == 1)
             .then_some(nodal_detect::filter::FilterScore { score: 0.4321, kept_by_size_guard: true }),
     }
 }
@@ -140,7 +140,7 @@ fn axial_thumbnail_draws_axes_from_their_end_points() {
     let (ct, lab) = scene();
     let s = summarize(&data(&ct));
     let n = &s.nodes[0]; // label 1, centre (-10, 0, 20), SAD 12 (along y), LAD 12 (along x)
-    assert_eq!(n.node.label, 1);
+    assert_eq!(n.node.node_id, 1);
     let img = axial_thumbnail(&ct, &lab, n);
     assert_eq!((img.width(), img.height()), (THUMB_PX, THUMB_PX));
     // Field of view 12 * 2.2 + 16 = 42.4 mm over 220 px, centred on the centroid.
@@ -180,7 +180,7 @@ fn rewriting_into_the_same_folder_is_safe() {
 fn inconsistent_inputs_are_typed_errors() {
     let (ct, lab) = scene();
     let mut d = data(&ct);
-    d.nodes[0].label = 9;
+    d.nodes[0].node_id = 9;
     let e = render_report(&d, &ct, &lab).unwrap_err();
     assert!(matches!(e, ReportError::InvalidInput(ref m) if m.contains("label 9")), "{e}");
     let other = Volume::<u16>::zeros([64, 64, 19], *lab.geometry());

@@ -26,7 +26,7 @@ use nodal_nodes::measure::{measure_nodes, MeasureOptions};
 use nodal_nodes::{label_components, Connectivity};
 use nodal_report::{
     write_outputs, DicomOptions, DicomSource, NodeRecord, ReportData, ScanInfo, REPORT_HTML, REPORT_JSON,
-    SEG_FILE, SR_FILE,
+    RTSTRUCT_FILE, SEG_FILE, SR_FILE,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,7 +64,7 @@ pub struct Args {
 
 /// What `measure` writes into its folder.
 const PRODUCTS: &[&str] =
-    &["nodes.nii.gz", "nodes.json", "nodes.csv", REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE];
+    &["nodes.nii.gz", "nodes.json", "nodes.csv", REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE, RTSTRUCT_FILE];
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let conn =
@@ -141,7 +141,7 @@ impl MeasureJob<'_> {
             .collect();
 
         let label_path = out.staging().join("nodes.nii.gz");
-        let max_id = nodes.iter().map(|n| n.measurement.label).max().unwrap_or(0);
+        let max_id = nodes.iter().map(|n| n.measurement.node_id).max().unwrap_or(0);
         if max_id <= u16::MAX as u32 {
             nodal_io::write_nifti(&labels.map(|v| v as u16), &label_path)?;
         } else {
@@ -158,7 +158,8 @@ impl MeasureJob<'_> {
             // With the CT: the report, and for DICOM the SEG and SR a PACS takes.
             let data = ReportData {
                 scan: ScanInfo::from_volume(ct_path.display().to_string(), &ct.hu)
-                    .with_instance_numbers(ct.dicom.as_ref().map_or(&[][..], |r| &r.instance_numbers[..])),
+                    .with_instance_numbers(ct.dicom.as_ref().map_or(&[][..], |r| &r.instance_numbers[..]))
+                    .with_coverage(coverage(&ct.hu, ct_path)),
                 model: None,
                 timings: vec![],
                 nodes: nodes.iter().map(NodeRecord::from).collect(),
@@ -193,6 +194,15 @@ impl MeasureJob<'_> {
             },
         }
     }
+}
+
+/// The body regions `ct` shows, its warnings logged.
+fn coverage(ct: &Volume<i16>, path: &Path) -> nodal_nodes::coverage::BodyCoverage {
+    let c = nodal_nodes::coverage::body_coverage(ct);
+    for w in &c.warnings {
+        tracing::warn!("{}: {w}", path.display());
+    }
+    c
 }
 
 impl CaseJob for MeasureJob<'_> {

@@ -26,6 +26,10 @@ pub struct Args {
     /// by organ, not by HU alone.
     #[arg(long, requires = "background")]
     pub background_labels: Option<PathBuf>,
+    /// SeriesInstanceUID of the background's DICOM series, for a folder holding several (default:
+    /// chosen as `segment` chooses).
+    #[arg(long = "series", value_name = "UID", requires = "background")]
+    pub series: Option<String>,
     #[command(flatten)]
     pub randomization: super::dataset::RandomizationArg,
     /// Also write axial and coronal PNG montages with node contours.
@@ -46,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
     let (p, bg) = match &args.background {
         Some(b) => {
-            let vol = background::read_background(b)
+            let vol = background::read_background_series(b, args.series.as_deref())
                 .with_context(|| format!("reading background {}", b.display()))?;
             let labels = match &args.background_labels {
                 Some(l) => Some(

@@ -22,7 +22,9 @@ use nodal_detect::model::FILTER_FILE;
 use nodal_detect::{segment_ct, write_segmentation, Model};
 use nodal_io::{CaseSource, Inputs};
 use nodal_net::infer::InferOptions;
-use nodal_report::{write_outputs, DicomOptions, DicomSource, REPORT_HTML, REPORT_JSON, SEG_FILE, SR_FILE};
+use nodal_report::{
+    write_outputs, DicomOptions, DicomSource, REPORT_HTML, REPORT_JSON, RTSTRUCT_FILE, SEG_FILE, SR_FILE,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -73,6 +75,8 @@ struct SegmentRecord<'a> {
     input: String,
     /// How the DICOM series was chosen among several (none named with --series).
     series_choice: Option<&'a nodal_io::SeriesChoice>,
+    /// The body regions the scan shows, how much of the neck, and the warnings.
+    body_coverage: &'a nodal_nodes::coverage::BodyCoverage,
     model_id: &'a str,
     model_version: &'a str,
     model_folder: String,
@@ -112,6 +116,7 @@ const PRODUCTS: &[&str] = &[
     REPORT_JSON,
     SEG_FILE,
     SR_FILE,
+    RTSTRUCT_FILE,
     SEGMENT_RECORD,
 ];
 
@@ -183,6 +188,9 @@ impl<'a> SegmentJob<'a> {
         let seg = segment_ct(&ct.hu, model, opts, Some(&bar))
             .with_context(|| format!("segmenting {}", ct_path.display()))?;
         bar.finish_and_clear();
+        for w in &seg.coverage.warnings {
+            tracing::warn!("{}: {w}", ct_path.display());
+        }
         let pp = &seg.detected;
 
         let t = Instant::now();
@@ -210,6 +218,9 @@ impl<'a> SegmentJob<'a> {
             if written.sr.is_some() {
                 outputs.push(SR_FILE);
             }
+            if written.rtstruct.is_some() {
+                outputs.push(RTSTRUCT_FILE);
+            }
             outputs.push(SEGMENT_RECORD);
             Ok(outputs)
         })();
@@ -220,6 +231,7 @@ impl<'a> SegmentJob<'a> {
             nodal_version: env!("CARGO_PKG_VERSION"),
             input,
             series_choice: ct.series_choice.as_ref(),
+            body_coverage: &seg.coverage,
             model_id: &model.config().model_id,
             model_version: &model.config().version,
             model_folder: model.folder().display().to_string(),

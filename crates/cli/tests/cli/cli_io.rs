@@ -209,7 +209,7 @@ fn measure_keeps_large_ids_and_refuses_fractional_labels() {
     let nodes: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("nodes.json")).unwrap()).unwrap();
     let mut got: Vec<u64> =
-        nodes["nodes"].as_array().unwrap().iter().map(|n| n["label"].as_u64().unwrap()).collect();
+        nodes["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_u64().unwrap()).collect();
     got.sort();
     assert_eq!(got, ids.map(u64::from));
 

@@ -191,7 +191,7 @@ fn size_filter_and_relabel_by_decreasing_short_axis() {
     assert_eq!(out.report.n_nodes, 3);
     let sads: Vec<f64> = out.measurements.iter().map(|m| m.axes.short_axis_mm).collect();
     assert!(sads.windows(2).all(|w| w[0] >= w[1]), "{sads:?}");
-    assert_eq!(out.measurements.iter().map(|m| m.label).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(out.measurements.iter().map(|m| m.node_id).collect::<Vec<_>>(), vec![1, 2, 3]);
     // Label 1 is the 9 mm ball.
     let c = [50.0, 30.0, 12.0];
     assert_eq!(out.labels.get(100, 60, 12), 1, "{c:?}");
@@ -238,7 +238,7 @@ fn bad_input_is_a_typed_error_or_documented() {
     gaps.data_mut()[[2, 2, 2]] = 3;
     gaps.data_mut()[[2, 2, 12]] = 17;
     let m = measure_nodes(&gaps, None, &MeasureOptions::default()).unwrap();
-    assert_eq!(m.iter().map(|m| m.label).collect::<Vec<_>>(), vec![3, 17]);
+    assert_eq!(m.iter().map(|m| m.node_id).collect::<Vec<_>>(), vec![3, 17]);
     let ax = axial_axes(&gaps);
     assert_eq!(ax.len(), 18);
     assert_eq!(ax.iter().filter(|a| a.is_some()).count(), 2);
@@ -347,7 +347,7 @@ fn each_node_carries_the_peak_and_mean_probability_of_its_voxels() {
             .as_slice()
             .iter()
             .zip(prob.as_slice())
-            .filter(|(&l, _)| l == m.label)
+            .filter(|(&l, _)| l == m.node_id)
             .map(|(_, &p)| p as f64)
             .collect();
         let p = d.probability.expect("a node from a probability map has one");
@@ -465,7 +465,7 @@ fn each_node_carries_the_filter_verdict_of_its_component() {
     let out = postprocess_probability_filtered(&prob, Some(&ct), &cfg, Some(&filter)).unwrap();
     assert_eq!(out.detections.len(), 2);
     for d in &out.detections {
-        assert_eq!(d.filter, want[raw_at(&d.measurement)], "node {}", d.measurement.label);
+        assert_eq!(d.filter, want[raw_at(&d.measurement)], "node {}", d.measurement.node_id);
     }
     let scores: Vec<f64> = out.detections.iter().map(|d| d.filter.unwrap().score).collect();
     assert!(scores[0] > 0.5 && scores[1] < 0.5, "the large ball scores high, the small one low: {scores:?}");
