@@ -66,10 +66,11 @@ ul.flags{margin:0;padding:0;list-style:none}
 ul.flags li{background:var(--card);border:1px solid var(--line);border-left:4px solid #c0392b;border-radius:6px;padding:7px 12px;margin:6px 0}
 ul.flags li.none{border-left-color:#27ae60}
 .warn{background:#fdecea;border:1px solid #e6a19a;border-left:4px solid #c0392b;border-radius:6px;padding:8px 12px;font-size:14px;margin:0 0 10px}
-.nodes-table th{white-space:normal;vertical-align:bottom}
-.nodes-table th,.nodes-table td{padding:6px 7px}
+.nodes-table th,.nodes-table td{padding:6px 6px}
 table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line);border-radius:8px;overflow:hidden}
-th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom}
+td.w{white-space:normal}
 th{background:#eef2f6;font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.4px}
 td.l,th.l{text-align:left}
 tr:last-child td{border-bottom:none}
@@ -169,6 +170,7 @@ pub fn render_report<L: Label>(
     let summary = summarize(data);
     check_labels_present(&summary, labels)?;
     let overview = png_data_uri(&views::overview(ct, labels, &summary.nodes))?;
+    let projection = views::overview_projection(ct);
     let mut thumbs = Vec::new();
     for n in summary.nodes.iter().take(MAX_THUMBNAILS) {
         thumbs.push((
@@ -176,7 +178,7 @@ pub fn render_report<L: Label>(
             png_data_uri(&views::coronal_thumbnail(ct, labels, n))?,
         ));
     }
-    compose(data, &summary, &overview, &thumbs)
+    compose(data, &summary, &overview, projection, &thumbs)
 }
 
 fn check_labels_present<L: Label>(summary: &ReportSummary, labels: &Volume<L>) -> Result<(), ReportError> {
@@ -213,6 +215,7 @@ fn compose(
     data: &ReportData,
     s: &ReportSummary,
     overview_uri: &str,
+    projection: views::Projection,
     thumbs: &[(String, String)],
 ) -> Result<String, ReportError> {
     let mut h = String::with_capacity(64 * 1024);
@@ -291,10 +294,10 @@ fn compose(
     // Overview.
     let _ = write!(
         h,
-        "<h2>Overview</h2><div class=\"overview\"><img alt=\"Coronal maximum-intensity projection with nodes\" \
-         src=\"{overview_uri}\"><div class=\"legend\"><div><b>Coronal maximum-intensity projection</b></div>\
-         <div>Patient right on image left, superior up.</div><div>Nodes filled by short-axis category, \
+        "<h2>Overview</h2><div class=\"overview\"><img alt=\"Maximum-intensity projection with nodes\" \
+         src=\"{overview_uri}\"><div class=\"legend\"><div>{}</div><div>Nodes filled by short-axis category, \
          numbered by rank:</div><div>{}{}</div><div>{}{}</div><div>{}{}</div></div></div>",
+        projection.description(),
         chip(RecistCategory::NonPathological),
         RecistCategory::NonPathological.label(),
         chip(RecistCategory::PathologicalNonTarget),
@@ -317,7 +320,7 @@ fn compose(
         let m = &n.node;
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{}</td><td>{:.0}</td>\
+            "<tr><td>{}</td><td class=\"l\">{}{}</td><td><b>{}</b>{}</td><td>{}</td><td class=\"w\">{}</td><td>{:.0}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
             n.rank,
             chip(n.recist),

@@ -287,21 +287,35 @@ pub const OVERVIEW_WINDOW: Window = Window { width: 2000.0, level: 750.0 };
 
 /// Larger side of the overview image, px (small scans are upsampled to it).
 pub const OVERVIEW_PX: u32 = 560;
-/// The overview of a short scan (a few slices) is magnified to at least this height, as far as
-/// [`OVERVIEW_MAX_WIDTH_PX`] allows, rather than drawn as a strip a few pixels high.
-pub const OVERVIEW_MIN_HEIGHT_PX: u32 = 200;
-/// The report's content width: the overview is never wider.
-pub const OVERVIEW_MAX_WIDTH_PX: u32 = 1100;
+/// A scan shorter than this fraction of its width is projected axially: its coronal projection
+/// would be a strip a few dozen pixels high.
+const AXIAL_OVERVIEW_BELOW: f64 = 0.5;
 
-/// The largest node (label, short axis mm) met along a projection ray.
-type RayHit = Option<(u32, f64)>;
+/// The direction of the overview's projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Projection {
+    /// Front to back: patient right on image left, superior up.
+    Coronal,
+    /// Feet to head, for short scans: patient right on image left, anterior up.
+    Axial,
+}
 
-/// Coronal maximum-intensity projection of the whole scan with every node's projection filled in
-/// the colour of its RECIST category and labelled with its rank.
-pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedNode]) -> RgbImage {
-    let g = ct.geometry();
-    let dims = ct.dims();
-    // World bounding box of the grid (voxel centres).
+impl Projection {
+    /// What the report's legend says of it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Projection::Coronal => {
+                "Coronal maximum-intensity projection. Patient right on image left, superior up."
+            }
+            Projection::Axial => {
+                "Axial maximum-intensity projection (a short scan). Patient right on image left, anterior up."
+            }
+        }
+    }
+}
+
+/// World bounding box (voxel centres) of a grid.
+fn world_box(g: &nodal_core::Geometry, dims: [usize; 3]) -> ([f64; 3], [f64; 3]) {
     let mut lo = [f64::INFINITY; 3];
     let mut hi = [f64::NEG_INFINITY; 3];
     for corner in 0..8 {
@@ -312,21 +326,48 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
             hi[a] = hi[a].max(p[a]);
         }
     }
+    (lo, hi)
+}
+
+/// The overview's projection for `ct`: axial when the scan is short.
+pub fn overview_projection(ct: &Volume<i16>) -> Projection {
+    let (lo, hi) = world_box(ct.geometry(), ct.dims());
+    if hi[2] - lo[2] < AXIAL_OVERVIEW_BELOW * (hi[0] - lo[0]) {
+        Projection::Axial
+    } else {
+        Projection::Coronal
+    }
+}
+
+/// The largest node (label, short axis mm) met along a projection ray.
+type RayHit = Option<(u32, f64)>;
+
+/// Maximum-intensity projection of the whole scan ([`overview_projection`]: coronal, or axial for
+/// a short scan) with every node's projection filled in the colour of its RECIST category and
+/// labelled with its rank.
+pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedNode]) -> RgbImage {
+    let g = ct.geometry();
+    let dims = ct.dims();
+    let (lo, hi) = world_box(g, dims);
+    let projection = overview_projection(ct);
+    // The image's row axis and the rays' axis (world axes).
+    let (dirs, row_axis, ray) = match projection {
+        Projection::Coronal => (CORONAL, 2, 1),
+        Projection::Axial => (AXIAL, 1, 2),
+    };
     let min_sp = g.spacing_mm.iter().cloned().fold(f64::INFINITY, f64::min);
     let ext_x = hi[0] - lo[0] + min_sp;
-    let ext_z = hi[2] - lo[2] + min_sp;
-    let px_mm = (ext_x.max(ext_z) / OVERVIEW_PX as f64)
-        .min(ext_z / OVERVIEW_MIN_HEIGHT_PX as f64)
-        .max(ext_x / OVERVIEW_MAX_WIDTH_PX as f64);
+    let ext_rows = hi[row_axis] - lo[row_axis] + min_sp;
+    let px_mm = ext_x.max(ext_rows) / OVERVIEW_PX as f64;
     let width = ((ext_x / px_mm).round() as u32).max(1);
-    let height = ((ext_z / px_mm).round() as u32).max(1);
+    let height = ((ext_rows / px_mm).round() as u32).max(1);
     let center = [0, 1, 2].map(|a| (lo[a] + hi[a]) / 2.0);
-    let mut plane = Plane::centred(center, CORONAL, px_mm, width, height);
-    plane.origin_mm[1] = lo[1];
-    // Rays run along +y (anterior to posterior) through the whole volume. Nearest-neighbour samples
-    // at the finest voxel spacing visit every voxel a ray crosses; rows are independent (rayon).
+    let mut plane = Plane::centred(center, dirs, px_mm, width, height);
+    plane.origin_mm[ray] = lo[ray];
+    // Rays run along the ray axis through the whole volume. Nearest-neighbour samples at the
+    // finest voxel spacing visit every voxel a ray crosses; rows are independent (rayon).
     let step = min_sp;
-    let n_steps = ((hi[1] - lo[1]) / step).floor() as usize + 1;
+    let n_steps = ((hi[ray] - lo[ray]) / step).floor() as usize + 1;
     let by_label: std::collections::HashMap<u32, (RecistCategory, f64)> =
         nodes.iter().map(|r| (r.node.node_id, (r.recist, r.node.short_axis_mm))).collect();
     let rows: Vec<(Vec<u8>, Vec<RayHit>)> = (0..height)
@@ -341,8 +382,10 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
                 // The continuous index is affine along the ray, so each sample costs three
                 // multiply-adds instead of a world -> index transform (this loop visits every
                 // voxel of the scan).
-                let start = g.world_to_index([p0[0], lo[1], p0[2]]);
-                let next = g.world_to_index([p0[0], lo[1] + step, p0[2]]);
+                let mut p1 = p0;
+                p1[ray] += step;
+                let start = g.world_to_index(p0);
+                let next = g.world_to_index(p1);
                 let delta = [0, 1, 2].map(|a| next[a] - start[a]);
                 for s in 0..n_steps {
                     let Some(at) = ray_index(start, delta, s as f64, dims) else { continue };
@@ -415,7 +458,10 @@ pub fn overview<L: Label>(ct: &Volume<i16>, labels: &Volume<L>, nodes: &[RankedN
         taken.push([cx - 1.0, cy - 1.0, cx + tw + 1.0, cy + th + 1.0]);
         raster::text(&mut img, cx.round() as i64, cy.round() as i64, &label, 2, [255, 255, 255]);
     }
-    orientation_letters(&mut img, "R", "L", "S", "I", false);
+    match projection {
+        Projection::Coronal => orientation_letters(&mut img, "R", "L", "S", "I", false),
+        Projection::Axial => orientation_letters(&mut img, "R", "L", "A", "P", false),
+    }
     raster::scale_bar(&mut img, px_mm, raster::nice_bar_mm(ext_x));
     img
 }
