@@ -16,9 +16,10 @@
 //! Classes are smoothed by a majority vote over ±7.5 mm. Regions follow from them along z:
 //! cranium -> head; jaw and neck -> neck; lung -> chest; wide slices above the highest lung slice
 //! (or, in a scan without lung, within 60 mm below the neck) -> neck, the others -> abdomen.
-//! The neck counts as shown when >= 30 mm of *neck* slices run together; it is covered below when
-//! the scan goes on below that run into lung or wide slices (the thoracic inlet), and above when a
-//! jaw or cranium slice lies above it.
+//! The neck counts as shown when >= 30 mm of *neck* and *jaw* slices run together, >= 10 mm of
+//! them neck (face slices alone are a head); it is covered below when the scan goes on below that
+//! run into lung or wide slices (the thoracic inlet), and above when the run reaches the jaw or a
+//! cranium slice lies above it.
 //!
 //! These are coarse landmarks on HU alone, meant to catch the wrong scan (a chest or abdomen
 //! series, a head CT) and a neck cut short; they do not place neck levels.
@@ -55,8 +56,10 @@ const JAW_MIN_CM2: f64 = 1.5;
 const BODY_MIN_CM2: f64 = 20.0;
 /// Majority vote over ± this, mm.
 const SMOOTH_MM: f64 = 7.5;
-/// The neck is shown when at least this length of neck slices runs together, mm.
+/// The neck is shown when at least this length of neck and jaw slices runs together, mm ...
 pub const MIN_NECK_MM: f64 = 30.0;
+/// ... of which at least this much below the jaw, mm.
+const MIN_BELOW_JAW_MM: f64 = 10.0;
 /// Wide slices this close below the neck are its base (shoulders) in a scan without lung, mm.
 const NECK_BASE_MM: f64 = 60.0;
 /// In-plane sampling step, mm.
@@ -126,7 +129,7 @@ pub struct RegionExtent {
 pub struct BodyCoverage {
     /// Runs of slices by region, inferior to superior.
     pub regions: Vec<RegionExtent>,
-    /// Length of the longest run of neck slices, mm.
+    /// Length of the longest run of neck and jaw slices, mm.
     pub neck_length_mm: f64,
     pub neck: NeckCoverage,
     /// Plain-language warnings for the reader; empty when the neck is fully covered.
@@ -371,11 +374,11 @@ fn smooth(classes: &[SliceClass], dz: f64) -> Vec<SliceClass> {
 fn coverage_from_classes(z: &[f64], classes: &[SliceClass], dz: f64) -> BodyCoverage {
     use SliceClass as C;
     let n = classes.len();
-    // The longest run of neck slices.
+    // The longest run of neck and jaw slices.
     let (mut best, mut run_start) = ((0usize, 0usize), None);
     for s in 0..=n {
-        let is_neck = s < n && classes[s] == C::Neck;
-        match (is_neck, run_start) {
+        let in_neck = s < n && matches!(classes[s], C::Neck | C::Jaw);
+        match (in_neck, run_start) {
             (true, None) => run_start = Some(s),
             (false, Some(a)) => {
                 if s - a > best.1 - best.0 {
@@ -386,10 +389,13 @@ fn coverage_from_classes(z: &[f64], classes: &[SliceClass], dz: f64) -> BodyCove
             _ => {}
         }
     }
-    let neck_length_mm = (best.1 - best.0) as f64 * dz;
+    let run = &classes[best.0..best.1];
+    let neck_length_mm = run.len() as f64 * dz;
+    let below_jaw_mm = run.iter().filter(|&&c| c == C::Neck).count() as f64 * dz;
     let top_lung = classes.iter().rposition(|&c| c == C::Lung);
     let bottom_lung = classes.iter().position(|&c| c == C::Lung);
-    let has_neck = neck_length_mm >= MIN_NECK_MM;
+    // Face and jaw slices alone (a head CT) are not a neck.
+    let has_neck = neck_length_mm >= MIN_NECK_MM && below_jaw_mm >= MIN_BELOW_JAW_MM;
     let region = |s: usize| -> Option<BodyRegion> {
         Some(match classes[s] {
             C::Empty => return None,
@@ -416,7 +422,7 @@ fn coverage_from_classes(z: &[f64], classes: &[SliceClass], dz: f64) -> BodyCove
     let (below, above) = (&classes[..best.0], &classes[best.1.min(n)..]);
     let lower_ok =
         below.iter().rev().find(|&&c| c != C::Empty).is_some_and(|&c| matches!(c, C::Lung | C::Wide));
-    let upper_ok = above.iter().any(|&c| matches!(c, C::Jaw | C::Cranium));
+    let upper_ok = run.contains(&C::Jaw) || above.iter().any(|&c| matches!(c, C::Jaw | C::Cranium));
     let neck = match (has_neck, lower_ok, upper_ok) {
         (false, ..) => NeckCoverage::Absent,
         (true, true, true) => NeckCoverage::Full,
@@ -468,7 +474,7 @@ mod tests {
         let c = cover(&[(C::Lung, 10), (C::Wide, 5), (C::Neck, 40), (C::Jaw, 10)]);
         assert_eq!(c.neck, NeckCoverage::Full);
         assert!(c.warnings.is_empty());
-        assert_eq!(c.neck_length_mm, 80.0);
+        assert_eq!(c.neck_length_mm, 100.0);
         let r: Vec<_> = c.regions.iter().map(|r| r.region).collect();
         assert_eq!(r, [BodyRegion::Chest, BodyRegion::Neck]);
         assert_eq!(c.region_at(5.0), Some(BodyRegion::Chest));
@@ -493,6 +499,18 @@ mod tests {
         assert_eq!(r, [BodyRegion::Abdomen, BodyRegion::Chest, BodyRegion::Neck]);
         assert!(c.warnings[0].contains("does not seem to show the neck"), "{:?}", c.warnings);
         assert!(c.warnings[0].contains("chest 158 mm"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn a_head_is_not_a_neck() {
+        let c = cover(&[(C::Jaw, 20), (C::Cranium, 60)]);
+        assert_eq!(c.neck, NeckCoverage::Absent);
+        assert_eq!(
+            c.regions.iter().map(|r| r.region).collect::<Vec<_>>(),
+            [BodyRegion::Neck, BodyRegion::Head]
+        );
+        // From the middle of the neck up: the lower end is cut.
+        assert_eq!(cover(&[(C::Neck, 6), (C::Jaw, 20), (C::Cranium, 5)]).neck, NeckCoverage::LowerCut);
     }
 
     #[test]

@@ -156,4 +156,10 @@ fn invesalius_project_reads_with_its_declared_shape_spacing_and_range() {
     assert_eq!(v.get(120, 255 - 155, 50), 18);
     let err = nodal_phantom::inv3::read_inv3(&example_ct()).unwrap_err();
     assert!(matches!(err, PhantomError::Inv3 { .. }));
+    // A head CT from the palate up: the body coverage finds a head and no neck.
+    let c = nodal_nodes::coverage::body_coverage(
+        &nodal_phantom::background::read_background(&cranium()).unwrap(),
+    );
+    assert_eq!(c.neck, nodal_nodes::coverage::NeckCoverage::Absent, "{}", c.summary());
+    assert!(c.regions.iter().any(|r| r.region == nodal_nodes::coverage::BodyRegion::Head), "{}", c.summary());
 }

@@ -227,3 +227,43 @@ fn measure_keeps_large_ids_and_refuses_fractional_labels() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn info_says_which_body_regions_a_ct_shows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ph = tmp.path().join("ph");
+    let made = Command::new(env!("CARGO_BIN_EXE_nodal"))
+        .args(["phantom", "--seed", "3", "-o"])
+        .arg(&ph)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let ct = ph.join("ct.nii.gz");
+    let (code, out, err) = nodal(&["info".as_ref(), ct.as_os_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(neck: covered)") && !out.contains("warning"), "{out}");
+    // Its upper half: the scan now ends in the neck above the thoracic inlet.
+    let v = nodal_io::read_nifti::<i16>(&ct).unwrap();
+    let [ni, nj, nk] = v.dims();
+    let k0 = nk / 2;
+    let mut g = *v.geometry();
+    g.origin_mm = g.index_to_world([0.0, 0.0, k0 as f64]);
+    let data = v.data();
+    let upper = ndarray::Array3::from_shape_fn((nk - k0, nj, ni), |(k, j, i)| data[[k + k0, j, i]]);
+    let top = nodal_core::Volume::new(upper, g).unwrap();
+    let top_path = tmp.path().join("top.nii.gz");
+    nodal_io::write_nifti(&top, &top_path).unwrap();
+    let (code, out, err) = nodal(&["info".as_ref(), top_path.as_os_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(neck: lower end cut)") && out.contains("levels IV, V-B, VI"), "{out}");
+    // A real chest CT angiogram reaching the lower neck, and a real abdomen: no neck.
+    for rel in [
+        "totalsegmentator/tests/reference_files/aorta_report/example_ct.nii.gz",
+        "totalsegmentator/tests/reference_files/example_ct.nii.gz",
+    ] {
+        let p = crate::common::testdata(rel);
+        let (code, out, err) = nodal(&["info".as_ref(), p.as_os_str()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("(neck: not shown)") && out.contains("chest"), "{rel}: {out}");
+    }
+}

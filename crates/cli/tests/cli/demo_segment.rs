@@ -66,6 +66,9 @@ fn segment_phantom_writes_report() {
     assert!(!out.join("nodes.seg.dcm").exists());
     let seg = json(&out.join("segment.json"));
     assert!(seg["outputs"].as_array().unwrap().iter().any(|o| o == "report.html"));
+    // The phantom runs from the lung apices to the jaw: the neck is covered, nothing to warn of.
+    assert_eq!(seg["body_coverage"]["neck"], "full", "{}", seg["body_coverage"]);
+    assert!(!html.contains("does not seem to show the neck"));
 }
 
 #[test]
@@ -74,12 +77,23 @@ fn segment_dicom_writes_seg_with_one_segment_per_node() {
     let tmp = tempfile::tempdir().unwrap();
     let model = test_model(tmp.path());
     let out = tmp.path().join("seg");
-    run_ok(nodal().arg("segment").arg(series).arg("--model").arg(&model).arg("-o").arg(&out));
+    let mut cmd = nodal();
+    let run = cmd.arg("segment").arg(series).arg("--model").arg(&model).arg("-o").arg(&out).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    // A crop of the upper abdomen: said so on the console and in segment.json.
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("does not seem to show the neck"), "{stderr}");
+    let record = json(&out.join("segment.json"));
+    assert_eq!(record["body_coverage"]["neck"], "absent", "{}", record["body_coverage"]);
+    assert!(record["outputs"].as_array().unwrap().iter().any(|o| o == "nodes.rtstruct.dcm"));
     let nodes = json(&out.join("nodes.json"));
     let n_nodes = nodes["nodes"].as_array().unwrap().len();
     assert!(n_nodes > 0);
     assert!(out.join("report.html").is_file());
     assert!(out.join("nodes.sr.dcm").is_file());
+    let rt = dicom_object::open_file(out.join("nodes.rtstruct.dcm")).unwrap();
+    let rois = rt.element(dicom_dictionary_std::tags::STRUCTURE_SET_ROI_SEQUENCE).unwrap();
+    assert_eq!(rois.items().unwrap().len(), n_nodes);
     let obj = dicom_object::open_file(out.join("nodes.seg.dcm")).unwrap();
     let segments = obj.element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE).unwrap();
     assert_eq!(segments.items().unwrap().len(), n_nodes);
