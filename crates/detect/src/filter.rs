@@ -878,7 +878,7 @@ mod tests {
         }
         let f = component_features(&labels, &prob, &ct, true).unwrap();
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].label, 3);
+        assert_eq!(f[0].node_id, 3);
         let v = f[0].values;
         assert!((v[0] - (72.0f64 * 2.0).ln()).abs() < 1e-9, "volume 72 voxels of 2 mm^3");
         let m = &measure_nodes(&labels, Some(&ct), &MeasureOptions::default()).unwrap()[0];

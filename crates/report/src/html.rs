@@ -143,10 +143,6 @@ fn fmt_probability(p: f64) -> String {
     format!("{p:.decimals$}")
 }
 
-/// Renders the report. `labels` is the node label map on the CT grid; each node's `label` selects
-/// its voxels. Fails when the grids differ or a node's label is absent from the map.
-/// Where a node's key (short-axis) slice is, in terms a viewer shows: the slice index, its z (LPS,
-/// mm) and, for DICOM input, the image's InstanceNumber.
 /// The side, and the body region where it is not the neck ("left, chest").
 fn side_and_region(n: &RankedNode) -> String {
     match n.region {
@@ -155,12 +151,16 @@ fn side_and_region(n: &RankedNode) -> String {
     }
 }
 
+/// Where a node's key (short-axis) slice is, in terms a viewer shows: the slice index, its z (LPS,
+/// mm) and, for DICOM input, the image's InstanceNumber.
 fn slice_position(scan: &crate::ScanInfo, m: &crate::NodeRecord) -> String {
     let z = (m.short_axis_endpoints_mm[0][2] + m.short_axis_endpoints_mm[1][2]) / 2.0;
     let image = scan.image_number(m.short_axis_slice).map(|n| format!(", image {n}")).unwrap_or_default();
     format!("{} (z {z:.1} mm{image})", m.short_axis_slice)
 }
 
+/// Renders the report. `labels` is the node label map on the CT grid; each node's `node_id`
+/// selects its voxels. Fails when the grids differ or a node's id is absent from the map.
 pub fn render_report<L: Label>(
     data: &ReportData,
     ct: &Volume<i16>,
@@ -203,7 +203,7 @@ fn check_labels_present<L: Label>(summary: &ReportSummary, labels: &Volume<L>) -
     for n in &summary.nodes {
         if n.node.node_id == 0 || !found.contains(&n.node.node_id) {
             return Err(ReportError::InvalidInput(format!(
-                "node with short axis {:.1} mm has label {}, which is not in the label map",
+                "node with short axis {:.1} mm has node id {}, which is not in the label map",
                 n.node.short_axis_mm, n.node.node_id
             )));
         }

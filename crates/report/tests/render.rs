@@ -182,7 +182,7 @@ fn inconsistent_inputs_are_typed_errors() {
     let mut d = data(&ct);
     d.nodes[0].node_id = 9;
     let e = render_report(&d, &ct, &lab).unwrap_err();
-    assert!(matches!(e, ReportError::InvalidInput(ref m) if m.contains("label 9")), "{e}");
+    assert!(matches!(e, ReportError::InvalidInput(ref m) if m.contains("node id 9")), "{e}");
     let other = Volume::<u16>::zeros([64, 64, 19], *lab.geometry());
     let e = render_report(&data(&ct), &ct, &other).unwrap_err();
     assert!(matches!(e, ReportError::GridMismatch(_)), "{e}");
@@ -215,15 +215,19 @@ fn write_outputs_writes_every_file_and_reruns_safely() {
         let w = nodal_report::write_outputs(&out, &d, &ct, &lab, Some(&src), &opts).unwrap();
         assert_eq!(w.seg.as_ref().unwrap().1.segments.len(), 2);
         assert_eq!(w.sr.as_ref().unwrap().1.n_groups, 2);
+        assert_eq!(w.rtstruct.as_ref().unwrap().1.rois.len(), 2);
         let mut names: Vec<String> =
             std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        assert_eq!(names, ["nodes.seg.dcm", "nodes.sr.dcm", "report.html", "report.json"]);
+        assert_eq!(
+            names,
+            ["nodes.rtstruct.dcm", "nodes.seg.dcm", "nodes.sr.dcm", "report.html", "report.json"]
+        );
     }
     // Without DICOM references only the report is written.
     let out2 = dir.path().join("nifti");
     let w = nodal_report::write_outputs(&out2, &d, &ct, &lab, None, &opts).unwrap();
-    assert!(w.seg.is_none() && w.sr.is_none());
+    assert!(w.seg.is_none() && w.sr.is_none() && w.rtstruct.is_none());
     assert_eq!(std::fs::read_dir(&out2).unwrap().count(), 2);
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&w.json).unwrap()).unwrap();
     assert_eq!(json["summary"]["n_nodes"], 2);
