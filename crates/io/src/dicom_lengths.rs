@@ -292,12 +292,13 @@ impl<R: Forward> Walker<R> {
     }
 }
 
-/// The size of one value of a binary numeric VR, whose length must be a multiple of it.
+/// The size of one value of a binary numeric VR (and of the "other" VRs made of such values),
+/// whose length must be a multiple of it.
 fn binary_unit(vr: VR) -> Option<u32> {
     match vr {
-        VR::SS | VR::US => Some(2),
-        VR::SL | VR::UL | VR::FL | VR::AT => Some(4),
-        VR::FD | VR::SV | VR::UV => Some(8),
+        VR::SS | VR::US | VR::OW => Some(2),
+        VR::SL | VR::UL | VR::FL | VR::AT | VR::OF | VR::OL => Some(4),
+        VR::FD | VR::SV | VR::UV | VR::OD | VR::OV => Some(8),
         _ => None,
     }
 }

@@ -20,6 +20,9 @@
 //!   checked against Rows, Columns and the samples per pixel before decoding.
 //! * Found by libFuzzer: a 6-byte FD value (Timezone Offset whose VR was mutated); the parser reads
 //!   whole 8-byte values and then takes the 6 bytes left for the next element's header (1.2 GB).
+//!   Then the same with an 18-byte OV value (a sequence's VR mutated, in an RT Dose file of 7 KB):
+//!   0.5 GB and 3 s under the fuzzer. The "other" VRs (OW, OF, OL, OD, OV) are held to whole
+//!   values too.
 //! * Found by libFuzzer: deflated files (transfer syntax 1.2.840.10008.1.2.1.99) whose data set,
 //!   once inflated, declares a 1.1 GB or 0.8 GB value. The length walk skipped deflated data sets
 //!   (their lengths say nothing about the file's size); it now walks them as they inflate, and
@@ -94,6 +97,24 @@ fn deflated_data_sets_and_odd_binary_values_are_refused_before_parsing() {
     std::fs::write(&bomb, out.finish().unwrap()).unwrap();
     let e = nodal_io::list_series(&bomb).unwrap_err();
     assert!(e.to_string().contains("inflates to more than"), "{e}");
+    if let Some(peak) = peak_rss_mib() {
+        assert!(peak < 256, "peak RSS {peak} MiB");
+    }
+}
+
+#[test]
+fn binary_values_of_a_partial_length_are_refused_before_parsing() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    for (name, element) in [
+        ("fd-of-six-bytes.dcm", "FD has 6 bytes"),
+        ("ov-of-eighteen-bytes.dcm", "(300C,0004) OV has 18 bytes"),
+    ] {
+        let file = fixtures.join(name);
+        let e = nodal_io::list_series(&file).unwrap_err();
+        assert!(matches!(e, nodal_io::IoError::Dicom { .. }), "{e:?}");
+        common::names(&e, &file);
+        assert!(e.to_string().contains(element) && e.to_string().contains("not a whole number"), "{e}");
+    }
     if let Some(peak) = peak_rss_mib() {
         assert!(peak < 256, "peak RSS {peak} MiB");
     }
