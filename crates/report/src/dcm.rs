@@ -242,6 +242,35 @@ pub(crate) fn put_equipment(o: &mut Obj, opts: &DicomOptions) {
     put_strs(o, tags::SOFTWARE_VERSIONS, VR::LO, &versions);
 }
 
+/// The SOP Common and General Series attributes of a new instance, as SEG, SR and RT Structure
+/// Set write them.
+pub(crate) struct NewInstance<'a> {
+    pub sop_class_uid: &'a str,
+    pub sop_instance_uid: &'a str,
+    pub modality: &'a str,
+    pub series_instance_uid: &'a str,
+    pub series_number: i32,
+    pub series_description: &'a str,
+    /// Creation date (YYYYMMDD) and time (HHMMSS), also the series'.
+    pub date: &'a str,
+    pub time: &'a str,
+}
+
+impl NewInstance<'_> {
+    pub(crate) fn put(&self, o: &mut Obj) {
+        put_str(o, tags::SOP_CLASS_UID, VR::UI, self.sop_class_uid);
+        put_str(o, tags::SOP_INSTANCE_UID, VR::UI, self.sop_instance_uid);
+        put_str(o, tags::INSTANCE_CREATION_DATE, VR::DA, self.date);
+        put_str(o, tags::INSTANCE_CREATION_TIME, VR::TM, self.time);
+        put_str(o, tags::MODALITY, VR::CS, self.modality);
+        put_str(o, tags::SERIES_INSTANCE_UID, VR::UI, self.series_instance_uid);
+        put_str(o, tags::SERIES_NUMBER, VR::IS, &self.series_number.to_string());
+        put_str(o, tags::SERIES_DESCRIPTION, VR::LO, self.series_description);
+        put_str(o, tags::SERIES_DATE, VR::DA, self.date);
+        put_str(o, tags::SERIES_TIME, VR::TM, self.time);
+    }
+}
+
 /// Study and series UIDs to write: the source's, or new ones (with a warning) when blank.
 pub(crate) fn source_uids(src: &DicomSource, warnings: &mut Vec<String>) -> (String, String) {
     let study = if src.study_instance_uid.trim().is_empty() {

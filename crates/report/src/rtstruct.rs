@@ -180,17 +180,17 @@ pub fn write_rtstruct<L: Label>(
 
     let mut o = Obj::new_empty();
     dcm::put_patient_study(&mut o, src, &study_uid);
-    put_str(&mut o, tags::SOP_CLASS_UID, VR::UI, RT_STRUCTURE_SET_STORAGE);
-    put_str(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &sop_uid);
-    put_str(&mut o, tags::INSTANCE_CREATION_DATE, VR::DA, &date);
-    put_str(&mut o, tags::INSTANCE_CREATION_TIME, VR::TM, &time);
-    // RT series.
-    put_str(&mut o, tags::MODALITY, VR::CS, "RTSTRUCT");
-    put_str(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
-    put_str(&mut o, tags::SERIES_NUMBER, VR::IS, &(opts.series_number + 2).to_string());
-    put_str(&mut o, tags::SERIES_DESCRIPTION, VR::LO, &opts.rt_series_description);
-    put_str(&mut o, tags::SERIES_DATE, VR::DA, &date);
-    put_str(&mut o, tags::SERIES_TIME, VR::TM, &time);
+    dcm::NewInstance {
+        sop_class_uid: RT_STRUCTURE_SET_STORAGE,
+        sop_instance_uid: &sop_uid,
+        modality: "RTSTRUCT",
+        series_instance_uid: &series_uid,
+        series_number: opts.series_number + 2,
+        series_description: &opts.rt_series_description,
+        date: &date,
+        time: &time,
+    }
+    .put(&mut o);
     put_str(&mut o, tags::OPERATORS_NAME, VR::PN, "");
     put_str(&mut o, tags::FRAME_OF_REFERENCE_UID, VR::UI, frame_uid);
     put_str(&mut o, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");

@@ -168,17 +168,17 @@ pub fn write_seg<L: Label>(
 
     let mut o = Obj::new_empty();
     dcm::put_patient_study(&mut o, src, &study_uid);
-    put_str(&mut o, tags::SOP_CLASS_UID, VR::UI, SEGMENTATION_STORAGE);
-    put_str(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &sop_uid);
-    put_str(&mut o, tags::INSTANCE_CREATION_DATE, VR::DA, &date);
-    put_str(&mut o, tags::INSTANCE_CREATION_TIME, VR::TM, &time);
-    // General series / Segmentation series.
-    put_str(&mut o, tags::MODALITY, VR::CS, "SEG");
-    put_str(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
-    put_str(&mut o, tags::SERIES_NUMBER, VR::IS, &opts.series_number.to_string());
-    put_str(&mut o, tags::SERIES_DESCRIPTION, VR::LO, &opts.series_description);
-    put_str(&mut o, tags::SERIES_DATE, VR::DA, &date);
-    put_str(&mut o, tags::SERIES_TIME, VR::TM, &time);
+    dcm::NewInstance {
+        sop_class_uid: SEGMENTATION_STORAGE,
+        sop_instance_uid: &sop_uid,
+        modality: "SEG",
+        series_instance_uid: &series_uid,
+        series_number: opts.series_number,
+        series_description: &opts.series_description,
+        date: &date,
+        time: &time,
+    }
+    .put(&mut o);
     // Frame of reference.
     put_str(&mut o, tags::FRAME_OF_REFERENCE_UID, VR::UI, src.frame_of_reference_uid.trim());
     put_str(&mut o, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");

@@ -263,14 +263,17 @@ pub fn write_sr(
         container(None, code("126000", "DCM", "Imaging Measurement Report"), Some("1500"), root_children);
 
     dcm::put_patient_study(&mut o, src, &study_uid);
-    put_str(&mut o, tags::SOP_CLASS_UID, VR::UI, COMPREHENSIVE_3D_SR_STORAGE);
-    put_str(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &sop_uid);
-    put_str(&mut o, tags::INSTANCE_CREATION_DATE, VR::DA, &date);
-    put_str(&mut o, tags::INSTANCE_CREATION_TIME, VR::TM, &time);
-    put_str(&mut o, tags::MODALITY, VR::CS, "SR");
-    put_str(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &series_uid);
-    put_str(&mut o, tags::SERIES_NUMBER, VR::IS, &(opts.series_number + 1).to_string());
-    put_str(&mut o, tags::SERIES_DESCRIPTION, VR::LO, &opts.sr_series_description);
+    dcm::NewInstance {
+        sop_class_uid: COMPREHENSIVE_3D_SR_STORAGE,
+        sop_instance_uid: &sop_uid,
+        modality: "SR",
+        series_instance_uid: &series_uid,
+        series_number: opts.series_number + 1,
+        series_description: &opts.sr_series_description,
+        date: &date,
+        time: &time,
+    }
+    .put(&mut o);
     put_seq(&mut o, tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, vec![]);
     dcm::put_equipment(&mut o, opts);
     put_str(&mut o, tags::INSTANCE_NUMBER, VR::IS, "1");
