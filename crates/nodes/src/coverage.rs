@@ -188,7 +188,6 @@ pub fn body_coverage(ct: &Volume<i16>) -> BodyCoverage {
             let (na, nb) = (dims[a].div_ceil(sa), dims[b].div_ceil(sb));
             let mut hu = vec![0i16; na * nb];
             let mut xy = vec![[0.0f64; 2]; na * nb];
-            let mut z_mm = 0.0;
             for (q, xyq) in xy.iter_mut().enumerate() {
                 let (pa, pb) = ((q % na) * sa, (q / na) * sb);
                 let mut idx = [0usize; 3];
@@ -198,10 +197,13 @@ pub fn body_coverage(ct: &Volume<i16>) -> BodyCoverage {
                 hu[q] = ct.get(idx[0], idx[1], idx[2]);
                 let w = g.index_to_world(idx.map(|v| v as f64));
                 *xyq = [w[0], w[1]];
-                if q == 0 {
-                    z_mm = w[2];
-                }
             }
+            // The slice's height at its centre (a tilted gantry's slices are not level).
+            let mut centre = [0.0; 3];
+            centre[kz] = s as f64;
+            centre[a] = (dims[a] - 1) as f64 / 2.0;
+            centre[b] = (dims[b] - 1) as f64 / 2.0;
+            let z_mm = g.index_to_world(centre)[2];
             // Pixel area of the sampled grid, cm².
             let px_cm2 = g.spacing_mm[a] * sa as f64 * g.spacing_mm[b] * sb as f64 / 100.0;
             let class = classify(&Plane { hu: &hu, xy: &xy, na, nb, px_cm2 });
