@@ -288,6 +288,17 @@ pub(crate) fn source_uids(src: &DicomSource, warnings: &mut Vec<String>) -> (Str
     (study, series)
 }
 
+/// SOP Class UID of the source images: the source's, or CT Image Storage (with a warning) when
+/// blank.
+pub(crate) fn source_sop_class(src: &DicomSource, warnings: &mut Vec<String>) -> String {
+    if src.sop_class_uid.trim().is_empty() {
+        warnings.push("source has no SOP Class UID; CT Image Storage assumed".into());
+        CT_IMAGE_STORAGE.to_string()
+    } else {
+        src.sop_class_uid.trim().to_string()
+    }
+}
+
 /// Writes `obj` as a DICOM Part 10 file (Explicit VR Little Endian), atomically.
 pub(crate) fn write_file(path: &Path, obj: Obj) -> Result<(), ReportError> {
     let derr = |message: String| ReportError::DicomWrite { path: path.to_path_buf(), message };

@@ -12,7 +12,7 @@
 //! The contour code is written here rather than taken from an image crate: the boundary tracing is
 //! ~60 lines, and the crates that offer it bring a large dependency tree for this one function.
 use crate::dcm::{self, code, put_ds, put_seq, put_str, put_strs, Obj};
-use crate::seg::{SegmentSpec, CT_IMAGE_STORAGE};
+use crate::seg::SegmentSpec;
 use crate::{uid, ReportError};
 use dicom_core::VR;
 use dicom_dictionary_std::tags;
@@ -162,11 +162,7 @@ pub fn write_rtstruct<L: Label>(
     crate::seg::check_source(labels, src)?;
     let mut warnings = Vec::new();
     let (study_uid, source_series_uid) = dcm::source_uids(src, &mut warnings);
-    let image_class = if src.sop_class_uid.trim().is_empty() {
-        CT_IMAGE_STORAGE.to_string()
-    } else {
-        src.sop_class_uid.trim().to_string()
-    };
+    let image_class = dcm::source_sop_class(src, &mut warnings);
     let frame_uid = src.frame_of_reference_uid.trim();
     let image_ref = |k: usize| {
         let mut it = Obj::new_empty();

@@ -154,12 +154,7 @@ pub fn write_seg<L: Label>(
     }
     let mut warnings = Vec::new();
     let (study_uid, source_series_uid) = dcm::source_uids(src, &mut warnings);
-    let sop_class_src = if src.sop_class_uid.trim().is_empty() {
-        warnings.push("source has no SOP Class UID; CT Image Storage assumed".into());
-        CT_IMAGE_STORAGE.to_string()
-    } else {
-        src.sop_class_uid.trim().to_string()
-    };
+    let sop_class_src = dcm::source_sop_class(src, &mut warnings);
     let [ni, nj, nk] = labels.dims();
     let g = *labels.geometry();
     let sop_uid = uid::new_uid();
