@@ -45,20 +45,17 @@ pub fn write_outputs<L: Label>(
     write_report_json(&json, data)?;
     let (mut seg, mut sr, mut rtstruct) = (None, None, None);
     if let Some(src) = dicom {
+        // Study and series UIDs the source lacks are generated once here, so that the SEG, SR and
+        // RT Structure Set of one run name the same study and source series.
+        let (study_instance_uid, series_instance_uid) = crate::dcm::source_uids(src, &mut Vec::new());
+        let src = &DicomSource { study_instance_uid, series_instance_uid, ..src.clone() };
         let summary = summarize(data);
         if !summary.nodes.is_empty() {
             let segments = segments_for(&summary);
             let seg_path = dir.join(SEG_FILE);
             seg = Some((seg_path.clone(), write_seg(&seg_path, labels, &segments, src, opts)?));
-            // The same study and source series as the SEG (generated ones, where the source lacks them).
-            let written = &seg.as_ref().expect("written above").1;
-            let src = DicomSource {
-                study_instance_uid: written.study_instance_uid.clone(),
-                series_instance_uid: written.source_series_instance_uid.clone(),
-                ..src.clone()
-            };
             let rt_path = dir.join(RTSTRUCT_FILE);
-            rtstruct = Some((rt_path.clone(), write_rtstruct(&rt_path, labels, &segments, &src, opts)?));
+            rtstruct = Some((rt_path.clone(), write_rtstruct(&rt_path, labels, &segments, src, opts)?));
         }
         // Also without nodes (then without a SEG, which cannot be empty): "none found" is a result.
         let sr_path = dir.join(SR_FILE);
