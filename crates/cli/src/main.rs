@@ -44,6 +44,9 @@ enum Command {
     /// Generate a phantom CT, segment it with the shipped model, score it against its ground truth
     /// and write the HTML report.
     Demo(commands::demo::Args),
+    /// Check, correct and annotate nodes in the browser (saved in the case folders); export the
+    /// reviewed cases as a training dataset.
+    Review(commands::review::Args),
     /// Score a model with the evaluation protocol on annotated cases (recall, FP/scan, Dice, ...).
     Validate(commands::validate::Args),
     /// Choose a model's operating point, filter cut-offs or mask drawing on annotated cases.
@@ -67,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TrainFilter(args) => commands::train_filter::run(args),
         Command::Measure(args) => commands::measure::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Review(args) => commands::review::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Tune(command) => commands::tune::run(command),
         Command::Model(command) => commands::model::run(command),

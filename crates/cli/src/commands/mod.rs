@@ -8,6 +8,7 @@ pub mod info;
 pub mod measure;
 pub mod model;
 pub mod phantom;
+pub mod review;
 pub mod segment;
 pub mod train;
 pub mod train_filter;
@@ -152,6 +153,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             Some(!matches!(e, nodal_io::IoError::Write { .. }))
         } else if let Some(e) = e.downcast_ref::<nodal_core::output::OutputError>() {
             // A bad output folder (a file, read-only, in use) is the user's to fix.
+            Some(e.is_input())
+        } else if let Some(e) = e.downcast_ref::<nodal_review::ReviewError>() {
             Some(e.is_input())
         } else if e.is::<nodal_report::ReportError>() {
             // Writing the report failed: its inputs came from this run.
