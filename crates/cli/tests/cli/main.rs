@@ -5,4 +5,5 @@ mod cohort;
 mod common;
 mod demo_segment;
 mod model_commands;
+mod review;
 mod segment_golden;
