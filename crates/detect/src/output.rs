@@ -82,8 +82,24 @@ pub fn write_nodes_json(
     source: &Source,
     postprocess: Option<&PostProcessReport>,
 ) -> Result<(), DetectError> {
+    write_json_value(path, &nodes_json_value(path, nodes, source, postprocess)?)
+}
+
+/// The content of `nodes.json`, for a writer that adds its own fields (a review's verdict on
+/// each node) before writing it with [`write_json_value`]; `path` names the file in errors.
+pub fn nodes_json_value(
+    path: &Path,
+    nodes: &[Detection],
+    source: &Source,
+    postprocess: Option<&PostProcessReport>,
+) -> Result<serde_json::Value, DetectError> {
     let file = NodesFile { schema: NODES_SCHEMA, definitions: DEFINITIONS, source, postprocess, nodes };
-    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| DetectError::write(path, e.into()))?;
+    serde_json::to_value(&file).map_err(|e| DetectError::write(path, e.into()))
+}
+
+/// Writes a JSON value (pretty, newline-terminated) atomically.
+pub fn write_json_value(path: &Path, value: &serde_json::Value) -> Result<(), DetectError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| DetectError::write(path, e.into()))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
 }
@@ -198,11 +214,40 @@ pub fn csv_row(d: &Detection) -> Vec<String> {
 /// # Errors
 /// [`DetectError::Write`] naming the file.
 pub fn write_nodes_csv(path: &Path, nodes: &[Detection]) -> Result<(), DetectError> {
+    write_nodes_csv_with(path, nodes, &[], |_| vec![])
+}
+
+/// [`write_nodes_csv`] with more columns after the standard ones: `extra_header`, and per node
+/// `extra(i)` for the `i`-th node (quoted as CSV needs, so free text may hold commas, quotes and
+/// line breaks).
+pub fn write_nodes_csv_with(
+    path: &Path,
+    nodes: &[Detection],
+    extra_header: &[&str],
+    extra: impl Fn(usize) -> Vec<String>,
+) -> Result<(), DetectError> {
     let mut s = csv_header().join(",");
+    for h in extra_header {
+        s.push(',');
+        s.push_str(h);
+    }
     s.push('\n');
-    for m in nodes {
+    for (i, m) in nodes.iter().enumerate() {
         s.push_str(&csv_row(m).join(","));
+        for cell in extra(i) {
+            s.push(',');
+            s.push_str(&csv_quote(&cell));
+        }
         s.push('\n');
     }
     write_atomic(path, s.as_bytes())
+}
+
+/// A CSV cell: quoted (quotes doubled) when it holds a comma, quote or line break (RFC 4180).
+fn csv_quote(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_string()
+    }
 }

@@ -5,7 +5,7 @@ use crate::frame::{DisplayFrame, Index3, View};
 use crate::record::{ModelOutputRef, NodeReview, ReviewRecord, Status, REVIEW_SCHEMA};
 use crate::ReviewError;
 use nodal_core::Volume;
-use nodal_detect::output::{write_nodes_csv, write_nodes_json, Source};
+use nodal_detect::output::{nodes_json_value, write_json_value, write_nodes_csv_with, Source};
 use nodal_detect::Detection;
 use nodal_nodes::measure::{measure_nodes, MeasureOptions, NodeMeasurement};
 use serde::Serialize;
@@ -36,6 +36,12 @@ impl CaseFolder {
     /// True when the case has been reviewed (it has `review.json`).
     pub fn is_reviewed(&self) -> bool {
         self.folder.join(REVIEW_FILE).is_file()
+    }
+
+    /// The number of nodes its nodes.json lists (`None` when it cannot be read).
+    pub fn n_nodes(&self) -> Option<usize> {
+        let v = read_json(&self.folder.join("nodes.json")).ok()?;
+        v.get("nodes")?.as_array().map(Vec::len)
     }
 }
 
@@ -121,6 +127,25 @@ pub struct VolumeView {
     pub spacing_mm: [f64; 3],
     pub orientation: &'static str,
     pub ct: String,
+}
+
+/// A node's review as nodes.json and nodes.csv carry it.
+fn review_fields(r: &NodeReview) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::{json, Value};
+    let metastatic = match r.class {
+        Some(crate::record::NodeClass::Metastatic) => json!(true),
+        Some(crate::record::NodeClass::Benign) => json!(false),
+        _ => Value::Null,
+    };
+    let as_value = |v: serde_json::Result<Value>| v.unwrap_or(Value::Null);
+    vec![
+        ("status", as_value(serde_json::to_value(r.status))),
+        ("class", as_value(serde_json::to_value(r.class))),
+        ("level", json!(r.level)),
+        ("note", json!(r.note)),
+        ("origin", as_value(serde_json::to_value(r.origin))),
+        ("metastatic", metastatic),
+    ]
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, ReviewError> {
@@ -497,6 +522,57 @@ impl Case {
             .collect()
     }
 
+    /// `nodes.json` and `nodes.csv` of the kept nodes, each node with its review (`status`,
+    /// `class`, `level`, `note`, `origin`, and `metastatic` when classed metastatic or benign, which
+    /// `nodal evaluate --meta` reads), and `nodes.json` with the generation it was saved at.
+    pub(crate) fn write_nodes_files(
+        &self,
+        json_path: &Path,
+        csv_path: &Path,
+        detections: &[Detection],
+        source: &Source,
+    ) -> Result<(), ReviewError> {
+        let review_of = |d: &Detection| self.record.nodes.get(&d.measurement.node_id).cloned();
+        let mut value = nodes_json_value(json_path, detections, source, None)?;
+        if let Some(list) = value.get_mut("nodes").and_then(|n| n.as_array_mut()) {
+            for (node, d) in list.iter_mut().zip(detections) {
+                let (Some(obj), Some(r)) = (node.as_object_mut(), review_of(d)) else { continue };
+                for (k, v) in review_fields(&r) {
+                    // The metadata readers take `metastatic` as a boolean or not at all.
+                    if !(k == "metastatic" && v.is_null()) {
+                        obj.insert(k.into(), v);
+                    }
+                }
+            }
+        }
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "review".into(),
+                serde_json::json!({
+                    "generation": self.record.generation,
+                    "record": REVIEW_FILE,
+                    "reviewers": self.record.reviewers(),
+                }),
+            );
+        }
+        write_json_value(json_path, &value)?;
+        let header = ["status", "class", "level", "note", "origin", "metastatic"];
+        write_nodes_csv_with(csv_path, detections, &header, |i| {
+            let fields: BTreeMap<&str, serde_json::Value> = review_of(&detections[i])
+                .map(|r| review_fields(&r).into_iter().collect())
+                .unwrap_or_default();
+            header
+                .iter()
+                .map(|h| match fields.get(h) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(serde_json::Value::Null) | None => String::new(),
+                    Some(v) => v.to_string(),
+                })
+                .collect()
+        })?;
+        Ok(())
+    }
+
     /// The label map split into kept nodes and rejected ones.
     pub fn split_rejected(&self) -> (Volume<u32>, Volume<u32>) {
         let mut kept = self.labels.clone();
@@ -565,8 +641,7 @@ impl Case {
             ct: Some(self.ct_path.display().to_string()),
             input_kind: "reviewed".into(),
         };
-        write_nodes_json(&dir.join("nodes.json"), &detections, &source, None)?;
-        write_nodes_csv(&dir.join("nodes.csv"), &detections)?;
+        self.write_nodes_files(&dir.join("nodes.json"), &dir.join("nodes.csv"), &detections, &source)?;
         let path = dir.join(REVIEW_FILE);
         let mut bytes =
             serde_json::to_vec_pretty(&self.record).map_err(|e| ReviewError::write(&path, e.into()))?;

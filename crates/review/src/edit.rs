@@ -136,22 +136,8 @@ impl Case {
     /// nothing ([`ReviewError::BadEdit`]).
     pub fn apply(&mut self, edit: &Edit, reviewer: &str) -> Result<(), ReviewError> {
         let change = match edit {
-            Edit::Undo => {
-                let c = self.undo.pop().ok_or_else(|| bad("nothing to undo"))?;
-                self.replay(&c, true)?;
-                let summary = format!("undo: {}", c.summary);
-                let (ids, n, maps) = (c.touched(), c.voxels.len(), c.maps_changed());
-                self.redo.push(c);
-                return self.finish("undo", summary, ids, n, maps, reviewer);
-            }
-            Edit::Redo => {
-                let c = self.redo.pop().ok_or_else(|| bad("nothing to redo"))?;
-                self.replay(&c, false)?;
-                let summary = format!("redo: {}", c.summary);
-                let (ids, n, maps) = (c.touched(), c.voxels.len(), c.maps_changed());
-                self.undo.push(c);
-                return self.finish("redo", summary, ids, n, maps, reviewer);
-            }
+            Edit::Undo => return self.step_history(true, reviewer),
+            Edit::Redo => return self.step_history(false, reviewer),
             Edit::Paint { points, radius_mm, shape, view, node_id } => {
                 self.plan_paint(points, *radius_mm, *shape, *view, *node_id)?
             }
@@ -175,6 +161,17 @@ impl Case {
         self.undo.push(change);
         self.redo.clear();
         self.finish(edit.op(), summary, ids, n, maps, reviewer)
+    }
+
+    /// Undo (`back`) or redo: the change moves from one stack to the other.
+    fn step_history(&mut self, back: bool, reviewer: &str) -> Result<(), ReviewError> {
+        let (word, from) = if back { ("undo", &mut self.undo) } else { ("redo", &mut self.redo) };
+        let c = from.pop().ok_or_else(|| bad(format!("nothing to {word}")))?;
+        self.replay(&c, back)?;
+        let summary = format!("{word}: {}", c.summary);
+        let (ids, n, maps) = (c.touched(), c.voxels.len(), c.maps_changed());
+        if back { &mut self.redo } else { &mut self.undo }.push(c);
+        self.finish(word, summary, ids, n, maps, reviewer)
     }
 
     /// Sets the voxels and reviews of `c` (its before state when `back`) and remeasures.

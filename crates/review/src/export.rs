@@ -124,11 +124,12 @@ pub fn export_dataset(
             ct: Some(case.ct_path().display().to_string()),
             input_kind: "reviewed".into(),
         };
-        nodal_detect::output::write_nodes_json(
-            &tmp.join("nodesTr").join(format!("{id}.json")),
+        let nodes_json = tmp.join("nodesTr").join(format!("{id}.json"));
+        case.write_nodes_files(
+            &nodes_json,
+            &tmp.join("nodesTr").join(format!("{id}.csv")),
             &detections,
             &source,
-            None,
         )?;
         let nodes = &case.record().nodes;
         let count = |f: &dyn Fn(&crate::record::NodeReview) -> bool| nodes.values().filter(|r| f(r)).count();

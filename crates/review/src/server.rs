@@ -80,6 +80,19 @@ fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A listening socket on `addr` whose connections send small writes at once (TCP_NODELAY):
+/// the page asks for three slices at a time, and Nagle's algorithm with delayed acknowledgements
+/// held some answers back by 40 ms.
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
 /// Starts serving `cases` (nothing is read until the page asks for a case).
 pub fn serve(cases: Vec<CaseFolder>, opts: ServeOptions) -> Result<Server, ReviewError> {
     let bind_err = |reason: String| ReviewError::Bind { addr: opts.bind.clone(), reason };
@@ -96,7 +109,8 @@ pub fn serve(cases: Vec<CaseFolder>, opts: ServeOptions) -> Result<Server, Revie
                 .into(),
         ));
     }
-    let http = tiny_http::Server::http(addr).map_err(|e| bind_err(e.to_string()))?;
+    let http = tiny_http::Server::from_listener(listener(addr).map_err(|e| bind_err(e.to_string()))?, None)
+        .map_err(|e| bind_err(e.to_string()))?;
     let addr = http.server_addr().to_ip().ok_or_else(|| bind_err("not an IP address".into()))?;
     let app = App { cases, current: Mutex::new(None), token: new_token()?, opts };
     Ok(Server { http: Arc::new(http), app: Arc::new(app), addr })
@@ -193,7 +207,9 @@ fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 
 impl App {
     fn handle(&self, mut req: Request) {
-        let gzip = header(&req, "Accept-Encoding").is_some_and(|v| v.contains("gzip"));
+        // Compressing costs more than sending on this machine; worth it across a network.
+        let remote = req.remote_addr().is_some_and(|a| !a.ip().is_loopback());
+        let gzip = remote && header(&req, "Accept-Encoding").is_some_and(|v| v.contains("gzip"));
         let answer = self.route(&mut req);
         let mut body = answer.body;
         let mut headers = vec![
@@ -309,6 +325,8 @@ impl App {
         #[derive(Serialize)]
         struct Item<'a> {
             case_id: &'a str,
+            /// From the folder's nodes.json (null when it cannot be read).
+            n_nodes: Option<usize>,
             reviewed: bool,
         }
         #[derive(Serialize)]
@@ -316,8 +334,11 @@ impl App {
             cases: Vec<Item<'a>>,
             reviewer: &'a str,
         }
-        let cases =
-            self.cases.iter().map(|c| Item { case_id: &c.case_id, reviewed: c.is_reviewed() }).collect();
+        let cases = self
+            .cases
+            .iter()
+            .map(|c| Item { case_id: &c.case_id, n_nodes: c.n_nodes(), reviewed: c.is_reviewed() })
+            .collect();
         Answer::json(200, &List { cases, reviewer: &self.opts.reviewer })
     }
 

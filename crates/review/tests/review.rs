@@ -114,7 +114,7 @@ fn rejecting_keeps_the_model_output_and_moves_the_voxels_aside() {
     let before = voxels_of(case.labels(), 2);
     case.apply(&edit(r#"{"op":"annotate","node_id":2,"status":"rejected"}"#), "dr a").unwrap();
     case.apply(
-        &edit(r#"{"op":"annotate","node_id":1,"class":"metastatic","level":"IIA","note":"necrotic"}"#),
+        &edit(r#"{"op":"annotate","node_id":1,"class":"metastatic","level":"IIA","note":"necrotic, \"cystic\""}"#),
         "dr a",
     )
     .unwrap();
@@ -153,6 +153,17 @@ fn rejecting_keeps_the_model_output_and_moves_the_voxels_aside() {
     let listed: Vec<Detection> = serde_json::from_value(file["nodes"].clone()).unwrap();
     assert_eq!(listed.iter().map(|n| n.measurement.clone()).collect::<Vec<_>>(), expected);
     assert_eq!(file["source"]["input_kind"], "reviewed");
+    // Each node carries its review; the file the generation it was saved at.
+    assert_eq!(file["review"]["generation"], 2);
+    assert_eq!(file["nodes"][0]["node_id"], 1);
+    assert_eq!(file["nodes"][0]["class"], "metastatic");
+    assert_eq!(file["nodes"][0]["level"], "IIA");
+    // The evaluation reads the reviewer's metastatic calls from it.
+    let meta = nodal_eval::NodeMeta::from_json_file(&d.join("nodes.json")).unwrap();
+    assert_eq!((meta.is_metastatic(1), meta.is_metastatic(3)), (Some(true), None));
+    let csv = std::fs::read_to_string(d.join("nodes.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",status,class,level,note,origin,metastatic"));
+    assert!(csv.contains(r#",unreviewed,metastatic,IIA,"necrotic, ""cystic""",model,true"#), "{csv}");
 }
 
 #[test]

@@ -48,7 +48,8 @@ fn reviewed_cases_become_a_dataset_the_shipped_model_fine_tunes_on() {
     let state = case.state();
     assert!(state.nodes.len() >= 2, "the demo found {} nodes", state.nodes.len());
     let (first, second) = (state.nodes[0].review.node_id, state.nodes[1].review.node_id);
-    case.apply(&edit(&format!(r#"{{"op":"annotate","node_id":{first},"status":"rejected"}}"#)), "dr test").unwrap();
+    case.apply(&edit(&format!(r#"{{"op":"annotate","node_id":{first},"status":"rejected"}}"#)), "dr test")
+        .unwrap();
     case.apply(&edit(&format!(r#"{{"op":"annotate","node_id":{second},"class":"metastatic"}}"#)), "dr test")
         .unwrap();
     let [nx, ny, nz] = case.frame().dims();
@@ -67,12 +68,20 @@ fn reviewed_cases_become_a_dataset_the_shipped_model_fine_tunes_on() {
     let export = json(&ds.join("nodal_review_export.json"));
     assert_eq!(export["cases"][0]["rejected"], 1);
     assert_eq!(export["cases"][0]["reviewers"][0], "dr test");
-    for f in ["imagesTr/neck_1_0000.nii.gz", "labelsTr/neck_1.nii.gz", "instancesTr/neck_1.nii.gz", "negativesTr/neck_1.nii.gz",
-        "nodesTr/neck_1.json", "dataset.json", "metastatic.csv"]
-    {
+    for f in [
+        "imagesTr/neck_1_0000.nii.gz",
+        "labelsTr/neck_1.nii.gz",
+        "instancesTr/neck_1.nii.gz",
+        "negativesTr/neck_1.nii.gz",
+        "nodesTr/neck_1.json",
+        "dataset.json",
+        "metastatic.csv",
+    ] {
         assert!(ds.join(f).is_file(), "{f} missing");
     }
-    assert!(std::fs::read_to_string(ds.join("metastatic.csv")).unwrap().contains(&format!("neck_1,{second},true")));
+    assert!(std::fs::read_to_string(ds.join("metastatic.csv"))
+        .unwrap()
+        .contains(&format!("neck_1,{second},true")));
 
     // Fine-tuning the shipped model on it, hard negatives drawn from the rejected detection.
     let shipped = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/default"));
