@@ -597,3 +597,44 @@ fn the_server_needs_the_token_serves_only_its_cases_and_checks_edits() {
     server.stop();
     worker.join().unwrap();
 }
+
+/// This machine's address on its outward interface, if it has one (no packet is sent).
+fn outward_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn with_allow_remote_other_machines_get_compressed_slices() {
+    let Some(ip) = outward_ip() else {
+        eprintln!("skipped: this machine has no outward interface");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = make_case(&dir.path().join("case_a"));
+    let opts =
+        nodal_review::ServeOptions { bind: format!("{ip}:0"), allow_remote: true, ..Default::default() };
+    let server = std::sync::Arc::new(nodal_review::serve(vec![folder.clone()], opts).unwrap());
+    let token = server.url().split("token=").nth(1).unwrap().to_string();
+    let addr = server.addr();
+    assert_eq!(addr.ip(), ip);
+    let running = std::sync::Arc::clone(&server);
+    let worker = std::thread::spawn(move || running.run());
+    // Connecting to the outward address comes from it too: a peer that is not loopback.
+    let (status, body) = http(
+        addr,
+        &format!(
+            "GET /api/cases/case_a/slice?view=axial&index=5 HTTP/1.1\r\nHost: x\r\nX-Nodal-Token: {token}\r\n\
+             Accept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200);
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut raw).unwrap();
+    assert_eq!(raw.len(), 8 + 40 * 36 * 6);
+    assert_eq!(get(addr, "/api/cases/case_a/volume", None).0, 401);
+    server.stop();
+    worker.join().unwrap();
+}
