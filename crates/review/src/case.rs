@@ -21,6 +21,8 @@ pub const REJECTED_FILE: &str = "rejected.nii.gz";
 pub const REVIEW_FILE: &str = "review.json";
 /// The untouched copy of the model output, made before the first save.
 pub const MODEL_OUTPUT_DIR: &str = "model-output";
+/// Held while a case is open, so two reviews never write one folder.
+pub const LOCK_FILE: &str = ".nodal-review.lock";
 /// The model output's files copied into [`MODEL_OUTPUT_DIR`].
 const MODEL_FILES: &[&str] = &[NODES_FILE, "nodes.json", "nodes.csv"];
 
@@ -88,6 +90,27 @@ pub struct Case {
     model: BTreeMap<u32, Detection>,
     pub(crate) undo: Vec<Change>,
     pub(crate) redo: Vec<Change>,
+    /// The folder's lock, released when the case is dropped.
+    _lock: std::fs::File,
+}
+
+/// Locks a case folder for this process ([`LOCK_FILE`]).
+fn lock_case(dir: &Path) -> Result<std::fs::File, ReviewError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ReviewError::write(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ReviewError::Folder {
+            path: dir.to_path_buf(),
+            reason: "another nodal review (or export) has this case open".into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(ReviewError::write(&path, e)),
+    }
 }
 
 /// One node as the page lists it.
@@ -223,12 +246,19 @@ fn read_label_map(path: &Path) -> Result<Volume<u32>, ReviewError> {
 }
 
 /// Writes a label map as `nodal segment` does: uint16 when the largest id fits, else uint32.
-pub(crate) fn write_label_map(labels: &Volume<u32>, path: &Path) -> Result<(), ReviewError> {
-    let max = labels.as_slice().iter().copied().max().unwrap_or(0);
-    if max <= u16::MAX as u32 {
-        nodal_io::write_nifti(&labels.map(|v| v as u16), path)?;
+/// Writes the ids of `labels` that `keep` keeps as a label map, as `nodal segment` writes one:
+/// uint16 when the largest kept id fits, else uint32. One pass over the voxels (a full scan's map
+/// is written after every edit).
+pub(crate) fn write_label_map(
+    labels: &Volume<u32>,
+    keep: impl Fn(u32) -> bool + Sync + Send,
+    max_id: u32,
+    path: &Path,
+) -> Result<(), ReviewError> {
+    if max_id <= u16::MAX as u32 {
+        nodal_io::write_nifti(&labels.map(|v| if v != 0 && keep(v) { v as u16 } else { 0 }), path)?;
     } else {
-        nodal_io::write_nifti(labels, path)?;
+        nodal_io::write_nifti(&labels.map(|v| if v != 0 && keep(v) { v } else { 0 }), path)?;
     }
     Ok(())
 }
@@ -238,6 +268,7 @@ impl Case {
     /// the review so far when there is one.
     pub fn open(folder: &CaseFolder, ct: Option<&Path>) -> Result<Case, ReviewError> {
         let dir = &folder.folder;
+        let lock = lock_case(dir)?;
         let (ct_path, series) = match ct {
             Some(p) => (p.to_path_buf(), None),
             None => find_ct(dir)?,
@@ -323,6 +354,7 @@ impl Case {
             model,
             undo: vec![],
             redo: vec![],
+            _lock: lock,
         };
         case.measure_all()?;
         case.reconcile();
@@ -573,17 +605,34 @@ impl Case {
         Ok(())
     }
 
-    /// The label map split into kept nodes and rejected ones.
-    pub fn split_rejected(&self) -> (Volume<u32>, Volume<u32>) {
-        let mut kept = self.labels.clone();
-        let mut rejected = Volume::<u32>::zeros(self.labels.dims(), *self.labels.geometry());
-        for (k, r) in kept.as_slice_mut().iter_mut().zip(rejected.as_slice_mut()) {
-            if *k != 0 && self.is_rejected(*k) {
-                *r = *k;
-                *k = 0;
+    /// Whether each id up to the largest is rejected (indexed by id).
+    fn rejected_ids(&self) -> Vec<bool> {
+        let mut out = vec![false; self.record.next_node_id as usize + 1];
+        for r in self.record.nodes.values().filter(|r| r.status == Status::Rejected) {
+            if let Some(x) = out.get_mut(r.node_id as usize) {
+                *x = true;
             }
         }
-        (kept, rejected)
+        out
+    }
+
+    /// Writes the kept nodes' label map (`rejected`: the rejected ones' instead) to `path`.
+    pub(crate) fn write_nodes_map(&self, rejected: bool, path: &Path) -> Result<(), ReviewError> {
+        let rej = self.rejected_ids();
+        let is_rejected = |v: u32| rej.get(v as usize).copied().unwrap_or(false);
+        let max_id =
+            self.record.nodes.keys().copied().filter(|&id| is_rejected(id) == rejected).max().unwrap_or(0);
+        write_label_map(&self.labels, |v| is_rejected(v) == rejected, max_id, path)
+    }
+
+    /// The label map split into kept nodes and rejected ones.
+    pub fn split_rejected(&self) -> (Volume<u32>, Volume<u32>) {
+        let rej = self.rejected_ids();
+        let is_rejected = |v: u32| rej.get(v as usize).copied().unwrap_or(false);
+        (
+            self.labels.map(|v| if is_rejected(v) { 0 } else { v }),
+            self.labels.map(|v| if is_rejected(v) { v } else { 0 }),
+        )
     }
 
     /// Copies the model output aside once, before the first save overwrites it.
@@ -621,14 +670,13 @@ impl Case {
         let first = !dir.join(MODEL_OUTPUT_DIR).is_dir() || !dir.join(REVIEW_FILE).is_file();
         self.keep_model_output()?;
         if first || kept_changed || rejected_changed {
-            let (kept, rejected) = self.split_rejected();
             if first || kept_changed {
-                write_label_map(&kept, &dir.join(NODES_FILE))?;
+                self.write_nodes_map(false, &dir.join(NODES_FILE))?;
             }
             let rejected_path = dir.join(REJECTED_FILE);
             if first || rejected_changed {
-                if rejected.as_slice().iter().any(|&v| v != 0) {
-                    write_label_map(&rejected, &rejected_path)?;
+                if self.record.nodes.values().any(|r| r.status == Status::Rejected) {
+                    self.write_nodes_map(true, &rejected_path)?;
                 } else if rejected_path.exists() {
                     std::fs::remove_file(&rejected_path)
                         .map_err(|e| ReviewError::write(&rejected_path, e))?;

@@ -111,7 +111,7 @@ pub fn export_dataset(
             &kept.map(|v| u8::from(v != 0)),
             tmp.join("labelsTr").join(format!("{id}.nii.gz")),
         )?;
-        crate::case::write_label_map(&kept, &tmp.join("instancesTr").join(format!("{id}.nii.gz")))?;
+        case.write_nodes_map(false, &tmp.join("instancesTr").join(format!("{id}.nii.gz")))?;
         if rejected.as_slice().iter().any(|&v| v != 0) {
             nodal_io::write_nifti(
                 &rejected.map(|v| u8::from(v != 0)),

@@ -139,10 +139,20 @@ fn rejecting_keeps_the_model_output_and_moves_the_voxels_aside() {
         (Some(NodeClass::Metastatic), Status::Unreviewed, Origin::Model)
     );
 
-    // A reload shows the reviewed state, rejected node included.
+    // Two reviews never hold one folder; a reload shows the reviewed state, rejected node included.
+    let held = Case::open(&folder, None).unwrap_err();
+    assert!(
+        matches!(held, ReviewError::Folder { .. }) && held.to_string().contains("another nodal review"),
+        "{held}"
+    );
+    let case = {
+        let kept = (case.labels().clone(), case.record().nodes.clone());
+        drop(case);
+        kept
+    };
     let again = Case::open(&folder, None).unwrap();
-    assert_eq!(again.labels().as_slice(), case.labels().as_slice());
-    assert_eq!(again.record().nodes, case.record().nodes);
+    assert_eq!(again.labels().as_slice(), case.0.as_slice());
+    assert_eq!(again.record().nodes, case.1);
     assert!(again.state().nodes.iter().any(|n| n.review.node_id == 2 && n.review.status == Status::Rejected));
 
     // nodes.json lists the kept nodes as `nodal measure` measures the saved label map.
@@ -369,7 +379,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     /// Any sequence of edits undone gives back the model output exactly, redone gives back the
-    /// edited state, and the folder on disk reloads to the state in memory.
+    /// edited state, and the folder on disk reloads to that state.
     #[test]
     fn undo_redo_and_reload_give_back_exactly_each_state(edits in proptest::collection::vec(arb_edit(), 1..10)) {
         let dir = tempfile::tempdir().unwrap();
@@ -385,11 +395,6 @@ proptest! {
             }
         }
         let (labels1, nodes1) = (case.labels().clone(), case.record().nodes.clone());
-        if applied > 0 {
-            let again = Case::open(&folder, None).unwrap();
-            prop_assert_eq!(again.labels().as_slice(), labels1.as_slice());
-            prop_assert_eq!(&again.record().nodes, &nodes1);
-        }
         for _ in 0..applied {
             case.apply(&edit(r#"{"op":"undo"}"#), "t").unwrap();
         }
@@ -409,6 +414,12 @@ proptest! {
             prop_assert_eq!(n.voxel_count, m.voxel_count);
             prop_assert_eq!(n.short_axis_mm, m.axes.short_axis_mm);
         }
+        drop(case);
+        if applied > 0 {
+            let again = Case::open(&folder, None).unwrap();
+            prop_assert_eq!(again.labels().as_slice(), labels1.as_slice());
+            prop_assert_eq!(&again.record().nodes, &nodes1);
+        }
     }
 }
 
@@ -422,12 +433,16 @@ fn the_export_is_a_training_dataset_of_the_reviewed_cases() {
     case.apply(&edit(r#"{"op":"annotate","node_id":1,"status":"accepted","class":"metastatic"}"#), "dr a")
         .unwrap();
     case.apply(&edit(r#"{"op":"annotate","node_id":3,"class":"benign"}"#), "dr b").unwrap();
+    // An open case cannot be exported (it may be saving): closed, it can.
     let cases = find_case_folders(&dir.path().join("cohort")).unwrap();
+    let out = dir.path().join("Dataset501_Reviewed");
+    assert!(nodal_review::export::export_dataset(&cases, &out, &|_| {}).is_err());
+    let (ct0, labels0) = (case.ct().clone(), case.labels().clone());
+    drop(case);
     assert_eq!(cases.len(), 2);
 
     let bad_name = dir.path().join("reviewed");
     assert!(nodal_review::export::export_dataset(&cases, &bad_name, &|_| {}).is_err());
-    let out = dir.path().join("Dataset501_Reviewed");
     let summary = nodal_review::export::export_dataset(&cases, &out, &|_| {}).unwrap();
     assert_eq!(summary.cases.len(), 1);
     assert_eq!(summary.not_reviewed, vec!["case_b".to_string()]);
@@ -437,9 +452,9 @@ fn the_export_is_a_training_dataset_of_the_reviewed_cases() {
     let instances = nodal_io::read_labels(out.join("instancesTr/case_a.nii.gz")).unwrap();
     let negatives = nodal_io::read_nifti::<u8>(out.join("negativesTr/case_a.nii.gz")).unwrap();
     let ct = nodal_io::read_nifti::<i16>(out.join("imagesTr/case_a_0000.nii.gz")).unwrap();
-    assert_eq!(ct.as_slice(), case.ct().as_slice());
+    assert_eq!(ct.as_slice(), ct0.as_slice());
     for f in 0..labels.len() {
-        let id = case.labels().as_slice()[f];
+        let id = labels0.as_slice()[f];
         assert_eq!(labels.as_slice()[f] == 1, id == 1 || id == 3);
         assert_eq!(instances.as_slice()[f], if id == 2 { 0 } else { id });
         assert_eq!(negatives.as_slice()[f] == 1, id == 2);
@@ -469,6 +484,7 @@ fn the_export_refuses_an_external_validation_case_under_another_name() {
     let folder = find_case_folders(&case_dir).unwrap().remove(0);
     let mut case = Case::open(&folder, None).unwrap();
     case.apply(&edit(r#"{"op":"annotate","node_id":1,"status":"accepted"}"#), "t").unwrap();
+    drop(case);
     let out = dir.path().join("Dataset502_Mine");
     let err = nodal_review::export::export_dataset(&[folder], &out, &|_| {}).unwrap_err();
     assert!(matches!(err, ReviewError::HeldOut(_)), "{err}");
@@ -559,7 +575,8 @@ fn the_server_needs_the_token_serves_only_its_cases_and_checks_edits() {
     );
     assert_eq!((w, h), (40, 36));
     assert_eq!(body.len(), 8 + 40 * 36 * 6);
-    let case = Case::open(&folder, None).unwrap();
+    let ct = nodal_io::read_nifti::<i16>(folder.folder.join("ct.nii.gz")).unwrap();
+    let labels = nodal_io::read_labels(folder.folder.join(NODES_FILE)).unwrap();
     let hu_at =
         |x: usize, y: usize| i16::from_le_bytes(body[8 + 2 * (y * 40 + x)..][..2].try_into().unwrap());
     let label_at = |x: usize, y: usize| {
@@ -567,8 +584,8 @@ fn the_server_needs_the_token_serves_only_its_cases_and_checks_edits() {
     };
     for (x, y) in [(0, 0), (39 - 10, 35 - 10), (5, 30)] {
         let f = flat(39 - x, 35 - y, 5);
-        assert_eq!(hu_at(x, y), case.ct().as_slice()[f]);
-        assert_eq!(label_at(x, y), case.labels().as_slice()[f]);
+        assert_eq!(hu_at(x, y), ct.as_slice()[f]);
+        assert_eq!(label_at(x, y), labels.as_slice()[f]);
     }
     assert_eq!(label_at(29, 25), 1);
     assert_eq!(get(addr, "/api/cases/case_a/slice?view=axial&index=16", Some(&token)).0, 400);
@@ -635,6 +652,43 @@ fn with_allow_remote_other_machines_get_compressed_slices() {
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut raw).unwrap();
     assert_eq!(raw.len(), 8 + 40 * 36 * 6);
     assert_eq!(get(addr, "/api/cases/case_a/volume", None).0, 401);
+    server.stop();
+    worker.join().unwrap();
+}
+
+#[test]
+fn a_cohort_is_reviewed_case_by_case() {
+    let dir = tempfile::tempdir().unwrap();
+    make_case(&dir.path().join("cohort/case_a"));
+    make_case(&dir.path().join("cohort/case_b"));
+    let cases = find_case_folders(&dir.path().join("cohort")).unwrap();
+    let server =
+        std::sync::Arc::new(nodal_review::serve(cases, nodal_review::ServeOptions::default()).unwrap());
+    let token = server.url().split("token=").nth(1).unwrap().to_string();
+    let addr = server.addr();
+    let running = std::sync::Arc::clone(&server);
+    let worker = std::thread::spawn(move || running.run());
+    let (_, body) = get(addr, "/api/cases", Some(&token));
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list["cases"][0]["case_id"], "case_a");
+    assert_eq!(list["cases"][1]["n_nodes"], 3);
+    let reject = r#"{"op":"annotate","node_id":2,"status":"rejected"}"#;
+    assert_eq!(post(addr, "/api/cases/case_a/edit", &token, reject).0, 200);
+    assert_eq!(
+        post(addr, "/api/cases/case_b/edit", &token, r#"{"op":"annotate","node_id":1,"note":"b"}"#).0,
+        200
+    );
+    // Back to the first case: read again from its folder, with its review.
+    let (_, body) = get(addr, "/api/cases/case_a/nodes", Some(&token));
+    let state: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(state["generation"], 1);
+    assert_eq!(state["nodes"][1]["status"], "rejected");
+    let (_, body) = get(addr, "/api/cases", Some(&token));
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (&list["cases"][0]["reviewed"], &list["cases"][1]["reviewed"]),
+        (&serde_json::json!(true), &serde_json::json!(true))
+    );
     server.stop();
     worker.join().unwrap();
 }
