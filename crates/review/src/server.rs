@@ -52,6 +52,8 @@ struct App {
     current: Mutex<Option<Case>>,
     token: String,
     opts: ServeOptions,
+    /// The page's Content-Security-Policy: its one script by hash, nothing from elsewhere.
+    csp: String,
 }
 
 /// A started server.
@@ -73,6 +75,20 @@ fn new_token() -> Result<String, ReviewError> {
     getrandom::fill(&mut bytes)
         .map_err(|e| ReviewError::Bind { addr: String::new(), reason: format!("no random token: {e}") })?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The page's Content-Security-Policy. Its inline script is allowed by its sha256 alone, so no
+/// other script (an injected one, an inline event handler) would run; it reaches only this server.
+fn page_csp() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let script =
+        PAGE.split_once("<script>").and_then(|(_, rest)| rest.split_once("</script>")).map_or("", |(s, _)| s);
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; img-src 'self' data: blob:; \
+         connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 }
 
 /// Compares without an early exit, so the time taken says nothing of how much of a guess matched.
@@ -112,7 +128,7 @@ pub fn serve(cases: Vec<CaseFolder>, opts: ServeOptions) -> Result<Server, Revie
     let http = tiny_http::Server::from_listener(listener(addr).map_err(|e| bind_err(e.to_string()))?, None)
         .map_err(|e| bind_err(e.to_string()))?;
     let addr = http.server_addr().to_ip().ok_or_else(|| bind_err("not an IP address".into()))?;
-    let app = App { cases, current: Mutex::new(None), token: new_token()?, opts };
+    let app = App { cases, current: Mutex::new(None), token: new_token()?, opts, csp: page_csp() };
     Ok(Server { http: Arc::new(http), app: Arc::new(app), addr })
 }
 
@@ -220,11 +236,7 @@ impl App {
             ("Referrer-Policy", "no-referrer"),
         ];
         if answer.content_type == "text/html; charset=utf-8" {
-            headers.push((
-                "Content-Security-Policy",
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data: blob:; \
-                 connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-            ));
+            headers.push(("Content-Security-Policy", &self.csp));
         }
         if gzip && body.len() > 1024 {
             let mut enc = flate2::write::GzEncoder::new(

@@ -548,6 +548,18 @@ fn the_server_needs_the_token_serves_only_its_cases_and_checks_edits() {
     let (status, page) = get(addr, &format!("/?token={token}"), None);
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&page).contains("<html"));
+    // The page's own script runs by its hash; nothing else would (no 'unsafe-inline' scripts).
+    let head = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET /?token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw.split("\r\n\r\n").next().unwrap().to_ascii_lowercase()
+    };
+    let csp = head.lines().find(|l| l.starts_with("content-security-policy:")).expect("a CSP header");
+    assert!(csp.contains("script-src 'sha256-") && !csp.contains("script-src 'unsafe-inline'"), "{csp}");
+    assert!(head.contains("referrer-policy: no-referrer"));
     // Only the cases given, by id: no path from a request reaches the file system.
     for path in [
         "/../../etc/passwd",
