@@ -1,6 +1,6 @@
 //! One case folder under review: the CT, every node's voxels (rejected ones included), their
 //! measurements, the review record, and saving it all back into the folder.
-use crate::edit::Change;
+use crate::change::Change;
 use crate::frame::{DisplayFrame, Index3, View};
 use crate::record::{ModelOutputRef, NodeReview, ReviewRecord, Status, REVIEW_SCHEMA};
 use crate::ReviewError;

@@ -1,6 +1,7 @@
 //! The edits a reviewer makes, each checked against the state before anything changes, applied as
 //! one [`Change`] (voxels and node reviews before and after), remeasured, saved, and undoable.
 use crate::case::Case;
+use crate::change::Change;
 use crate::frame::{Index3, View};
 use crate::record::{HistoryEntry, NodeClass, NodeReview, Origin, Status, LEVELS, MAX_NOTE_CHARS};
 use crate::ReviewError;
@@ -84,46 +85,6 @@ impl Edit {
             Edit::Undo => "undo",
             Edit::Redo => "redo",
         }
-    }
-}
-
-/// One applied edit: enough to take it back and apply it again.
-#[derive(Clone, Debug)]
-pub struct Change {
-    op: &'static str,
-    summary: String,
-    /// (flat stored index, label before, label after).
-    voxels: Vec<(usize, u32, u32)>,
-    nodes_before: BTreeMap<u32, NodeReview>,
-    nodes_after: BTreeMap<u32, NodeReview>,
-}
-
-impl Change {
-    /// Which saved label maps the change alters: (kept nodes, rejected nodes). Voxel edits refuse
-    /// rejected nodes, so only a status moving to or from rejected alters the rejected map.
-    fn maps_changed(&self) -> (bool, bool) {
-        let rejected =
-            |m: &BTreeMap<u32, NodeReview>, id: &u32| m.get(id).is_some_and(|r| r.status == Status::Rejected);
-        let toggled = self
-            .nodes_before
-            .keys()
-            .chain(self.nodes_after.keys())
-            .any(|id| rejected(&self.nodes_before, id) != rejected(&self.nodes_after, id));
-        (toggled || !self.voxels.is_empty(), toggled)
-    }
-
-    fn touched(&self) -> Vec<u32> {
-        let mut ids: BTreeSet<u32> = BTreeSet::new();
-        for &(_, a, b) in &self.voxels {
-            ids.extend([a, b].into_iter().filter(|&v| v != 0));
-        }
-        for (id, r) in &self.nodes_after {
-            if self.nodes_before.get(id) != Some(r) {
-                ids.insert(*id);
-            }
-        }
-        ids.extend(self.nodes_before.keys().filter(|id| !self.nodes_after.contains_key(id)));
-        ids.into_iter().collect()
     }
 }
 
@@ -598,12 +559,5 @@ impl Case {
             nodes_before: self.reviews([node_id]),
             nodes_after: BTreeMap::from([(node_id, r)]),
         })
-    }
-}
-
-impl Change {
-    /// The edit's `op`.
-    pub fn op(&self) -> &'static str {
-        self.op
     }
 }

@@ -5,12 +5,14 @@
 //! - [`frame`]: display indices (the grid as if reoriented to LPS) and slices.
 //! - [`record`]: `review.json`, each node's review and the history of edits.
 //! - [`case`]: one case folder under review: its CT, labels, measurements and saving.
+//! - [`change`]: one applied edit, as undo and redo keep it.
 //! - [`edit`]: the edits, checked before they touch anything, and undo / redo.
 //! - [`server`]: the local HTTP server the page talks to, with its access token.
 //! - [`export`]: reviewed cases as an nnU-Net dataset that `nodal train` fine-tunes on.
 //!
 //! See docs/review.md for the files written and the HTTP interface.
 pub mod case;
+pub mod change;
 pub mod edit;
 pub mod export;
 pub mod frame;
