@@ -9,6 +9,7 @@ use crate::detection::Detection;
 use crate::recipe::PostProcessReport;
 use crate::DetectError;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Version tag of `nodes.json`.
@@ -26,12 +27,15 @@ pub struct Source {
 }
 
 #[derive(Serialize)]
-struct NodesFile<'a> {
+struct NodesFile<'a, N: Serialize> {
     schema: &'static str,
     definitions: Definitions,
     source: &'a Source,
     postprocess: Option<&'a PostProcessReport>,
-    nodes: &'a [Detection],
+    nodes: &'a [N],
+    /// Further top-level fields a writer adds (a review's generation).
+    #[serde(flatten)]
+    extra: &'a BTreeMap<&'static str, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -82,24 +86,24 @@ pub fn write_nodes_json(
     source: &Source,
     postprocess: Option<&PostProcessReport>,
 ) -> Result<(), DetectError> {
-    write_json_value(path, &nodes_json_value(path, nodes, source, postprocess)?)
+    write_nodes_json_with(path, nodes, source, postprocess, &BTreeMap::new())
 }
 
-/// The content of `nodes.json`, for a writer that adds its own fields (a review's verdict on
-/// each node) before writing it with [`write_json_value`]; `path` names the file in errors.
-pub fn nodes_json_value(
+/// [`write_nodes_json`] for nodes that carry more than a [`Detection`] (a review's verdict
+/// flattened beside it), with more top-level fields in `extra`.
+///
+/// # Errors
+/// [`DetectError::Write`] naming the file.
+pub fn write_nodes_json_with<N: Serialize>(
     path: &Path,
-    nodes: &[Detection],
+    nodes: &[N],
     source: &Source,
     postprocess: Option<&PostProcessReport>,
-) -> Result<serde_json::Value, DetectError> {
-    let file = NodesFile { schema: NODES_SCHEMA, definitions: DEFINITIONS, source, postprocess, nodes };
-    serde_json::to_value(&file).map_err(|e| DetectError::write(path, e.into()))
-}
-
-/// Writes a JSON value (pretty, newline-terminated) atomically.
-pub fn write_json_value(path: &Path, value: &serde_json::Value) -> Result<(), DetectError> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| DetectError::write(path, e.into()))?;
+    extra: &BTreeMap<&'static str, serde_json::Value>,
+) -> Result<(), DetectError> {
+    let file =
+        NodesFile { schema: NODES_SCHEMA, definitions: DEFINITIONS, source, postprocess, nodes, extra };
+    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| DetectError::write(path, e.into()))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
 }

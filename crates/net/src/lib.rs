@@ -27,6 +27,7 @@
 //! ```
 pub mod compute;
 pub mod config;
+pub mod cpu_conv;
 pub mod infer;
 pub mod model;
 pub mod patch;

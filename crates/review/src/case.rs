@@ -5,7 +5,7 @@ use crate::frame::{DisplayFrame, Index3, View};
 use crate::record::{ModelOutputRef, NodeReview, ReviewRecord, Status, REVIEW_SCHEMA};
 use crate::ReviewError;
 use nodal_core::Volume;
-use nodal_detect::output::{nodes_json_value, write_json_value, write_nodes_csv_with, Source};
+use nodal_detect::output::{write_nodes_csv_with, write_nodes_json_with, Source};
 use nodal_detect::Detection;
 use nodal_nodes::measure::{measure_nodes, MeasureOptions, NodeMeasurement};
 use serde::Serialize;
@@ -565,29 +565,36 @@ impl Case {
         source: &Source,
     ) -> Result<(), ReviewError> {
         let review_of = |d: &Detection| self.record.nodes.get(&d.measurement.node_id).cloned();
-        let mut value = nodes_json_value(json_path, detections, source, None)?;
-        if let Some(list) = value.get_mut("nodes").and_then(|n| n.as_array_mut()) {
-            for (node, d) in list.iter_mut().zip(detections) {
-                let (Some(obj), Some(r)) = (node.as_object_mut(), review_of(d)) else { continue };
-                for (k, v) in review_fields(&r) {
+        /// A node of nodes.json: the detection, its review beside it.
+        #[derive(Serialize)]
+        struct Reviewed<'a> {
+            #[serde(flatten)]
+            detection: &'a Detection,
+            #[serde(flatten)]
+            review: BTreeMap<&'static str, serde_json::Value>,
+        }
+        let nodes: Vec<Reviewed> = detections
+            .iter()
+            .map(|d| Reviewed {
+                detection: d,
+                review: review_of(d)
+                    .map(|r| review_fields(&r))
+                    .unwrap_or_default()
+                    .into_iter()
                     // The metadata readers take `metastatic` as a boolean or not at all.
-                    if !(k == "metastatic" && v.is_null()) {
-                        obj.insert(k.into(), v);
-                    }
-                }
-            }
-        }
-        if let Some(obj) = value.as_object_mut() {
-            obj.insert(
-                "review".into(),
-                serde_json::json!({
-                    "generation": self.record.generation,
-                    "record": REVIEW_FILE,
-                    "reviewers": self.record.reviewers(),
-                }),
-            );
-        }
-        write_json_value(json_path, &value)?;
+                    .filter(|(k, v)| !(*k == "metastatic" && v.is_null()))
+                    .collect(),
+            })
+            .collect();
+        let extra = BTreeMap::from([(
+            "review",
+            serde_json::json!({
+                "generation": self.record.generation,
+                "record": REVIEW_FILE,
+                "reviewers": self.record.reviewers(),
+            }),
+        )]);
+        write_nodes_json_with(json_path, &nodes, source, None, &extra)?;
         let header = ["status", "class", "level", "note", "origin", "metastatic"];
         write_nodes_csv_with(csv_path, detections, &header, |i| {
             let fields: BTreeMap<&str, serde_json::Value> = review_of(&detections[i])

@@ -3,8 +3,10 @@
 //! segmented with the shipped model (`tests/fixtures/segment/seed<N>/`, recorded by
 //! `scripts/record_segment_golden.sh`). The
 //! labels and the mask must be identical voxel for voxel and `nodes.json` equal (numbers to 1e-9
-//! relative, the provenance of the input file aside): a change after the network that moves any
-//! of them is a change of behaviour, not a refactoring.
+//! relative, the network's probabilities and the filter's score to 1e-5, the provenance of the
+//! input file aside): a change after the network that moves any of them is a change of behaviour,
+//! not a refactoring. The recording was made with burn's CPU convolution; the hand-written kernel
+//! (`nodal_net::cpu_conv`) must give the same nodes.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,7 +20,10 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Result<(
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            if (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0) {
+            // The network's numbers may move within the CPU kernels' rounding (the probability
+            // map within 1e-5); everything drawn from the mask must not move at all.
+            let tol = if at.contains(".probability.") || at.contains(".filter.score") { 1e-5 } else { 1e-9 };
+            if (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0) {
                 Ok(())
             } else {
                 Err(format!("{at}: {x} vs {y}"))
