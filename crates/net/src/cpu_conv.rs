@@ -4,7 +4,7 @@
 //! in registers for a whole kernel window. Written by hand because burn's CPU convolution
 //! (im2col + GEMM) pays for copying 27 x C_in values per voxel, which dominates at the net's
 //! 8-24 channels; compiled for AVX2 + FMA when the CPU has them (pulp picks at run time), else
-//! for the baseline.
+//! for the baseline (unfused multiply-add on x86-64, fused on 64-bit ARM).
 use rayon::prelude::*;
 
 /// Output channels per register block.
@@ -42,6 +42,21 @@ pub fn conv3x3x3_valid(
     leaky_slope: Option<f32>,
     out: &mut [f32],
 ) -> Shape4 {
+    conv_with(input, shape, weight, c_out, bias, leaky_slope, out, false)
+}
+
+/// [`conv3x3x3_valid`], on the baseline path whatever the CPU has when `baseline` (for tests).
+#[allow(clippy::too_many_arguments)]
+fn conv_with(
+    input: &[f32],
+    shape: Shape4,
+    weight: &[f32],
+    c_out: usize,
+    bias: Option<&[f32]>,
+    leaky_slope: Option<f32>,
+    out: &mut [f32],
+    baseline: bool,
+) -> Shape4 {
     assert!(shape.d >= 3 && shape.h >= 3 && shape.w >= 3, "input {shape:?} smaller than the kernel");
     assert_eq!(input.len(), shape.len(), "input length");
     assert_eq!(weight.len(), c_out * shape.c * 27, "weight length");
@@ -61,10 +76,16 @@ pub fn conv3x3x3_valid(
     }
     tasks.into_par_iter().enumerate().for_each(|(z, mut planes)| {
         let job = Plane { input, shape, packed: &packed, bias, leaky_slope, z, out: &mut planes, os };
-        match pulp::x86::V3::try_new() {
-            Some(simd) => simd.vectorize(|| job.run()),
-            None => job.run(),
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = pulp::x86::V3::try_new().filter(|_| !baseline) {
+            // Compiled for AVX2 + FMA inside (the whole job is inlined here).
+            return simd.vectorize(|| job.run::<true>());
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = baseline;
+        // Elsewhere on x86-64 a fused multiply-add would be a library call: multiply, then add.
+        // Every 64-bit ARM CPU has it in hardware.
+        job.run::<{ cfg!(target_arch = "aarch64") }>();
     });
     os
 }
@@ -98,8 +119,9 @@ struct Plane<'a, 'b> {
 }
 
 impl Plane<'_, '_> {
+    /// `FMA`: fused multiply-adds (only where the CPU has them).
     #[inline(always)]
-    fn run(self) {
+    fn run<const FMA: bool>(self) {
         let Plane { input, shape, packed, bias, leaky_slope, z, out, os } = self;
         let (c_in, h, w) = (shape.c, shape.h, shape.w);
         for block in 0..os.c.div_ceil(CO_BLOCK) {
@@ -116,7 +138,7 @@ impl Plane<'_, '_> {
                     // 16 that ends at the row's end (recomputing a few columns is cheaper).
                     let x0 = if x + X_BLOCK <= os.w { x } else { os.w.saturating_sub(X_BLOCK) };
                     if x0 + X_BLOCK <= os.w {
-                        let acc = block_16(input, c_in, h, w, z, y, x0, wb);
+                        let acc = block_16::<FMA>(input, c_in, h, w, z, y, x0, wb);
                         for c in 0..n_co {
                             let row = &mut out[block * CO_BLOCK + c][y * os.w + x0..][..X_BLOCK];
                             for (o, a) in row.iter_mut().zip(acc[c]) {
@@ -127,7 +149,7 @@ impl Plane<'_, '_> {
                     } else {
                         // Rows narrower than a block.
                         for xs in x..os.w {
-                            let acc = single(input, c_in, h, w, z, y, xs, wb);
+                            let acc = single::<FMA>(input, c_in, h, w, z, y, xs, wb);
                             for c in 0..n_co {
                                 out[block * CO_BLOCK + c][y * os.w + xs] =
                                     activate(acc[c] + b[c], leaky_slope);
@@ -138,6 +160,16 @@ impl Plane<'_, '_> {
                 }
             }
         }
+    }
+}
+
+/// `a * b + c`, fused when `FMA`.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
     }
 }
 
@@ -152,7 +184,7 @@ fn activate(v: f32, leaky_slope: Option<f32>) -> f32 {
 /// Sums of 16 output voxels at (z, y, x0..x0+16) for [`CO_BLOCK`] channels.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn block_16(
+fn block_16<const FMA: bool>(
     input: &[f32],
     c_in: usize,
     h: usize,
@@ -175,7 +207,7 @@ fn block_16(
                         wb[k0 + kw * CO_BLOCK..][..CO_BLOCK].try_into().expect("4 weights");
                     for c in 0..CO_BLOCK {
                         for l in 0..X_BLOCK {
-                            acc[c][l] = v[l].mul_add(wk[c], acc[c][l]);
+                            acc[c][l] = madd::<FMA>(v[l], wk[c], acc[c][l]);
                         }
                     }
                 }
@@ -188,7 +220,7 @@ fn block_16(
 /// Sums of one output voxel for [`CO_BLOCK`] channels.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn single(
+fn single<const FMA: bool>(
     input: &[f32],
     c_in: usize,
     h: usize,
@@ -207,7 +239,7 @@ fn single(
                     let v = input[((ci * d + z + kd) * h + y + kh) * w + x + kw];
                     let k = ((ci * 27 + kd * 9 + kh * 3) + kw) * CO_BLOCK;
                     for c in 0..CO_BLOCK {
-                        acc[c] = v.mul_add(wb[k + c], acc[c]);
+                        acc[c] = madd::<FMA>(v, wb[k + c], acc[c]);
                     }
                 }
             }
@@ -272,11 +304,14 @@ mod tests {
             let bias: Vec<f32> = (0..c_out).map(|_| r.normal() as f32).collect();
             let slope = leaky.then_some(0.01);
             let want = naive(&input, s, &weight, c_out, &bias, slope);
-            let mut got = vec![f32::NAN; want.len()];
-            let os = conv3x3x3_valid(&input, s, &weight, c_out, Some(&bias), slope, &mut got);
-            prop_assert_eq!(os, Shape4 { c: c_out, d: d - 2, h: h - 2, w: w - 2 });
-            for (g, e) in got.iter().zip(&want) {
-                prop_assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{} vs {}", g, e);
+            // The vectorised path this CPU takes, and the baseline path of CPUs without AVX2.
+            for baseline in [false, true] {
+                let mut got = vec![f32::NAN; want.len()];
+                let os = conv_with(&input, s, &weight, c_out, Some(&bias), slope, &mut got, baseline);
+                prop_assert_eq!(os, Shape4 { c: c_out, d: d - 2, h: h - 2, w: w - 2 });
+                for (g, e) in got.iter().zip(&want) {
+                    prop_assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{} vs {}", g, e);
+                }
             }
         }
     }
