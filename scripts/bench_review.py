@@ -8,12 +8,12 @@ The folder is copied first (edits are saved into it). Prints medians and maxima 
 import argparse
 import http.client
 import json
-import re
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 
@@ -27,8 +27,8 @@ def main():
         shutil.copytree(a.case, case)
         proc = subprocess.Popen([a.nodal, "-q", "review", str(case), "--no-open"], stdout=subprocess.PIPE, text=True)
         try:
-            m = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=(\w+)", proc.stdout.readline())
-            port, token = int(m.group(1)), m.group(2)
+            u = urllib.parse.urlsplit(proc.stdout.readline().strip())
+            port, token = u.port, urllib.parse.parse_qs(u.query)["token"][0]
 
             def call(method, path, body=None):
                 c = http.client.HTTPConnection("127.0.0.1", port)

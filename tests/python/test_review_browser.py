@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.parse
 from io import BytesIO
 from pathlib import Path
 
@@ -173,9 +174,10 @@ def review_server(folder, log):
     def read():
         for line in proc.stdout:
             lines.append(line)
-            m = re.search(r"(http://127\.0\.0\.1:(\d+))/\?token=([A-Za-z0-9_\-]+)", line)
-            if m and not found:
-                found.update(base=m.group(1), port=int(m.group(2)), token=m.group(3), url=m.group(0))
+            u = urllib.parse.urlsplit(line.strip())
+            token = urllib.parse.parse_qs(u.query).get("token", [None])[0]
+            if u.hostname == "127.0.0.1" and token and not found:
+                found.update(base=f"{u.scheme}://{u.netloc}", port=u.port, token=token, url=line.strip())
 
     threading.Thread(target=read, daemon=True).start()
     deadline = time.time() + 60
@@ -787,7 +789,7 @@ def test_token_paths_and_bad_edits_are_refused(case, server):
     # The page needs the token too, and is what the browser gets.
     status, headers, page = request(server, "GET", f"/?token={server['token']}", token=None)
     assert status == 200 and page.lstrip().startswith(b"<!DOCTYPE html>"), status
-    assert not re.search(rb"https?://|<link[^>]*href=\"(?!data:)|@import|url\(|src=", page), \
+    assert not re.search(rb"https?:/{2}|<link[^>]*href=\"(?!data:)|@import|url\(|src=", page), \
         "the page loads something from outside"
 
     cid = api_json(server, "GET", "/api/cases")["cases"][0]["case_id"]
